@@ -1,0 +1,30 @@
+# whatsapp-api — the commands a newcomer and CI use.
+#   make run     build (release) and start the server, configured by the
+#                environment or a .env file (WHATSAPP_BACKEND=simulator for the sandbox)
+#   make test    every test: unit, DB, in-process HTTP, and the browser test
+#   make bench   the performance table of SPEC §12 (see BENCHMARKS.md)
+#   make static  a static x86_64 musl binary
+#   make image   the container image (needs podman or docker)
+
+-include .env
+export
+
+CARGO ?= cargo
+
+.PHONY: run test test-rust lint bench bench-scale static image clean
+
+run:
+	$(CARGO) build --release
+	./target/release/whatsapp-api serve
+
+test: lint test-rust
+
+test-rust:
+	$(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,1 @@
+// whatsapp-api dashboard behaviour

@@ -1,0 +1,256 @@
+-- whatsapp-api: the one definition of the application database.
+--
+-- Applied by db::migrate() at start-up. Every statement is idempotent
+-- (IF NOT EXISTS), so this whole file describes schema version 1. Later
+-- versions append numbered upgrade blocks in db.rs, gated on PRAGMA
+-- user_version, and also update this file so a fresh database is current.
+--
+-- Timestamps are UTC, stored as Unix seconds (INTEGER) unless noted.
+
+-- Every message the account received or sent. The inbox is the incoming rows.
+CREATE TABLE IF NOT EXISTS messages (
+    -- Arrival order. The rowid alias; breaks ties between rows created in the
+    -- same second ("newest first" means highest seq first).
+    seq             INTEGER PRIMARY KEY,
+    -- Public id handed out by the API (UUID v4 text, or the Node server's id
+    -- for imported rows).
+    id              TEXT    NOT NULL UNIQUE,
+    -- WhatsApp's own message id (key.id); NULL only for imported legacy rows.
+    wa_id           TEXT,
+    -- 'incoming' (from a customer) or 'outgoing' (a reply we sent).
+    direction       TEXT    NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
+    -- Chat JID: the customer's JID in a direct chat, the group JID in a group.
+    phone           TEXT    NOT NULL,
+    -- Who wrote it: the customer's JID (phone-number JID when known, else LID);
+    -- for outgoing rows our own JID or ''.
+    sender_jid      TEXT    NOT NULL DEFAULT '',
+    -- The sender's WhatsApp display name at the time, if any.
+    push_name       TEXT,
+    -- Text, caption, or a placeholder such as '[Image]' or '[Location: 1, 2]'.
+    message         TEXT    NOT NULL,
+    -- Triage state: unread/read/replied/ignored for incoming, 'sent' for outgoing.
+    reply_status    TEXT    NOT NULL
+                    CHECK (reply_status IN ('unread', 'read', 'replied', 'ignored', 'sent')),
+    -- Outgoing only: pending -> sent -> delivered -> read, or failed.
+    delivery_status TEXT
+                    CHECK (delivery_status IN ('pending', 'sent', 'delivered', 'read', 'failed')),
+    -- image, video, audio, document, sticker (NULL for text, location, contact).
+    media_type      TEXT,
+    -- '/media/<file>' once the file is stored; NULL when there is none.
+    media_url       TEXT,
+    -- The media's mime type as WhatsApp announced it.
+    media_mime      TEXT,
+    -- Size in bytes of the stored file (or as announced when not downloaded).
+    media_size      INTEGER,
+    -- Hex SHA-256 of the stored file.
+    media_sha256    TEXT,
+    -- Why a media file is missing (over MEDIA_MAX_BYTES, download failed, ...).
+    media_error     TEXT,
+    -- Outgoing rows: the public id of the incoming message this one answers.
+    in_reply_to     TEXT,
+    -- The original WhatsApp message, protobuf-encoded, when the backend keeps it:
+    -- what a quoted reply needs besides wa_id and sender_jid.
+    raw             BLOB,
+    -- When the message was stored (Unix seconds, UTC).
+    created_at      INTEGER NOT NULL
+);
+
+-- Redelivery of the same WhatsApp message stores nothing twice.
+CREATE UNIQUE INDEX IF NOT EXISTS messages_wa_key
+    ON messages (phone, sender_jid, wa_id) WHERE wa_id IS NOT NULL;
+-- The inbox pages: one status, newest first.
+CREATE INDEX IF NOT EXISTS messages_inbox_status
+    ON messages (reply_status, created_at DESC, seq DESC) WHERE direction = 'incoming';
+-- The "all" inbox page, newest first.
+CREATE INDEX IF NOT EXISTS messages_inbox_all
+    ON messages (created_at DESC, seq DESC) WHERE direction = 'incoming';
+-- A conversation: one chat, oldest first.
+CREATE INDEX IF NOT EXISTS messages_chat
+    ON messages (phone, seq);
+-- Receipts find outgoing messages by WhatsApp id.
+CREATE INDEX IF NOT EXISTS messages_wa_id
+    ON messages (wa_id) WHERE direction = 'outgoing';
+
+-- Number of incoming messages per reply_status, kept by the triggers below so
+-- an inbox page never counts the whole table.
+CREATE TABLE IF NOT EXISTS inbox_counts (
+    -- unread, read, replied, ignored (sent is never an incoming status).
+    reply_status TEXT    PRIMARY KEY,
+    -- How many incoming rows have it.
+    n            INTEGER NOT NULL DEFAULT 0
+);
+INSERT OR IGNORE INTO inbox_counts (reply_status, n) VALUES
+    ('unread', 0), ('read', 0), ('replied', 0), ('ignored', 0), ('sent', 0);
+
+CREATE TRIGGER IF NOT EXISTS messages_count_insert AFTER INSERT ON messages
+WHEN NEW.direction = 'incoming' BEGIN
+    UPDATE inbox_counts SET n = n + 1 WHERE reply_status = NEW.reply_status;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_count_delete AFTER DELETE ON messages
+WHEN OLD.direction = 'incoming' BEGIN
+    UPDATE inbox_counts SET n = n - 1 WHERE reply_status = OLD.reply_status;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_count_update AFTER UPDATE OF reply_status, direction ON messages
+BEGIN
+    UPDATE inbox_counts SET n = n - 1
+        WHERE OLD.direction = 'incoming' AND reply_status = OLD.reply_status;
+    UPDATE inbox_counts SET n = n + 1
+        WHERE NEW.direction = 'incoming' AND reply_status = NEW.reply_status;
+END;
+
+-- API keys. Only the hash is stored; one row is active at a time.
+CREATE TABLE IF NOT EXISTS api_keys (
+    -- Row id.
+    id          INTEGER PRIMARY KEY,
+    -- SHA-256 of the key, hex.
+    key_hash    TEXT    NOT NULL UNIQUE,
+    -- The first characters of the key, to tell keys apart in the dashboard.
+    prefix      TEXT    NOT NULL,
+    -- When it was created (Unix seconds).
+    created_at  INTEGER NOT NULL,
+    -- When it was revoked by a rotation; NULL while active.
+    revoked_at  INTEGER
+);
+
+-- Webhook subscriptions.
+CREATE TABLE IF NOT EXISTS webhooks (
+    -- Public id (UUID text, or the Node server's id for imported rows).
+    id          TEXT    PRIMARY KEY,
+    -- Where to POST (http or https).
+    url         TEXT    NOT NULL,
+    -- Comma-separated exact event names, as the Node server stored them.
+    events      TEXT    NOT NULL,
+    -- Signing secret; never returned by the API after creation. NULL: unsigned.
+    secret      TEXT,
+    -- 1 active, 0 paused (also set to 0 when the receiver answers 410 Gone).
+    active      INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    -- When it was created (Unix seconds).
+    created_at  INTEGER NOT NULL,
+    -- When it was last changed (Unix seconds).
+    updated_at  INTEGER NOT NULL
+);
+
+-- The durable outbox: one row per (event, webhook), written in the same
+-- transaction as the change that caused it.
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    -- Order of creation; per-webhook FIFO follows it.
+    seq             INTEGER PRIMARY KEY,
+    -- Public id; also the Standard Webhooks `webhook-id` header, stable across
+    -- retries and redeliveries.
+    id              TEXT    NOT NULL UNIQUE,
+    -- The webhook it goes to.
+    webhook_id      TEXT    NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    -- Event name, e.g. message.received.
+    event           TEXT    NOT NULL,
+    -- The exact JSON body that is POSTed (signatures cover these bytes).
+    payload         TEXT    NOT NULL,
+    -- pending (waiting or retrying), delivered, failed (schedule exhausted).
+    status          TEXT    NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'delivered', 'failed')),
+    -- Attempts made in the current run of the retry schedule.
+    attempt_count   INTEGER NOT NULL DEFAULT 0,
+    -- When the next attempt is due (Unix milliseconds).
+    next_attempt_at INTEGER NOT NULL,
+    -- When it was created (Unix seconds).
+    created_at      INTEGER NOT NULL,
+    -- When it last changed state (Unix seconds).
+    updated_at      INTEGER NOT NULL
+);
+-- The head of each webhook's queue (per-webhook FIFO) without scanning
+-- delivered rows.
+CREATE INDEX IF NOT EXISTS webhook_deliveries_pending
+    ON webhook_deliveries (webhook_id, seq) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_deliveries_by_webhook
+    ON webhook_deliveries (webhook_id, seq);
+
+-- Every attempt at a delivery, for the delivery log.
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+    -- Row id.
+    id           INTEGER PRIMARY KEY,
+    -- The delivery attempted.
+    delivery_seq INTEGER NOT NULL REFERENCES webhook_deliveries (seq) ON DELETE CASCADE,
+    -- When it started (Unix milliseconds).
+    at           INTEGER NOT NULL,
+    -- HTTP status of the answer; NULL when there was none.
+    status_code  INTEGER,
+    -- Why it failed (connection refused, timeout, non-2xx, ...); NULL on success.
+    error        TEXT,
+    -- How long it took, milliseconds.
+    duration_ms  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_attempts_delivery
+    ON webhook_attempts (delivery_seq, id);
+
+-- The audit log: API requests, dashboard actions, failed authentications.
+CREATE TABLE IF NOT EXISTS audit_logs (
+    -- Row id (also the order).
+    id          INTEGER PRIMARY KEY,
+    -- What happened: 'api_request', 'auth_failed', 'dashboard_action', ...
+    action      TEXT    NOT NULL,
+    -- HTTP method, or NULL.
+    method      TEXT,
+    -- Request path without the query string, or NULL.
+    path        TEXT,
+    -- HTTP status answered, or NULL.
+    status      INTEGER,
+    -- Client address.
+    ip_address  TEXT,
+    -- Time spent answering, microseconds.
+    duration_us INTEGER,
+    -- Free text (never a secret).
+    details     TEXT,
+    -- When (Unix seconds).
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_logs_created ON audit_logs (created_at);
+
+-- Replies that carried an Idempotency-Key header: a retry returns the first
+-- answer and sends nothing twice.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    -- The header value, scoped to the message it replies to.
+    key         TEXT    NOT NULL,
+    -- Public id of the message being answered.
+    message_id  TEXT    NOT NULL,
+    -- HTTP status of the first answer; NULL while that request is in flight.
+    status      INTEGER,
+    -- JSON body of the first answer.
+    body        TEXT,
+    -- When (Unix seconds); rows older than a day are pruned.
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (key, message_id)
+);
+
+-- Small key/value settings: dashboard password hash, linked account, ...
+CREATE TABLE IF NOT EXISTS settings (
+    -- Setting name.
+    key    TEXT PRIMARY KEY,
+    -- Its value.
+    value  TEXT NOT NULL
+);
+
+-- One row per chat, kept by the triggers below, so the conversation list
+-- never groups the whole messages table.
+CREATE TABLE IF NOT EXISTS chats (
+    -- Chat JID (messages.phone).
+    phone     TEXT    PRIMARY KEY,
+    -- seq of the newest message in the chat.
+    last_seq  INTEGER NOT NULL,
+    -- Incoming messages of this chat whose reply_status is 'unread'.
+    unread    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS chats_recent ON chats (last_seq DESC);
+
+CREATE TRIGGER IF NOT EXISTS messages_chat_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO chats (phone, last_seq, unread)
+    VALUES (NEW.phone, NEW.seq,
+            NEW.direction = 'incoming' AND NEW.reply_status = 'unread')
+    ON CONFLICT (phone) DO UPDATE SET
+        last_seq = max(last_seq, excluded.last_seq),
+        unread = unread + excluded.unread;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_chat_update AFTER UPDATE OF reply_status ON messages
+WHEN NEW.direction = 'incoming' BEGIN
+    UPDATE chats SET unread = unread
+        - (OLD.reply_status = 'unread') + (NEW.reply_status = 'unread')
+    WHERE phone = NEW.phone;
+END;

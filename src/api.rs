@@ -1,0 +1,720 @@
+//! The JSON API handlers: one function per route of `router::ROUTES`, each
+//! `fn(&mut Ctx, &Request, params) -> Result<Response, ApiError>`.
+
+use crate::db::{self, IdempotencyClaim, InboxQuery};
+use crate::error::ApiError;
+use crate::http::{Body, Ctx, Request, Response};
+use crate::state::ConnState;
+use crate::wa::{Quote, SimMessage, WaCommand};
+use crate::{auth, clock, media, openapi, webhooks};
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+// ───────────────────────────── helpers ─────────────────────────────
+
+/// `page` as the Node server read it: absent, not an integer or < 1 -> 1.
+pub fn page_param(raw: Option<&str>) -> u32 {
+    match raw.map(|s| s.trim().parse::<i64>()) {
+        Some(Ok(n)) if n >= 1 => n.min(1_000_000) as u32,
+        _ => 1,
+    }
+}
+
+/// `limit`: absent -> `default`; not an integer or < 1 -> 1; > 100 -> 100.
+pub fn limit_param(raw: Option<&str>, default: u32) -> u32 {
+    match raw.map(|s| s.trim().parse::<i64>()) {
+        None => default,
+        Some(Ok(n)) => n.clamp(1, 100) as u32,
+        Some(Err(_)) => 1,
+    }
+}
+
+/// An optional `YYYY-MM-DD` query parameter; malformed -> 400.
+fn date_param(req: &Request, name: &str) -> Result<Option<i64>, ApiError> {
+    match req.query(name).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(text) => clock::parse_date(text)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad(format!("Invalid {name}: expected a date as YYYY-MM-DD"))),
+    }
+}
+
+/// A non-empty, trimmed text filter.
+fn text_param(req: &Request, name: &str) -> Option<String> {
+    req.query(name)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn pagination(page: u32, limit: u32, total: i64) -> Value {
+    json!({
+        "page": page,
+        "limit": limit,
+        "total": total,
+        "totalPages": (total + i64::from(limit) - 1) / i64::from(limit),
+    })
+}
+
+/// An optional string field of a JSON body: absent/null -> None, a string ->
+/// Some, anything else -> 400 naming the field.
+fn opt_string(body: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::bad(format!("{field} must be a string"))),
+    }
+}
+
+fn require_connected(ctx: &Ctx) -> Result<(), ApiError> {
+    if ctx.shared.connection().state == ConnState::Connected {
+        Ok(())
+    } else {
+        Err(ApiError::Unavailable("WhatsApp not connected".into()))
+    }
+}
+
+fn is_reply_status(s: &str) -> bool {
+    db::REPLY_STATUSES.contains(&s)
+}
+
+// ───────────────────────────── the v1 contract ─────────────────────────────
+
+pub fn health(ctx: &mut Ctx, _: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let connected = ctx.shared.connection().state == ConnState::Connected;
+    Ok(Response::ok(
+        &json!({ "status": if connected { "connected" } else { "disconnected" } }),
+    ))
+}
+
+pub fn status(ctx: &mut Ctx, _: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let c = ctx.shared.connection();
+    Ok(Response::ok(&json!({
+        "connected": c.state == ConnState::Connected,
+        "qrReady": c.live_qr().is_some(),
+        "sessionExists": c.session_exists,
+        "state": c.state.as_str(),
+        "me": c.me,
+        "lastError": c.last_error,
+        "backend": match ctx.shared.config.backend {
+            crate::config::Backend::Simulator => "simulator",
+            crate::config::Backend::WhatsApp => "whatsapp",
+        },
+    })))
+}
+
+/// Parses the inbox filters shared by the API and the dashboard.
+pub fn inbox_query(req: &Request, status: Option<&str>) -> Result<InboxQuery, ApiError> {
+    let status = match status.unwrap_or("unread") {
+        "all" => None,
+        s if matches!(s, "unread" | "read" | "replied" | "ignored") => Some(s.to_string()),
+        _ => return Err(ApiError::bad("Invalid status")),
+    };
+    let from = date_param(req, "startDate")?;
+    let until = date_param(req, "endDate")?.map(|day| day + 86_400);
+    Ok(InboxQuery {
+        status,
+        search: text_param(req, "search"),
+        phone: text_param(req, "phone"),
+        from,
+        until,
+        page: page_param(req.query("page")),
+        limit: limit_param(req.query("limit"), 50),
+    })
+}
+
+pub fn inbox(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let q = inbox_query(req, params.first().copied())?;
+    let (rows, total) = db::inbox(&ctx.db, &q)?;
+    Ok(Response::ok(&json!({
+        "count": rows.len(),
+        "messages": rows.iter().map(db::Message::to_json).collect::<Vec<_>>(),
+        "pagination": pagination(q.page, q.limit, total),
+    })))
+}
+
+pub fn message(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let m = db::get_message(&ctx.db, params[0])?
+        .ok_or_else(|| ApiError::NotFound("Message not found".into()))?;
+    Ok(Response::ok(&m.to_json()))
+}
+
+/// Validates an `Idempotency-Key` header value.
+pub fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
+    match req.header("idempotency-key") {
+        None => Ok(None),
+        Some(k)
+            if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b)) =>
+        {
+            Ok(Some(k.to_string()))
+        }
+        Some(_) => Err(ApiError::bad(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let text = match body.get("message") {
+        None | Some(Value::Null) => return Err(ApiError::bad("Missing message")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            return Err(ApiError::bad("Missing message"));
+        }
+        Some(Value::String(s)) if s.len() > 65_536 => {
+            return Err(ApiError::bad("message is longer than 65536 bytes"));
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::bad("message must be a string")),
+    };
+    let key = idempotency_key(req)?;
+    let result = send_reply(ctx, params[0], &text, key.as_deref())?;
+    Ok(Response::ok(&result))
+}
+
+/// Sends `text` as a quoted reply to incoming message `id`, stores it, marks
+/// the original replied and fires `message.sent`. Shared by the API and the
+/// dashboard. With an idempotency key, a repeat returns the first result.
+pub fn send_reply(
+    ctx: &mut Ctx,
+    id: &str,
+    text: &str,
+    key: Option<&str>,
+) -> Result<Value, ApiError> {
+    let original = db::get_message(&ctx.db, id)?
+        .ok_or_else(|| ApiError::NotFound("Message not found".into()))?;
+    if original.direction != "incoming" {
+        return Err(ApiError::bad("Only incoming messages can be answered"));
+    }
+    if let Some(key) = key {
+        match db::claim_idempotency(&ctx.db, key, id)? {
+            IdempotencyClaim::New => {}
+            IdempotencyClaim::InFlight => {
+                return Err(ApiError::Conflict(
+                    "A request with this Idempotency-Key is still in progress".into(),
+                ));
+            }
+            IdempotencyClaim::Done(_, body) => {
+                return serde_json::from_str(&body)
+                    .map_err(|e| ApiError::Internal(format!("stored idempotent answer: {e}")));
+            }
+        }
+    }
+    let outcome = deliver_reply(ctx, &original, text);
+    if let Some(key) = key {
+        match &outcome {
+            Ok(value) => db::finish_idempotency(&ctx.db, key, id, 200, &value.to_string())?,
+            Err(_) => db::release_idempotency(&ctx.db, key, id)?,
+        }
+    }
+    outcome
+}
+
+fn deliver_reply(ctx: &mut Ctx, original: &db::Message, text: &str) -> Result<Value, ApiError> {
+    require_connected(ctx)?;
+    let quote = match &original.wa_id {
+        Some(wa_id) => Some(Quote {
+            wa_id: wa_id.clone(),
+            sender_jid: original.sender_jid.clone(),
+            text: original.message.clone(),
+            raw: db::message_raw(&ctx.db, &original.id)?,
+        }),
+        None => None,
+    };
+    let sent = ctx.wa.call(|reply| WaCommand::Send {
+        to: original.phone.clone(),
+        text: text.to_string(),
+        quote,
+        reply,
+    });
+    let wa_id = sent.map_err(|e| {
+        log::warn!("sending a reply to {} failed: {e}", original.phone);
+        ApiError::SendFailed("Failed to send message".into())
+    })?;
+    let reply_id = auth::uuid_v4();
+    let now = clock::now_secs();
+    let me = ctx.shared.connection().me.unwrap_or_default();
+    let tx = ctx.db.transaction()?;
+    let row = db::insert_outgoing(
+        &tx,
+        &db::Outgoing {
+            id: &reply_id,
+            wa_id: &wa_id,
+            phone: &original.phone,
+            sender_jid: &me,
+            text,
+            in_reply_to: &original.id,
+            created_at: now,
+        },
+    )?;
+    db::set_reply_status(&tx, &original.id, "replied")?;
+    let queued = db::enqueue_deliveries(
+        &tx,
+        webhooks::MESSAGE_SENT,
+        &webhooks::payload(webhooks::MESSAGE_SENT, webhooks::message_data(&row)),
+    )?;
+    tx.commit()?;
+    ctx.shared
+        .metrics
+        .messages_out
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if queued > 0 {
+        ctx.webhooks.wake();
+    }
+    Ok(json!({ "success": true, "replyId": reply_id, "waId": wa_id }))
+}
+
+pub fn message_status(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let status = body
+        .get("status")
+        .and_then(Value::as_str)
+        .filter(|s| is_reply_status(s));
+    let Some(status) = status else {
+        return Err(ApiError::bad("Invalid status"));
+    };
+    if !db::set_reply_status(&ctx.db, params[0], status)? {
+        return Err(ApiError::NotFound("Not found".into()));
+    }
+    Ok(Response::ok(&json!({ "success": true })))
+}
+
+/// Most ids one batch may name.
+const BATCH_MAX: usize = 1000;
+
+pub fn batch_status(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let ids: Vec<String> = match body.get("ids") {
+        Some(Value::Array(ids)) if !ids.is_empty() && ids.len() <= BATCH_MAX => ids
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ApiError::bad("Missing or invalid ids array"))?,
+        _ => return Err(ApiError::bad("Missing or invalid ids array")),
+    };
+    let Some(status) = body
+        .get("status")
+        .and_then(Value::as_str)
+        .filter(|s| is_reply_status(s))
+    else {
+        return Err(ApiError::bad("Invalid status"));
+    };
+    let updated = db::set_reply_status_many(&mut ctx.db, &ids, status)?;
+    Ok(Response::ok(
+        &json!({ "success": true, "updated": updated }),
+    ))
+}
+
+pub fn webhooks_list(ctx: &mut Ctx, _: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let hooks = db::list_webhooks(&ctx.db)?;
+    Ok(Response::ok(
+        &json!({ "webhooks": hooks.iter().map(db::Webhook::to_json).collect::<Vec<_>>() }),
+    ))
+}
+
+pub fn media(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let name = params[0];
+    let path = media::find(&ctx.shared.config.media_path, name)
+        .ok_or_else(|| ApiError::NotFound("Media not found".into()))?;
+    let file = std::fs::File::open(&path)?;
+    let len = file.metadata()?.len() as usize;
+    Ok(Response {
+        status: 200,
+        headers: vec![
+            ("Content-Type", media::content_type(name).to_string()),
+            (
+                "Cache-Control",
+                "private, max-age=86400, immutable".to_string(),
+            ),
+            (
+                "Content-Disposition",
+                format!("inline; filename=\"{name}\""),
+            ),
+        ],
+        body: Body::File(file, len),
+    })
+}
+
+// ───────────────────────────── extensions ─────────────────────────────
+
+pub fn openapi(_: &mut Ctx, _: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    Ok(Response::ok(&openapi::document()))
+}
+
+pub fn conversations(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let page = page_param(req.query("page"));
+    let limit = limit_param(req.query("limit"), 50);
+    let (rows, total) = db::conversations(&ctx.db, page, limit)?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|c| json!({ "phone": c.phone, "unread": c.unread, "lastMessage": c.last.to_json() }))
+        .collect();
+    Ok(Response::ok(
+        &json!({ "count": list.len(), "conversations": list, "pagination": pagination(page, limit, total) }),
+    ))
+}
+
+pub fn conversation_messages(
+    ctx: &mut Ctx,
+    req: &Request,
+    params: &[&str],
+) -> Result<Response, ApiError> {
+    let page = page_param(req.query("page"));
+    let limit = limit_param(req.query("limit"), 50);
+    let (rows, total) = db::conversation_messages(&ctx.db, params[0], page, limit)?;
+    Ok(Response::ok(&json!({
+        "phone": params[0],
+        "count": rows.len(),
+        "messages": rows.iter().map(db::Message::to_json).collect::<Vec<_>>(),
+        "pagination": pagination(page, limit, total),
+    })))
+}
+
+pub fn qr(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let c = ctx.shared.connection();
+    let Some(qr) = c.live_qr() else {
+        return Err(ApiError::NotFound(
+            "No QR code is available (already paired, or not yet generated)".into(),
+        ));
+    };
+    let expires_in = qr
+        .expires
+        .saturating_duration_since(std::time::Instant::now())
+        .as_secs();
+    match req.query("format") {
+        Some("svg") => Ok(Response::bytes(
+            200,
+            "image/svg+xml",
+            crate::qr::svg(&qr.code).into_bytes(),
+        )),
+        None | Some("json") => Ok(Response::ok(
+            &json!({ "qr": qr.code, "expiresIn": expires_in }),
+        )),
+        Some(_) => Err(ApiError::bad("format must be json or svg")),
+    }
+}
+
+pub fn pair_code(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let phone: String = opt_string(&body, "phone")?
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '+' | '(' | ')'))
+        .collect();
+    if !(7..=15).contains(&phone.len()) || !phone.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad(
+            "phone must be the number in international format, digits only (7 to 15)",
+        ));
+    }
+    if ctx.shared.connection().state == ConnState::Connected {
+        return Err(ApiError::Conflict(
+            "Already paired and connected; log out first".into(),
+        ));
+    }
+    let code = ctx
+        .wa
+        .call(|reply| WaCommand::PairCode { phone, reply })
+        .map_err(|e| ApiError::Unavailable(format!("Could not get a pairing code: {e}")))?;
+    Ok(Response::ok(&json!({ "code": code })))
+}
+
+pub fn logout(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    ctx.wa
+        .call(|reply| WaCommand::Logout { reply })
+        .map_err(|e| ApiError::Unavailable(format!("Could not log out: {e}")))?;
+    ctx.audit.event(
+        "session_logout",
+        Some(&req.ip),
+        "logged out through the API",
+    );
+    Ok(Response::ok(&json!({ "success": true })))
+}
+
+pub fn webhook_create(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let input = webhooks::WebhookInput::parse(&body, true)?;
+    let now = clock::now_secs();
+    let secret = input.secret.clone().flatten();
+    let hook = db::Webhook {
+        id: auth::uuid_v4(),
+        url: input.url.expect("required on create"),
+        events: input.events.expect("required on create"),
+        secret: secret.clone(),
+        active: input.active.unwrap_or(true),
+        created_at: now,
+        updated_at: now,
+    };
+    db::upsert_webhook(&ctx.db, &hook)?;
+    let mut out = hook.to_json();
+    if let Some(secret) = secret {
+        // The one time the secret is shown.
+        out["secret"] = json!(secret);
+    }
+    Ok(Response::json(201, &out))
+}
+
+fn find_webhook(ctx: &Ctx, id: &str) -> Result<db::Webhook, ApiError> {
+    db::get_webhook(&ctx.db, id)?.ok_or_else(|| ApiError::NotFound("Webhook not found".into()))
+}
+
+pub fn webhook_update(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let mut hook = find_webhook(ctx, params[0])?;
+    let body = req.json_object()?;
+    let input = webhooks::WebhookInput::parse(&body, false)?;
+    let new_secret = input.secret.clone().flatten();
+    if let Some(url) = input.url {
+        hook.url = url;
+    }
+    if let Some(events) = input.events {
+        hook.events = events;
+    }
+    if let Some(secret) = input.secret {
+        hook.secret = secret;
+    }
+    if let Some(active) = input.active {
+        hook.active = active;
+    }
+    hook.updated_at = clock::now_secs();
+    db::upsert_webhook(&ctx.db, &hook)?;
+    let mut out = hook.to_json();
+    if let Some(secret) = new_secret {
+        out["secret"] = json!(secret);
+    }
+    Ok(Response::ok(&out))
+}
+
+pub fn webhook_delete(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    if !db::delete_webhook(&ctx.db, params[0])? {
+        return Err(ApiError::NotFound("Webhook not found".into()));
+    }
+    Ok(Response::ok(&json!({ "success": true })))
+}
+
+pub fn webhook_test(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let hook = find_webhook(ctx, params[0])?;
+    let data = json!({ "webhookId": hook.id, "message": "This is a test event from whatsapp-api" });
+    let payload = webhooks::payload(webhooks::WEBHOOK_TEST, data);
+    let delivery_id = db::insert_delivery(&ctx.db, &hook.id, webhooks::WEBHOOK_TEST, &payload)?;
+    ctx.webhooks.wake();
+    Ok(Response::json(
+        202,
+        &json!({ "success": true, "deliveryId": delivery_id }),
+    ))
+}
+
+pub fn webhook_deliveries(
+    ctx: &mut Ctx,
+    req: &Request,
+    params: &[&str],
+) -> Result<Response, ApiError> {
+    let hook = find_webhook(ctx, params[0])?;
+    let page = page_param(req.query("page"));
+    let limit = limit_param(req.query("limit"), 50);
+    let (rows, total) = db::list_deliveries(&ctx.db, &hook.id, page, limit)?;
+    Ok(Response::ok(&json!({
+        "deliveries": rows.iter().map(db::Delivery::to_json).collect::<Vec<_>>(),
+        "pagination": pagination(page, limit, total),
+    })))
+}
+
+pub fn redeliver(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    if !db::redeliver(&ctx.db, params[0])? {
+        return Err(ApiError::NotFound("Delivery not found".into()));
+    }
+    ctx.webhooks.wake();
+    Ok(Response::json(
+        202,
+        &json!({ "success": true, "deliveryId": params[0] }),
+    ))
+}
+
+pub fn audit_logs(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let q = db::AuditQuery {
+        action: text_param(req, "action"),
+        from: date_param(req, "startDate")?,
+        until: date_param(req, "endDate")?.map(|d| d + 86_400),
+        page: page_param(req.query("page")),
+        limit: limit_param(req.query("limit"), 50),
+    };
+    let (rows, total) = db::audit_logs(&ctx.db, &q)?;
+    let logs: Vec<Value> = rows
+        .iter()
+        .map(|(id, e)| {
+            json!({
+                "id": id,
+                "action": e.action,
+                "method": e.method,
+                "path": e.path,
+                "status": e.status,
+                "ip_address": e.ip,
+                "duration_ms": e.duration_us.map(|us| us as f64 / 1000.0),
+                "details": e.details,
+                "created_at": clock::format_datetime(e.created_at),
+            })
+        })
+        .collect();
+    Ok(Response::ok(
+        &json!({ "count": logs.len(), "logs": logs, "pagination": pagination(q.page, q.limit, total) }),
+    ))
+}
+
+pub fn metrics(ctx: &mut Ctx, _: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let conn = ctx.shared.connection();
+    let gauges = crate::metrics::Gauges {
+        webhook_pending: db::pending_delivery_count(&ctx.db)?,
+        connection_state: conn.state.as_str(),
+        uptime_secs: ctx.shared.started.elapsed().as_secs_f64(),
+        inbox_unread: db::inbox_count(&ctx.db, Some("unread"))?,
+    };
+    Ok(Response::bytes(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        ctx.shared.metrics.render(&gauges).into_bytes(),
+    ))
+}
+
+// ───────────────────────────── simulator ─────────────────────────────
+
+/// Largest decoded simulator media (the request body is capped at 1 MiB anyway).
+const SIM_MEDIA_KINDS: [&str; 5] = ["image", "video", "audio", "document", "sticker"];
+
+pub fn sim_inject(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let from = opt_string(&body, "from")?.unwrap_or_default();
+    if !is_jid(&from) {
+        return Err(ApiError::bad(
+            "from must be a JID such as 15551234567@s.whatsapp.net",
+        ));
+    }
+    let group = opt_string(&body, "group")?;
+    if let Some(g) = &group
+        && !(is_jid(g) && g.ends_with("@g.us"))
+    {
+        return Err(ApiError::bad("group must be a group JID ending in @g.us"));
+    }
+    let id = opt_string(&body, "id")?;
+    if let Some(id) = &id
+        && (id.is_empty() || id.len() > 128)
+    {
+        return Err(ApiError::bad("id must be 1 to 128 characters"));
+    }
+    let media_type = opt_string(&body, "media_type")?;
+    if let Some(kind) = &media_type
+        && !SIM_MEDIA_KINDS.contains(&kind.as_str())
+    {
+        return Err(ApiError::bad(
+            "media_type must be one of image, video, audio, document, sticker",
+        ));
+    }
+    let media = match opt_string(&body, "media_base64")? {
+        Some(b64) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| ApiError::bad("media_base64 is not valid base64"))?,
+        ),
+        None => None,
+    };
+    if media.is_some() && media_type.is_none() {
+        return Err(ApiError::bad("media_base64 needs a media_type"));
+    }
+    let text = opt_string(&body, "text")?;
+    if text.is_none() && media_type.is_none() {
+        return Err(ApiError::bad("A message needs text or a media_type"));
+    }
+    let message = SimMessage {
+        from,
+        text,
+        id,
+        push_name: opt_string(&body, "push_name")?,
+        media_type,
+        media,
+        mime: opt_string(&body, "mime")?,
+        filename: opt_string(&body, "filename")?,
+        group,
+    };
+    let wa_id = ctx
+        .wa
+        .call(|reply| WaCommand::SimInject { message, reply })
+        .map_err(ApiError::Unavailable)?;
+    Ok(Response::json(201, &json!({ "wa_id": wa_id })))
+}
+
+/// A plausible JID: `user@server`, no spaces or control characters.
+fn is_jid(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((user, server)) => {
+            !user.is_empty()
+                && !server.is_empty()
+                && s.len() <= 128
+                && s.chars()
+                    .all(|c| c.is_ascii_graphic() && c != '/' && c != '\\')
+        }
+        None => false,
+    }
+}
+
+pub fn sim_connection(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let state = opt_string(&body, "state")?.unwrap_or_default();
+    if !matches!(
+        state.as_str(),
+        "qr" | "connected" | "disconnected" | "logged_out"
+    ) {
+        return Err(ApiError::bad(
+            "state must be one of qr, connected, disconnected, logged_out",
+        ));
+    }
+    ctx.wa
+        .call(|reply| WaCommand::SimConnection { state, reply })
+        .map_err(ApiError::Unavailable)?;
+    Ok(Response::ok(&json!({ "success": true })))
+}
+
+pub fn sim_sent(ctx: &mut Ctx, _: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let sent = ctx
+        .wa
+        .call(|reply| WaCommand::SimSent { reply })
+        .map_err(ApiError::Unavailable)?;
+    Ok(Response::ok(
+        &serde_json::to_value(sent).unwrap_or_default(),
+    ))
+}
+
+pub fn sim_fail_sends(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let Some(fail) = body.get("fail").and_then(Value::as_bool) else {
+        return Err(ApiError::bad("fail must be true or false"));
+    };
+    ctx.wa
+        .call(|reply| WaCommand::SimFailSends { fail, reply })
+        .map_err(ApiError::Unavailable)?;
+    Ok(Response::ok(&json!({ "success": true, "fail": fail })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_parameters_follow_the_node_server() {
+        assert_eq!(page_param(None), 1);
+        assert_eq!(page_param(Some("3")), 3);
+        assert_eq!(page_param(Some("0")), 1);
+        assert_eq!(page_param(Some("-4")), 1);
+        assert_eq!(page_param(Some("x")), 1);
+        assert_eq!(limit_param(None, 50), 50);
+        assert_eq!(limit_param(Some("500"), 50), 100);
+        assert_eq!(limit_param(Some("0"), 50), 1);
+        assert_eq!(limit_param(Some("abc"), 50), 1);
+        assert_eq!(limit_param(Some("20"), 50), 20);
+    }
+
+    #[test]
+    fn jids() {
+        assert!(is_jid("15551234567@s.whatsapp.net"));
+        assert!(is_jid("1203630@g.us"));
+        assert!(!is_jid("15551234567"));
+        assert!(!is_jid("@s.whatsapp.net"));
+        assert!(!is_jid("a b@c"));
+    }
+}

@@ -1,0 +1,111 @@
+//! The audit writer thread: collects audit rows from every other thread and
+//! writes them in one transaction every few milliseconds, off the request path.
+//! Once a day it prunes rows older than AUDIT_RETENTION_DAYS.
+
+use crate::clock;
+use crate::db::{self, AuditEntry};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use rusqlite::Connection;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long rows are gathered before a batch is written.
+const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// Largest batch written in one transaction.
+const BATCH_MAX: usize = 4096;
+/// Sized for a burst of several seconds at the target request rate; when it is
+/// full, `record` blocks (backpressure) rather than dropping audit rows.
+const CHANNEL_CAPACITY: usize = 65_536;
+const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Sends rows to the audit writer. Cheap to clone.
+#[derive(Clone)]
+pub struct AuditHandle {
+    tx: Sender<AuditEntry>,
+}
+
+impl AuditHandle {
+    /// Queues one row.
+    pub fn record(&self, entry: AuditEntry) {
+        // The writer only stops after every handle is dropped, so this cannot
+        // fail while `self` exists; ignore the impossible error.
+        let _ = self.tx.send(entry);
+    }
+
+    /// Queues a row for an event outside a request (logins, actions, ...).
+    pub fn event(&self, action: &str, ip: Option<&str>, details: impl Into<String>) {
+        self.record(AuditEntry {
+            action: action.to_string(),
+            ip: ip.map(str::to_string),
+            details: Some(details.into()),
+            created_at: clock::now_secs(),
+            ..Default::default()
+        });
+    }
+}
+
+/// Starts the writer; it exits, after writing everything queued, once every
+/// `AuditHandle` has been dropped.
+pub fn spawn(
+    conn: Connection,
+    retention_days: u32,
+) -> std::io::Result<(AuditHandle, JoinHandle<()>)> {
+    let (tx, rx) = bounded(CHANNEL_CAPACITY);
+    let join = std::thread::Builder::new()
+        .name("audit".into())
+        .spawn(move || writer_main(conn, rx, retention_days))?;
+    Ok((AuditHandle { tx }, join))
+}
+
+fn writer_main(mut conn: Connection, rx: Receiver<AuditEntry>, retention_days: u32) {
+    let mut last_prune = Instant::now() - PRUNE_EVERY;
+    let mut batch = Vec::with_capacity(BATCH_MAX);
+    loop {
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            let before = clock::now_secs() - i64::from(retention_days) * 86_400;
+            match db::prune_audit(&conn, before) {
+                Ok(n) if n > 0 => {
+                    log::info!("audit: pruned {n} rows older than {retention_days} days")
+                }
+                Ok(_) => {}
+                Err(e) => log::error!("audit: pruning failed: {e}"),
+            }
+            let _ = db::prune_idempotency(&conn, clock::now_secs() - 86_400);
+            last_prune = Instant::now();
+        }
+        let first = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(entry) => entry,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        batch.push(first);
+        let deadline = Instant::now() + BATCH_WINDOW;
+        while batch.len() < BATCH_MAX {
+            match rx.recv_deadline(deadline) {
+                Ok(entry) => batch.push(entry),
+                Err(_) => break,
+            }
+        }
+        write(&mut conn, &mut batch);
+    }
+    write(&mut conn, &mut batch);
+    log::debug!("audit writer stopped");
+}
+
+fn write(conn: &mut Connection, batch: &mut Vec<AuditEntry>) {
+    if batch.is_empty() {
+        return;
+    }
+    // A failed write is retried once (a busy database), then reported; audit
+    // rows are never worth stopping the server for.
+    if let Err(first) = db::insert_audit_batch(conn, batch) {
+        std::thread::sleep(Duration::from_millis(50));
+        if let Err(e) = db::insert_audit_batch(conn, batch) {
+            log::error!(
+                "audit: could not write {} rows: {e} (first try: {first})",
+                batch.len()
+            );
+        }
+    }
+    batch.clear();
+}

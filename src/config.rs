@@ -1,0 +1,513 @@
+//! Configuration: environment variables (names kept from the Node server) and
+//! the equivalent `--flags`, flags winning. A bad value is one clear error line.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which WhatsApp backend sits behind the command/event door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The real WhatsApp connection (`whatsapp.rs`).
+    WhatsApp,
+    /// The in-process sandbox (`simulator.rs`).
+    Simulator,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub db_path: PathBuf,
+    pub session_path: PathBuf,
+    pub media_path: PathBuf,
+    /// When set, the active API key (its hash replaces whatever was stored).
+    pub api_key: Option<String>,
+    pub dashboard_user: String,
+    /// When set, the dashboard password; else a generated one is kept hashed.
+    pub dashboard_password: Option<String>,
+    pub backend: Backend,
+    /// Requests a minute per API key; 0 disables the limit.
+    pub rate_limit_per_minute: u32,
+    /// Pauses between webhook attempts; its length + 1 is the attempt count.
+    pub webhook_retry_schedule: Vec<Duration>,
+    pub webhook_timeout: Duration,
+    pub media_max_bytes: u64,
+    pub audit_retention_days: u32,
+    pub log_level: log::LevelFilter,
+    /// Number of HTTP worker threads.
+    pub http_workers: usize,
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Command {
+    Serve(Box<Config>),
+    Backup {
+        config: Box<Config>,
+        target: PathBuf,
+    },
+    ImportLegacy {
+        config: Box<Config>,
+        source: PathBuf,
+    },
+    Healthcheck(Box<Config>),
+    Version,
+    Help,
+}
+
+/// A configuration problem, printed as one line naming the variable.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every variable with its default (None: no default) and a line for `--help`.
+const VARIABLES: &[(&str, Option<&str>, &str)] = &[
+    (
+        "HOST",
+        Some("127.0.0.1"),
+        "listen address (the container image sets 0.0.0.0)",
+    ),
+    ("PORT", Some("3001"), "listen port"),
+    (
+        "DATA_DIR",
+        Some("./data"),
+        "where the databases and media live",
+    ),
+    (
+        "DB_PATH",
+        None,
+        "app database (default DATA_DIR/whatsapp-api.db)",
+    ),
+    (
+        "SESSION_PATH",
+        None,
+        "WhatsApp session store (default DATA_DIR/session.db)",
+    ),
+    (
+        "MEDIA_PATH",
+        None,
+        "downloaded media (default DATA_DIR/media)",
+    ),
+    (
+        "API_KEY",
+        None,
+        "the active API key; generated on first start when unset",
+    ),
+    ("DASHBOARD_USER", Some("admin"), "dashboard Basic Auth user"),
+    (
+        "DASHBOARD_PASSWORD",
+        None,
+        "dashboard password; generated on first start when unset",
+    ),
+    (
+        "WHATSAPP_BACKEND",
+        Some("whatsapp"),
+        "whatsapp (real) or simulator (sandbox)",
+    ),
+    (
+        "RATE_LIMIT_PER_MINUTE",
+        Some("100"),
+        "requests a minute per API key; 0 disables",
+    ),
+    (
+        "WEBHOOK_RETRY_SCHEDULE",
+        Some("1,2,4"),
+        "seconds between webhook attempts",
+    ),
+    (
+        "WEBHOOK_TIMEOUT_SECS",
+        Some("10"),
+        "timeout of one webhook attempt",
+    ),
+    (
+        "MEDIA_MAX_BYTES",
+        Some("67108864"),
+        "larger media is recorded but not downloaded",
+    ),
+    (
+        "AUDIT_RETENTION_DAYS",
+        Some("90"),
+        "older audit rows are pruned daily",
+    ),
+    (
+        "LOG_LEVEL",
+        Some("info"),
+        "error, warn, info, debug or trace",
+    ),
+    ("HTTP_WORKERS", Some("8"), "HTTP worker threads"),
+];
+
+/// The `--help` text.
+pub fn help() -> String {
+    let mut s = String::from(
+        "whatsapp-api - a self-hosted, reply-only WhatsApp HTTP API\n\n\
+         Usage: whatsapp-api [COMMAND] [--flag value ...]\n\n\
+         Commands:\n  \
+         serve                   run the server (the default)\n  \
+         backup <file>           write a consistent copy of the app database while it runs\n  \
+         import-legacy <db>      import a Node.js whatsapp-api messages.db (idempotent)\n  \
+         healthcheck             exit 0 when the local server answers /api/v1/health\n  \
+         --version               print the version\n  \
+         --help                  print this help\n\n\
+         Configuration (environment variable, or the flag beside it; flags win):\n",
+    );
+    for (name, default, what) in VARIABLES {
+        let flag = format!("--{}", name.to_ascii_lowercase().replace('_', "-"));
+        let default = default
+            .map(|d| format!(" [default: {d}]"))
+            .unwrap_or_default();
+        s.push_str(&format!("  {name:<24} {flag:<26} {what}{default}\n"));
+    }
+    s.push_str(
+        "\nQuick start: WHATSAPP_BACKEND=simulator whatsapp-api, then open http://127.0.0.1:3001/\n\
+         (the generated API key and dashboard password are printed once at first start).\n",
+    );
+    s
+}
+
+/// Parses the command line against an environment (both passed in, so tests
+/// need not touch the process environment).
+pub fn parse(args: &[String], env: &BTreeMap<String, String>) -> Result<Command, ConfigError> {
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    for (name, _, _) in VARIABLES {
+        if let Some(v) = env.get(*name) {
+            values.insert(name.to_string(), v.clone());
+        }
+    }
+    let mut positional = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        match arg.as_str() {
+            "--help" | "-h" => return Ok(Command::Help),
+            "--version" | "-V" => return Ok(Command::Version),
+            _ => {}
+        }
+        let Some(flag) = arg.strip_prefix("--") else {
+            positional.push(arg.clone());
+            continue;
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag, None),
+        };
+        let var = name.to_ascii_uppercase().replace('-', "_");
+        if !VARIABLES.iter().any(|(n, _, _)| *n == var) {
+            return Err(ConfigError(format!("unknown flag --{name} (see --help)")));
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => {
+                let v = args
+                    .get(i)
+                    .ok_or_else(|| ConfigError(format!("flag --{name} needs a value")))?;
+                i += 1;
+                v.clone()
+            }
+        };
+        values.insert(var, value);
+    }
+    let config = Box::new(build(&values)?);
+    let mut positional = positional.into_iter();
+    let command = match positional.next().as_deref() {
+        None | Some("serve") => Command::Serve(config),
+        Some("backup") => {
+            let target = positional
+                .next()
+                .ok_or_else(|| ConfigError("backup needs a target file: backup <file>".into()))?;
+            Command::Backup {
+                config,
+                target: target.into(),
+            }
+        }
+        Some("import-legacy") => {
+            let source = positional.next().ok_or_else(|| {
+                ConfigError(
+                    "import-legacy needs the Node server's database: import-legacy <messages.db>"
+                        .into(),
+                )
+            })?;
+            Command::ImportLegacy {
+                config,
+                source: source.into(),
+            }
+        }
+        Some("healthcheck") => Command::Healthcheck(config),
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "unknown command {other:?} (see --help)"
+            )));
+        }
+    };
+    if let Some(extra) = positional.next() {
+        return Err(ConfigError(format!(
+            "unexpected argument {extra:?} (see --help)"
+        )));
+    }
+    Ok(command)
+}
+
+fn build(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+    let get = |name: &str| -> Option<String> {
+        values.get(name).cloned().or_else(|| {
+            VARIABLES
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .and_then(|(_, d, _)| d.map(str::to_string))
+        })
+    };
+    let text = |name: &str| get(name).unwrap_or_default();
+    let number = |name: &str, min: u64, max: u64| -> Result<u64, ConfigError> {
+        let raw = text(name);
+        match raw.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ConfigError(format!(
+                "{name} must be a whole number from {min} to {max}, got {raw:?}"
+            ))),
+        }
+    };
+
+    let host = text("HOST");
+    if host.trim().is_empty() {
+        return Err(ConfigError("HOST must not be empty".into()));
+    }
+    let port = number("PORT", 0, 65535)? as u16;
+    let data_dir = PathBuf::from(text("DATA_DIR"));
+    if data_dir.as_os_str().is_empty() {
+        return Err(ConfigError("DATA_DIR must not be empty".into()));
+    }
+    let path_or = |name: &str, default: &str| -> PathBuf {
+        match values.get(name) {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => data_dir.join(default),
+        }
+    };
+    let backend = match text("WHATSAPP_BACKEND").trim() {
+        "whatsapp" => Backend::WhatsApp,
+        "simulator" => Backend::Simulator,
+        other => {
+            return Err(ConfigError(format!(
+                "WHATSAPP_BACKEND must be \"whatsapp\" or \"simulator\", got {other:?}"
+            )));
+        }
+    };
+    let api_key = values.get("API_KEY").filter(|k| !k.is_empty()).cloned();
+    if let Some(key) = &api_key
+        && key.len() < 16
+    {
+        return Err(ConfigError(
+            "API_KEY must be at least 16 characters long".into(),
+        ));
+    }
+    let dashboard_user = text("DASHBOARD_USER");
+    if dashboard_user.is_empty() || dashboard_user.contains(':') {
+        return Err(ConfigError(
+            "DASHBOARD_USER must be non-empty and contain no ':'".into(),
+        ));
+    }
+    let dashboard_password = values
+        .get("DASHBOARD_PASSWORD")
+        .filter(|p| !p.is_empty())
+        .cloned();
+    let schedule = parse_schedule(&text("WEBHOOK_RETRY_SCHEDULE")).ok_or_else(|| {
+        ConfigError(format!(
+            "WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds such as 1,2,4, got {:?}",
+            text("WEBHOOK_RETRY_SCHEDULE")
+        ))
+    })?;
+    let log_level = match text("LOG_LEVEL").trim().to_ascii_lowercase().as_str() {
+        "error" => log::LevelFilter::Error,
+        "warn" => log::LevelFilter::Warn,
+        "info" => log::LevelFilter::Info,
+        "debug" => log::LevelFilter::Debug,
+        "trace" => log::LevelFilter::Trace,
+        "off" => log::LevelFilter::Off,
+        other => {
+            return Err(ConfigError(format!(
+                "LOG_LEVEL must be error, warn, info, debug or trace, got {other:?}"
+            )));
+        }
+    };
+    Ok(Config {
+        host,
+        port,
+        db_path: path_or("DB_PATH", "whatsapp-api.db"),
+        session_path: path_or("SESSION_PATH", "session.db"),
+        media_path: path_or("MEDIA_PATH", "media"),
+        data_dir: data_dir.clone(),
+        api_key,
+        dashboard_user,
+        dashboard_password,
+        backend,
+        rate_limit_per_minute: number("RATE_LIMIT_PER_MINUTE", 0, 1_000_000)? as u32,
+        webhook_retry_schedule: schedule,
+        webhook_timeout: Duration::from_secs(number("WEBHOOK_TIMEOUT_SECS", 1, 300)?),
+        media_max_bytes: number("MEDIA_MAX_BYTES", 0, u64::MAX / 2)?,
+        audit_retention_days: number("AUDIT_RETENTION_DAYS", 1, 36_500)? as u32,
+        log_level,
+        http_workers: number("HTTP_WORKERS", 1, 256)? as usize,
+    })
+}
+
+/// `"1,2,4"` -> pauses of 1 s, 2 s, 4 s. Fractions are allowed (tests use
+/// short schedules); an empty schedule means a single attempt.
+fn parse_schedule(raw: &str) -> Option<Vec<Duration>> {
+    if raw.trim().is_empty() {
+        return Some(Vec::new());
+    }
+    raw.split(',')
+        .map(|part| {
+            let secs: f64 = part.trim().parse().ok()?;
+            (secs.is_finite() && (0.0..=86_400.0).contains(&secs))
+                .then(|| Duration::from_secs_f64(secs))
+        })
+        .collect()
+}
+
+impl Config {
+    /// A configuration for tests: simulator, loopback, port 0, the given dir.
+    pub fn for_tests(data_dir: &std::path::Path) -> Config {
+        let mut env = BTreeMap::new();
+        env.insert("DATA_DIR".to_string(), data_dir.display().to_string());
+        env.insert("PORT".to_string(), "0".to_string());
+        env.insert("WHATSAPP_BACKEND".to_string(), "simulator".to_string());
+        env.insert("HTTP_WORKERS".to_string(), "4".to_string());
+        build(&env).expect("test configuration is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn serve(args: &[&str], pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match parse(&args, &env(pairs))? {
+            Command::Serve(c) => Ok(*c),
+            other => panic!("expected serve, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = serve(&[], &[]).unwrap();
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.port, 3001);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.db_path, PathBuf::from("./data/whatsapp-api.db"));
+        assert_eq!(c.session_path, PathBuf::from("./data/session.db"));
+        assert_eq!(c.media_path, PathBuf::from("./data/media"));
+        assert_eq!(c.backend, Backend::WhatsApp);
+        assert_eq!(c.rate_limit_per_minute, 100);
+        assert_eq!(
+            c.webhook_retry_schedule,
+            vec![
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                Duration::from_secs(4)
+            ]
+        );
+        assert_eq!(c.webhook_timeout, Duration::from_secs(10));
+        assert_eq!(c.media_max_bytes, 67_108_864);
+        assert_eq!(c.audit_retention_days, 90);
+        assert_eq!(c.dashboard_user, "admin");
+        assert!(c.api_key.is_none() && c.dashboard_password.is_none());
+    }
+
+    #[test]
+    fn flags_win_over_environment() {
+        let c = serve(
+            &["--port", "4000", "--data-dir=/tmp/x"],
+            &[("PORT", "5000"), ("DATA_DIR", "/y")],
+        )
+        .unwrap();
+        assert_eq!(c.port, 4000);
+        assert_eq!(c.db_path, PathBuf::from("/tmp/x/whatsapp-api.db"));
+        let c = serve(&[], &[("PORT", "5000"), ("DB_PATH", "/z/app.db")]).unwrap();
+        assert_eq!(c.port, 5000);
+        assert_eq!(c.db_path, PathBuf::from("/z/app.db"));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (pairs, needle) in [
+            (vec![("PORT", "70000")], "PORT"),
+            (vec![("PORT", "abc")], "PORT"),
+            (vec![("WHATSAPP_BACKEND", "telegram")], "WHATSAPP_BACKEND"),
+            (
+                vec![("RATE_LIMIT_PER_MINUTE", "-1")],
+                "RATE_LIMIT_PER_MINUTE",
+            ),
+            (
+                vec![("WEBHOOK_RETRY_SCHEDULE", "1,x")],
+                "WEBHOOK_RETRY_SCHEDULE",
+            ),
+            (vec![("LOG_LEVEL", "loud")], "LOG_LEVEL"),
+            (vec![("API_KEY", "short")], "API_KEY"),
+        ] {
+            let err = serve(&[], &pairs).unwrap_err();
+            assert!(err.0.contains(needle), "{err}");
+            assert!(!err.0.contains('\n'));
+        }
+        let args = vec!["--nope".to_string()];
+        assert!(
+            parse(&args, &BTreeMap::new())
+                .unwrap_err()
+                .0
+                .contains("--nope")
+        );
+    }
+
+    #[test]
+    fn subcommands() {
+        let a = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(matches!(
+            parse(&a(&["--version"]), &BTreeMap::new()),
+            Ok(Command::Version)
+        ));
+        assert!(matches!(
+            parse(&a(&["--help"]), &BTreeMap::new()),
+            Ok(Command::Help)
+        ));
+        assert!(matches!(
+            parse(&a(&["backup", "/tmp/b.db"]), &BTreeMap::new()),
+            Ok(Command::Backup { target, .. }) if target.as_path() == std::path::Path::new("/tmp/b.db")
+        ));
+        assert!(parse(&a(&["backup"]), &BTreeMap::new()).is_err());
+        assert!(matches!(
+            parse(&a(&["import-legacy", "m.db"]), &BTreeMap::new()),
+            Ok(Command::ImportLegacy { .. })
+        ));
+        assert!(parse(&a(&["frobnicate"]), &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn schedule_parsing() {
+        assert_eq!(parse_schedule(""), Some(vec![]));
+        assert_eq!(
+            parse_schedule("0.1, 0.2"),
+            Some(vec![Duration::from_millis(100), Duration::from_millis(200)])
+        );
+        assert_eq!(parse_schedule("-1"), None);
+        assert_eq!(parse_schedule("1,,2"), None);
+    }
+}

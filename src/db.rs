@@ -1,0 +1,1288 @@
+//! The app database: `connect()`, schema upgrades, and every SQL statement of
+//! the program as small typed functions. No SQL lives anywhere else.
+
+use crate::clock;
+use crate::wa::{DeliveryStatus, IncomingMessage};
+use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+pub use rusqlite::Error as DbError;
+pub type DbResult<T> = Result<T, DbError>;
+
+/// The schema, applied at start-up.
+const SCHEMA: &str = include_str!("../schema.sql");
+/// `PRAGMA user_version` of a database `SCHEMA` has brought up to date.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The five values of `messages.reply_status`.
+pub const REPLY_STATUSES: [&str; 5] = ["unread", "read", "replied", "ignored", "sent"];
+
+/// Opens (creating if needed) the app database with the pragmas every
+/// connection needs: WAL, synchronous=NORMAL, foreign keys, a busy timeout.
+pub fn connect(path: &Path) -> DbResult<Connection> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+/// An in-memory database with the real schema, for tests.
+pub fn open_memory() -> DbResult<Connection> {
+    let conn = Connection::open_in_memory()?;
+    configure(&conn)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> DbResult<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Brings the schema up to `SCHEMA_VERSION`. Refuses a database written by a
+/// newer version of the program rather than guessing.
+pub fn migrate(conn: &Connection) -> DbResult<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(DbError::InvalidParameterName(format!(
+            "the database has schema version {version}, newer than this program's {SCHEMA_VERSION}; upgrade whatsapp-api"
+        )));
+    }
+    // Every statement in schema.sql is idempotent, so version 0 (a new file)
+    // and version 1 both simply run it. Version 2 onwards add steps here.
+    conn.execute_batch(&format!(
+        "BEGIN;\n{SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+    ))?;
+    Ok(())
+}
+
+// ───────────────────────────── messages ─────────────────────────────
+
+/// A stored message, as the API and the dashboard show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub seq: i64,
+    pub id: String,
+    pub wa_id: Option<String>,
+    pub direction: String,
+    pub phone: String,
+    pub sender_jid: String,
+    pub push_name: Option<String>,
+    pub message: String,
+    pub reply_status: String,
+    pub delivery_status: Option<String>,
+    pub media_type: Option<String>,
+    pub media_url: Option<String>,
+    pub media_mime: Option<String>,
+    pub media_size: Option<i64>,
+    pub media_sha256: Option<String>,
+    pub media_error: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub created_at: i64,
+}
+
+const MESSAGE_COLUMNS: &str = "seq, id, wa_id, direction, phone, sender_jid, push_name, message, \
+     reply_status, delivery_status, media_type, media_url, media_mime, media_size, media_sha256, \
+     media_error, in_reply_to, created_at";
+
+fn message_from_row(r: &rusqlite::Row<'_>) -> DbResult<Message> {
+    Ok(Message {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        wa_id: r.get(2)?,
+        direction: r.get(3)?,
+        phone: r.get(4)?,
+        sender_jid: r.get(5)?,
+        push_name: r.get(6)?,
+        message: r.get(7)?,
+        reply_status: r.get(8)?,
+        delivery_status: r.get(9)?,
+        media_type: r.get(10)?,
+        media_url: r.get(11)?,
+        media_mime: r.get(12)?,
+        media_size: r.get(13)?,
+        media_sha256: r.get(14)?,
+        media_error: r.get(15)?,
+        in_reply_to: r.get(16)?,
+        created_at: r.get(17)?,
+    })
+}
+
+impl Message {
+    /// The API's JSON for a message: the Node server's fields, then extras.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "direction": self.direction,
+            "phone": self.phone,
+            "message": self.message,
+            "reply_status": self.reply_status,
+            "media_type": self.media_type,
+            "media_url": self.media_url,
+            "created_at": clock::format_datetime(self.created_at),
+            "wa_id": self.wa_id,
+            "sender_jid": self.sender_jid,
+            "push_name": self.push_name,
+            "delivery_status": self.delivery_status,
+            "media_mime": self.media_mime,
+            "media_size": self.media_size,
+            "media_error": self.media_error,
+            "in_reply_to": self.in_reply_to,
+        })
+    }
+}
+
+/// Stores an incoming message; `None` when this WhatsApp message (same chat,
+/// sender and id) is already stored — redelivery is harmless.
+pub fn insert_incoming(
+    tx: &Transaction<'_>,
+    id: &str,
+    m: &IncomingMessage,
+    created_at: i64,
+) -> DbResult<Option<Message>> {
+    let media = m.media.as_ref();
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO messages (id, wa_id, direction, phone, sender_jid, push_name, message,
+                 reply_status, media_type, media_url, media_mime, media_size, media_sha256,
+                 media_error, raw, created_at)
+             VALUES (?1, ?2, 'incoming', ?3, ?4, ?5, ?6, 'unread', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            id,
+            m.wa_id,
+            m.chat,
+            m.sender,
+            m.push_name,
+            m.text,
+            media.map(|x| &x.kind),
+            media.and_then(|x| x.file_name.as_ref()).map(|f| format!("/media/{f}")),
+            media.and_then(|x| x.mime.as_ref()),
+            media.and_then(|x| x.size).map(|s| s as i64),
+            media.and_then(|x| x.sha256.as_ref()),
+            media.and_then(|x| x.error.as_ref()),
+            m.raw,
+            created_at,
+        ])?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    get_message(tx, id)
+}
+
+/// What an outgoing row records.
+pub struct Outgoing<'a> {
+    pub id: &'a str,
+    pub wa_id: &'a str,
+    pub phone: &'a str,
+    pub sender_jid: &'a str,
+    pub text: &'a str,
+    pub in_reply_to: &'a str,
+    pub created_at: i64,
+}
+
+/// Stores a reply we sent (delivery status `sent`).
+pub fn insert_outgoing(tx: &Transaction<'_>, o: &Outgoing<'_>) -> DbResult<Message> {
+    tx.prepare_cached(
+        "INSERT INTO messages (id, wa_id, direction, phone, sender_jid, message, reply_status,
+             delivery_status, in_reply_to, created_at)
+         VALUES (?1, ?2, 'outgoing', ?3, ?4, ?5, 'sent', 'sent', ?6, ?7)",
+    )?
+    .execute(params![
+        o.id,
+        o.wa_id,
+        o.phone,
+        o.sender_jid,
+        o.text,
+        o.in_reply_to,
+        o.created_at
+    ])?;
+    get_message(tx, o.id).map(|m| m.expect("the row was just inserted"))
+}
+
+/// One message by public id.
+pub fn get_message(conn: &Connection, id: &str) -> DbResult<Option<Message>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
+    ))?
+    .query_row([id], message_from_row)
+    .optional()
+}
+
+/// The stored protobuf of a message (for quoting), if any.
+pub fn message_raw(conn: &Connection, id: &str) -> DbResult<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT raw FROM messages WHERE id = ?1")?
+        .query_row([id], |r| r.get::<_, Option<Vec<u8>>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// Sets one message's reply_status; false when there is no such message.
+pub fn set_reply_status(conn: &Connection, id: &str, status: &str) -> DbResult<bool> {
+    Ok(conn
+        .prepare_cached("UPDATE messages SET reply_status = ?2 WHERE id = ?1")?
+        .execute(params![id, status])?
+        > 0)
+}
+
+/// Sets the reply_status of many messages in one transaction; returns how
+/// many rows exist among `ids`.
+pub fn set_reply_status_many(
+    conn: &mut Connection,
+    ids: &[String],
+    status: &str,
+) -> DbResult<usize> {
+    let tx = conn.transaction()?;
+    let mut updated = 0;
+    {
+        let mut stmt = tx.prepare_cached("UPDATE messages SET reply_status = ?2 WHERE id = ?1")?;
+        for id in ids {
+            updated += stmt.execute(params![id, status])?;
+        }
+    }
+    tx.commit()?;
+    Ok(updated)
+}
+
+/// Moves outgoing messages' delivery status forward (never backwards, and
+/// never out of `failed`); returns how many rows changed.
+pub fn advance_delivery_status(
+    conn: &Connection,
+    wa_ids: &[String],
+    status: DeliveryStatus,
+) -> DbResult<usize> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE messages SET delivery_status = ?2
+         WHERE wa_id = ?1 AND direction = 'outgoing'
+           AND (CASE delivery_status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1
+                WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 4 END) < ?3",
+    )?;
+    let mut n = 0;
+    for wa_id in wa_ids {
+        n += stmt.execute(params![wa_id, status.as_str(), status.rank()])?;
+    }
+    Ok(n)
+}
+
+/// Filters of an inbox page. `status` None means every status.
+#[derive(Debug, Clone, Default)]
+pub struct InboxQuery {
+    pub status: Option<String>,
+    pub search: Option<String>,
+    pub phone: Option<String>,
+    /// First second included.
+    pub from: Option<i64>,
+    /// First second excluded.
+    pub until: Option<i64>,
+    pub page: u32,
+    pub limit: u32,
+}
+
+/// `%term%` for LIKE, with the term's own `%`, `_` and `\` matched literally.
+fn like_pattern(term: &str) -> String {
+    let mut p = String::with_capacity(term.len() + 2);
+    p.push('%');
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// One inbox page (incoming messages, newest first) and the total count.
+pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)> {
+    let mut clauses = vec!["direction = 'incoming'"];
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(status) = &q.status {
+        clauses.push("reply_status = ?");
+        args.push(status.clone().into());
+    }
+    if let Some(search) = &q.search {
+        clauses.push("message LIKE ? ESCAPE '\\'");
+        args.push(like_pattern(search).into());
+    }
+    if let Some(phone) = &q.phone {
+        clauses.push("phone LIKE ? ESCAPE '\\'");
+        args.push(like_pattern(phone).into());
+    }
+    if let Some(from) = q.from {
+        clauses.push("created_at >= ?");
+        args.push(from.into());
+    }
+    if let Some(until) = q.until {
+        clauses.push("created_at < ?");
+        args.push(until.into());
+    }
+    let filtered = q.search.is_some() || q.phone.is_some() || q.from.is_some() || q.until.is_some();
+    let where_sql = clauses.join(" AND ");
+    let total: i64 = if filtered {
+        conn.prepare_cached(&format!("SELECT count(*) FROM messages WHERE {where_sql}"))?
+            .query_row(params_from_iter(args.iter()), |r| r.get(0))?
+    } else {
+        inbox_count(conn, q.status.as_deref())?
+    };
+    let limit = i64::from(q.limit);
+    let offset = i64::from(q.page.saturating_sub(1)) * limit;
+    let mut page_args = args;
+    page_args.push(limit.into());
+    page_args.push(offset.into());
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where_sql}
+             ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
+        ))?
+        .query_map(params_from_iter(page_args.iter()), message_from_row)?
+        .collect::<DbResult<Vec<_>>>()?;
+    Ok((rows, total))
+}
+
+/// Number of incoming messages with `status` (all of them for None), from the
+/// counts the triggers keep.
+pub fn inbox_count(conn: &Connection, status: Option<&str>) -> DbResult<i64> {
+    match status {
+        Some(s) => conn
+            .prepare_cached("SELECT n FROM inbox_counts WHERE reply_status = ?1")?
+            .query_row([s], |r| r.get(0))
+            .optional()
+            .map(|n| n.unwrap_or(0)),
+        None => conn
+            .prepare_cached("SELECT coalesce(sum(n), 0) FROM inbox_counts")?
+            .query_row([], |r| r.get(0)),
+    }
+}
+
+/// A chat in the conversation list.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub phone: String,
+    pub unread: i64,
+    pub last: Message,
+}
+
+/// Chats, most recent first, with their last message and unread count.
+pub fn conversations(
+    conn: &Connection,
+    page: u32,
+    limit: u32,
+) -> DbResult<(Vec<Conversation>, i64)> {
+    let total: i64 = conn
+        .prepare_cached("SELECT count(*) FROM chats")?
+        .query_row([], |r| r.get(0))?;
+    let cols = MESSAGE_COLUMNS
+        .split(", ")
+        .map(|c| format!("m.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {cols}, c.unread FROM chats c JOIN messages m ON m.seq = c.last_seq
+             ORDER BY c.last_seq DESC LIMIT ?1 OFFSET ?2"
+        ))?
+        .query_map(
+            params![limit, i64::from(page.saturating_sub(1)) * i64::from(limit)],
+            |r| {
+                let last = message_from_row(r)?;
+                Ok(Conversation {
+                    phone: last.phone.clone(),
+                    unread: r.get(18)?,
+                    last,
+                })
+            },
+        )?
+        .collect::<DbResult<Vec<_>>>()?;
+    Ok((rows, total))
+}
+
+/// One chat's messages (both directions), oldest first, and their count.
+pub fn conversation_messages(
+    conn: &Connection,
+    phone: &str,
+    page: u32,
+    limit: u32,
+) -> DbResult<(Vec<Message>, i64)> {
+    let total: i64 = conn
+        .prepare_cached("SELECT count(*) FROM messages WHERE phone = ?1")?
+        .query_row([phone], |r| r.get(0))?;
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ?1 ORDER BY seq LIMIT ?2 OFFSET ?3"
+        ))?
+        .query_map(
+            params![phone, limit, i64::from(page.saturating_sub(1)) * i64::from(limit)],
+            message_from_row,
+        )?
+        .collect::<DbResult<Vec<_>>>()?;
+    Ok((rows, total))
+}
+
+/// The newest `limit` messages of a chat, oldest first (the conversation view).
+pub fn conversation_tail(conn: &Connection, phone: &str, limit: u32) -> DbResult<Vec<Message>> {
+    let mut rows = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ?1 ORDER BY seq DESC LIMIT ?2"
+        ))?
+        .query_map(params![phone, limit], message_from_row)?
+        .collect::<DbResult<Vec<_>>>()?;
+    rows.reverse();
+    Ok(rows)
+}
+
+// ───────────────────────────── idempotency ─────────────────────────────
+
+/// What an Idempotency-Key claim found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// First use: go ahead, then `finish_idempotency` or `release_idempotency`.
+    New,
+    /// A request with this key is still being answered.
+    InFlight,
+    /// Answered before: return this status and body.
+    Done(u16, String),
+}
+
+/// Claims `key` for a reply to `message_id`.
+pub fn claim_idempotency(
+    conn: &Connection,
+    key: &str,
+    message_id: &str,
+) -> DbResult<IdempotencyClaim> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (key, message_id, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![key, message_id, clock::now_secs()])?;
+    if inserted == 1 {
+        return Ok(IdempotencyClaim::New);
+    }
+    let row: Option<(Option<u16>, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT status, body FROM idempotency_keys WHERE key = ?1 AND message_id = ?2",
+        )?
+        .query_row(params![key, message_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match row {
+        Some((Some(status), Some(body))) => IdempotencyClaim::Done(status, body),
+        _ => IdempotencyClaim::InFlight,
+    })
+}
+
+/// Records the answer to a claimed key.
+pub fn finish_idempotency(
+    conn: &Connection,
+    key: &str,
+    message_id: &str,
+    status: u16,
+    body: &str,
+) -> DbResult<()> {
+    conn.prepare_cached(
+        "UPDATE idempotency_keys SET status = ?3, body = ?4 WHERE key = ?1 AND message_id = ?2",
+    )?
+    .execute(params![key, message_id, status, body])?;
+    Ok(())
+}
+
+/// Gives a key back after a failure that sent nothing, so a retry may try again.
+pub fn release_idempotency(conn: &Connection, key: &str, message_id: &str) -> DbResult<()> {
+    conn.prepare_cached(
+        "DELETE FROM idempotency_keys WHERE key = ?1 AND message_id = ?2 AND status IS NULL",
+    )?
+    .execute(params![key, message_id])?;
+    Ok(())
+}
+
+/// Forgets idempotency keys older than `before` (Unix seconds).
+pub fn prune_idempotency(conn: &Connection, before: i64) -> DbResult<usize> {
+    conn.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
+        .execute([before])
+}
+
+// ───────────────────────────── api keys & settings ─────────────────────────────
+
+/// Hex SHA-256 of the active API key, if there is one.
+pub fn active_api_key_hash(conn: &Connection) -> DbResult<Option<String>> {
+    conn.prepare_cached(
+        "SELECT key_hash FROM api_keys WHERE revoked_at IS NULL ORDER BY id DESC LIMIT 1",
+    )?
+    .query_row([], |r| r.get(0))
+    .optional()
+}
+
+/// Makes `key_hash` the one active key, revoking every other at once.
+pub fn set_active_api_key(conn: &mut Connection, key_hash: &str, prefix: &str) -> DbResult<()> {
+    let tx = conn.transaction()?;
+    let now = clock::now_secs();
+    tx.prepare_cached(
+        "UPDATE api_keys SET revoked_at = ?1 WHERE revoked_at IS NULL AND key_hash <> ?2",
+    )?
+    .execute(params![now, key_hash])?;
+    tx.prepare_cached(
+        "INSERT INTO api_keys (key_hash, prefix, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key_hash) DO UPDATE SET revoked_at = NULL",
+    )?
+    .execute(params![key_hash, prefix, now])?;
+    tx.commit()
+}
+
+/// A stored setting.
+pub fn get_setting(conn: &Connection, key: &str) -> DbResult<Option<String>> {
+    conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()
+}
+
+/// Stores a setting.
+pub fn set_setting(conn: &Connection, key: &str, value: &str) -> DbResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value])?;
+    Ok(())
+}
+
+// ───────────────────────────── webhooks ─────────────────────────────
+
+/// A webhook subscription. `secret` never leaves the server after creation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    pub events: String,
+    pub secret: Option<String>,
+    pub active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Webhook {
+    /// The API's JSON: the Node server's fields, `has_secret` instead of the secret.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "url": self.url,
+            "events": self.events,
+            "active": i32::from(self.active),
+            "created_at": clock::format_datetime(self.created_at),
+            "updated_at": clock::format_datetime(self.updated_at),
+            "has_secret": self.secret.is_some(),
+        })
+    }
+
+    /// Whether this webhook subscribes to `event` (exact names only).
+    pub fn subscribes_to(&self, event: &str) -> bool {
+        self.events.split(',').any(|e| e.trim() == event)
+    }
+}
+
+const WEBHOOK_COLUMNS: &str = "id, url, events, secret, active, created_at, updated_at";
+
+fn webhook_from_row(r: &rusqlite::Row<'_>) -> DbResult<Webhook> {
+    Ok(Webhook {
+        id: r.get(0)?,
+        url: r.get(1)?,
+        events: r.get(2)?,
+        secret: r.get(3)?,
+        active: r.get::<_, i64>(4)? != 0,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+/// Every webhook, oldest first.
+pub fn list_webhooks(conn: &Connection) -> DbResult<Vec<Webhook>> {
+    conn.prepare_cached(&format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks ORDER BY created_at, rowid"
+    ))?
+    .query_map([], webhook_from_row)?
+    .collect()
+}
+
+/// One webhook.
+pub fn get_webhook(conn: &Connection, id: &str) -> DbResult<Option<Webhook>> {
+    conn.prepare_cached(&format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1"
+    ))?
+    .query_row([id], webhook_from_row)
+    .optional()
+}
+
+/// Inserts a webhook, or replaces one with the same id (import-legacy).
+pub fn upsert_webhook(conn: &Connection, w: &Webhook) -> DbResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO webhooks (id, url, events, secret, active, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET url = excluded.url, events = excluded.events,
+             secret = excluded.secret, active = excluded.active, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        w.id,
+        w.url,
+        w.events,
+        w.secret,
+        w.active,
+        w.created_at,
+        w.updated_at
+    ])?;
+    Ok(())
+}
+
+/// Deletes a webhook and its deliveries; false when there was none.
+pub fn delete_webhook(conn: &Connection, id: &str) -> DbResult<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}
+
+/// Writes one delivery of `event` to every active webhook subscribed to it,
+/// inside the caller's transaction (the durable outbox). Returns how many.
+pub fn enqueue_deliveries(tx: &Transaction<'_>, event: &str, payload: &str) -> DbResult<usize> {
+    let hooks: Vec<String> = tx
+        .prepare_cached("SELECT id, events FROM webhooks WHERE active = 1")?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .filter_map(|row| match row {
+            Ok((id, events)) if events.split(',').any(|e| e.trim() == event) => Some(Ok(id)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<DbResult<_>>()?;
+    for webhook_id in &hooks {
+        insert_delivery(tx, webhook_id, event, payload)?;
+    }
+    Ok(hooks.len())
+}
+
+/// Writes one pending delivery, due now; returns its public id.
+pub fn insert_delivery(
+    conn: &Connection,
+    webhook_id: &str,
+    event: &str,
+    payload: &str,
+) -> DbResult<String> {
+    let id = format!("msg_{}", crate::auth::uuid_v4().replace('-', ""));
+    let now = clock::now_secs();
+    conn.prepare_cached(
+        "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?
+    .execute(params![id, webhook_id, event, payload, clock::now_millis(), now])?;
+    Ok(id)
+}
+
+/// The oldest pending delivery of each active webhook (its queue's head).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryHead {
+    pub webhook_id: String,
+    pub url: String,
+    pub secret: Option<String>,
+    /// Unix milliseconds.
+    pub next_attempt_at: i64,
+}
+
+/// The head of every active webhook's queue.
+pub fn delivery_heads(conn: &Connection) -> DbResult<Vec<DeliveryHead>> {
+    conn.prepare_cached(
+        "SELECT w.id, w.url, w.secret, d.next_attempt_at
+         FROM webhooks w
+         JOIN webhook_deliveries d ON d.seq = (
+             SELECT min(seq) FROM webhook_deliveries p WHERE p.webhook_id = w.id AND p.status = 'pending')
+         WHERE w.active = 1",
+    )?
+    .query_map([], |r| {
+        Ok(DeliveryHead { webhook_id: r.get(0)?, url: r.get(1)?, secret: r.get(2)?, next_attempt_at: r.get(3)? })
+    })?
+    .collect()
+}
+
+/// Up to `limit` pending deliveries of a webhook that are due, in order:
+/// (seq, public id, payload). Stops at the first one not yet due (FIFO).
+pub fn pending_deliveries(
+    conn: &Connection,
+    webhook_id: &str,
+    limit: usize,
+) -> DbResult<Vec<(i64, String, String)>> {
+    let now = clock::now_millis();
+    let rows = conn
+        .prepare_cached(
+            "SELECT seq, id, payload, next_attempt_at FROM webhook_deliveries
+             WHERE webhook_id = ?1 AND status = 'pending' ORDER BY seq LIMIT ?2",
+        )?
+        .query_map(params![webhook_id, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<DbResult<Vec<_>>>()?;
+    Ok(rows
+        .into_iter()
+        .take_while(|row| row.3 <= now)
+        .map(|(seq, id, payload, _)| (seq, id, payload))
+        .collect())
+}
+
+/// Records one attempt.
+pub fn insert_attempt(
+    conn: &Connection,
+    delivery_seq: i64,
+    at_ms: i64,
+    status_code: Option<u16>,
+    error: Option<&str>,
+    duration_ms: i64,
+) -> DbResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO webhook_attempts (delivery_seq, at, status_code, error, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![delivery_seq, at_ms, status_code, error, duration_ms])?;
+    Ok(())
+}
+
+/// Counts a failed attempt in the current run; returns the attempts made so far.
+pub fn count_attempt(conn: &Connection, delivery_seq: i64) -> DbResult<i64> {
+    conn.prepare_cached(
+        "UPDATE webhook_deliveries SET attempt_count = attempt_count + 1, updated_at = ?2
+         WHERE seq = ?1 RETURNING attempt_count",
+    )?
+    .query_row(params![delivery_seq, clock::now_secs()], |r| r.get(0))
+}
+
+/// Ends a delivery as `delivered` or `failed`.
+pub fn finish_delivery(conn: &Connection, delivery_seq: i64, status: &str) -> DbResult<()> {
+    conn.prepare_cached(
+        "UPDATE webhook_deliveries SET status = ?2, updated_at = ?3 WHERE seq = ?1",
+    )?
+    .execute(params![delivery_seq, status, clock::now_secs()])?;
+    Ok(())
+}
+
+/// Sets when a pending delivery is tried next (Unix ms).
+pub fn schedule_retry(conn: &Connection, delivery_seq: i64, at_ms: i64) -> DbResult<()> {
+    conn.prepare_cached("UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE seq = ?1")?
+        .execute(params![delivery_seq, at_ms])?;
+    Ok(())
+}
+
+/// Pauses or resumes a webhook.
+pub fn set_webhook_active(conn: &Connection, id: &str, active: bool) -> DbResult<()> {
+    conn.prepare_cached("UPDATE webhooks SET active = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, active, clock::now_secs()])?;
+    Ok(())
+}
+
+/// Starts a fresh run of the retry schedule for a delivery (same id, so the
+/// same `webhook-id`); false when there is no such delivery.
+pub fn redeliver(conn: &Connection, id: &str) -> DbResult<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET status = 'pending', attempt_count = 0, next_attempt_at = ?2, updated_at = ?3
+             WHERE id = ?1",
+        )?
+        .execute(params![id, clock::now_millis(), clock::now_secs()])?
+        > 0)
+}
+
+/// Deliveries waiting for an attempt.
+pub fn pending_delivery_count(conn: &Connection) -> DbResult<i64> {
+    conn.prepare_cached("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")?
+        .query_row([], |r| r.get(0))
+}
+
+/// One attempt, for the delivery log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRow {
+    pub at_ms: i64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// A delivery with its attempts, for the delivery log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: String,
+    pub webhook_id: String,
+    pub event: String,
+    pub payload: String,
+    pub status: String,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub attempts: Vec<AttemptRow>,
+}
+
+impl Delivery {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "webhook_id": self.webhook_id,
+            "event": self.event,
+            "status": self.status,
+            "attempts": self.attempts.iter().map(|a| json!({
+                "at": clock::format_iso_millis(a.at_ms),
+                "status_code": a.status_code,
+                "error": a.error,
+                "duration_ms": a.duration_ms,
+            })).collect::<Vec<_>>(),
+            "next_attempt_at": (self.status == "pending").then(|| clock::format_iso_millis(self.next_attempt_at)),
+            "created_at": clock::format_datetime(self.created_at),
+            "updated_at": clock::format_datetime(self.updated_at),
+            "payload": serde_json::from_str::<Value>(&self.payload).unwrap_or(Value::Null),
+        })
+    }
+}
+
+/// A webhook's deliveries, newest first, with their attempts.
+pub fn list_deliveries(
+    conn: &Connection,
+    webhook_id: &str,
+    page: u32,
+    limit: u32,
+) -> DbResult<(Vec<Delivery>, i64)> {
+    let total: i64 = conn
+        .prepare_cached("SELECT count(*) FROM webhook_deliveries WHERE webhook_id = ?1")?
+        .query_row([webhook_id], |r| r.get(0))?;
+    let rows = conn
+        .prepare_cached(
+            "SELECT seq, id, webhook_id, event, payload, status, next_attempt_at, created_at, updated_at
+             FROM webhook_deliveries WHERE webhook_id = ?1 ORDER BY seq DESC LIMIT ?2 OFFSET ?3",
+        )?
+        .query_map(params![webhook_id, limit, i64::from(page.saturating_sub(1)) * i64::from(limit)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                Delivery {
+                    id: r.get(1)?,
+                    webhook_id: r.get(2)?,
+                    event: r.get(3)?,
+                    payload: r.get(4)?,
+                    status: r.get(5)?,
+                    next_attempt_at: r.get(6)?,
+                    created_at: r.get(7)?,
+                    updated_at: r.get(8)?,
+                    attempts: Vec::new(),
+                },
+            ))
+        })?
+        .collect::<DbResult<Vec<_>>>()?;
+    let mut attempts = conn.prepare_cached(
+        "SELECT at, status_code, error, duration_ms FROM webhook_attempts WHERE delivery_seq = ?1 ORDER BY id",
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (seq, mut d) in rows {
+        d.attempts = attempts
+            .query_map([seq], |r| {
+                Ok(AttemptRow {
+                    at_ms: r.get(0)?,
+                    status_code: r.get(1)?,
+                    error: r.get(2)?,
+                    duration_ms: r.get(3)?,
+                })
+            })?
+            .collect::<DbResult<Vec<_>>>()?;
+        out.push(d);
+    }
+    Ok((out, total))
+}
+
+// ───────────────────────────── audit log ─────────────────────────────
+
+/// One audit row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditEntry {
+    pub action: String,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub status: Option<u16>,
+    pub ip: Option<String>,
+    pub duration_us: Option<i64>,
+    pub details: Option<String>,
+    pub created_at: i64,
+}
+
+/// Writes a batch of audit rows in one transaction.
+pub fn insert_audit_batch(conn: &mut Connection, entries: &[AuditEntry]) -> DbResult<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO audit_logs (action, method, path, status, ip_address, duration_us, details, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for e in entries {
+            stmt.execute(params![
+                e.action,
+                e.method,
+                e.path,
+                e.status,
+                e.ip,
+                e.duration_us,
+                e.details,
+                e.created_at
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Filters of an audit log page.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub action: Option<String>,
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+    pub page: u32,
+    pub limit: u32,
+}
+
+/// One page of the audit log (newest first) and the filtered total.
+pub fn audit_logs(conn: &Connection, q: &AuditQuery) -> DbResult<(Vec<(i64, AuditEntry)>, i64)> {
+    let mut clauses = vec!["1 = 1"];
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(a) = &q.action {
+        clauses.push("action = ?");
+        args.push(a.clone().into());
+    }
+    if let Some(from) = q.from {
+        clauses.push("created_at >= ?");
+        args.push(from.into());
+    }
+    if let Some(until) = q.until {
+        clauses.push("created_at < ?");
+        args.push(until.into());
+    }
+    let where_sql = clauses.join(" AND ");
+    let total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM audit_logs WHERE {where_sql}"
+        ))?
+        .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+    args.push(i64::from(q.limit).into());
+    args.push((i64::from(q.page.saturating_sub(1)) * i64::from(q.limit)).into());
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT id, action, method, path, status, ip_address, duration_us, details, created_at
+             FROM audit_logs WHERE {where_sql} ORDER BY id DESC LIMIT ? OFFSET ?"
+        ))?
+        .query_map(params_from_iter(args.iter()), |r| {
+            Ok((
+                r.get(0)?,
+                AuditEntry {
+                    action: r.get(1)?,
+                    method: r.get(2)?,
+                    path: r.get(3)?,
+                    status: r.get(4)?,
+                    ip: r.get(5)?,
+                    duration_us: r.get(6)?,
+                    details: r.get(7)?,
+                    created_at: r.get(8)?,
+                },
+            ))
+        })?
+        .collect::<DbResult<Vec<_>>>()?;
+    Ok((rows, total))
+}
+
+/// Deletes audit rows older than `before` (Unix seconds).
+pub fn prune_audit(conn: &Connection, before: i64) -> DbResult<usize> {
+    conn.prepare_cached("DELETE FROM audit_logs WHERE created_at < ?1")?
+        .execute([before])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wa::MediaInfo;
+
+    fn incoming(wa_id: &str, chat: &str, text: &str) -> IncomingMessage {
+        IncomingMessage {
+            wa_id: wa_id.into(),
+            chat: chat.into(),
+            sender: chat.into(),
+            text: text.into(),
+            ..Default::default()
+        }
+    }
+
+    fn store(conn: &mut Connection, id: &str, m: &IncomingMessage, at: i64) -> Option<Message> {
+        let tx = conn.transaction().unwrap();
+        let row = insert_incoming(&tx, id, m, at).unwrap();
+        tx.commit().unwrap();
+        row
+    }
+
+    #[test]
+    fn migrate_is_idempotent_and_sets_the_version() {
+        let conn = open_memory().unwrap();
+        migrate(&conn).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        assert!(migrate(&conn).is_err());
+    }
+
+    #[test]
+    fn redelivered_message_is_stored_once() {
+        let mut conn = open_memory().unwrap();
+        let m = incoming("WA1", "1@s.whatsapp.net", "hi");
+        assert!(store(&mut conn, "a", &m, 10).is_some());
+        assert!(store(&mut conn, "b", &m, 11).is_none());
+        // Same id from another chat is another message.
+        assert!(
+            store(
+                &mut conn,
+                "c",
+                &incoming("WA1", "2@s.whatsapp.net", "hi"),
+                12
+            )
+            .is_some()
+        );
+        assert_eq!(inbox_count(&conn, None).unwrap(), 2);
+    }
+
+    #[test]
+    fn media_fields_are_stored() {
+        let mut conn = open_memory().unwrap();
+        let mut m = incoming("WA1", "1@s.whatsapp.net", "[Image]");
+        m.media = Some(MediaInfo {
+            kind: "image".into(),
+            mime: Some("image/png".into()),
+            file_name: Some("x.png".into()),
+            size: Some(3),
+            sha256: Some("ab".into()),
+            error: None,
+        });
+        let row = store(&mut conn, "a", &m, 10).unwrap();
+        assert_eq!(row.media_url.as_deref(), Some("/media/x.png"));
+        assert_eq!(row.media_size, Some(3));
+        assert_eq!(row.to_json()["created_at"], "1970-01-01 00:00:10");
+    }
+
+    #[test]
+    fn counts_follow_status_changes() {
+        let mut conn = open_memory().unwrap();
+        for i in 0..5 {
+            store(
+                &mut conn,
+                &format!("m{i}"),
+                &incoming(&format!("W{i}"), "1@s", "x"),
+                i,
+            )
+            .unwrap();
+        }
+        assert_eq!(inbox_count(&conn, Some("unread")).unwrap(), 5);
+        assert!(set_reply_status(&conn, "m0", "read").unwrap());
+        assert!(!set_reply_status(&conn, "nope", "read").unwrap());
+        let n = set_reply_status_many(
+            &mut conn,
+            &["m1".into(), "m2".into(), "zz".into()],
+            "ignored",
+        )
+        .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(inbox_count(&conn, Some("unread")).unwrap(), 2);
+        assert_eq!(inbox_count(&conn, Some("read")).unwrap(), 1);
+        assert_eq!(inbox_count(&conn, Some("ignored")).unwrap(), 2);
+        assert_eq!(inbox_count(&conn, None).unwrap(), 5);
+        let (chats, total) = conversations(&conn, 1, 10).unwrap();
+        assert_eq!(total, 1);
+        assert_eq!(chats[0].unread, 2);
+        assert_eq!(chats[0].last.id, "m4");
+    }
+
+    #[test]
+    fn inbox_orders_newest_first_with_ties_by_arrival() {
+        let mut conn = open_memory().unwrap();
+        store(&mut conn, "a", &incoming("1", "1@s", "x"), 100).unwrap();
+        store(&mut conn, "b", &incoming("2", "1@s", "x"), 100).unwrap();
+        store(&mut conn, "c", &incoming("3", "1@s", "x"), 50).unwrap();
+        let q = InboxQuery {
+            page: 1,
+            limit: 10,
+            ..Default::default()
+        };
+        let (rows, total) = inbox(&conn, &q).unwrap();
+        assert_eq!(
+            rows.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+            ["b", "a", "c"]
+        );
+        assert_eq!(total, 3);
+    }
+
+    #[test]
+    fn search_treats_like_metacharacters_literally() {
+        let mut conn = open_memory().unwrap();
+        store(&mut conn, "a", &incoming("1", "1@s", "100% sure"), 1).unwrap();
+        store(&mut conn, "b", &incoming("2", "1@s", "100 percent"), 2).unwrap();
+        store(&mut conn, "c", &incoming("3", "1@s", "a_b"), 3).unwrap();
+        store(&mut conn, "d", &incoming("4", "1@s", "axb HELLO"), 4).unwrap();
+        let find = |term: &str| {
+            let q = InboxQuery {
+                search: Some(term.into()),
+                page: 1,
+                limit: 10,
+                ..Default::default()
+            };
+            inbox(&conn, &q)
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(find("0%"), ["a"]);
+        assert_eq!(find("a_b"), ["c"]);
+        assert_eq!(find("hello"), ["d"]);
+        assert_eq!(find("'; DROP TABLE messages; --"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn delivery_status_only_moves_forward() {
+        let mut conn = open_memory().unwrap();
+        store(&mut conn, "in", &incoming("1", "1@s", "x"), 1).unwrap();
+        let tx = conn.transaction().unwrap();
+        insert_outgoing(
+            &tx,
+            &Outgoing {
+                id: "out",
+                wa_id: "W",
+                phone: "1@s",
+                sender_jid: "",
+                text: "y",
+                in_reply_to: "in",
+                created_at: 2,
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let w = vec!["W".to_string()];
+        assert_eq!(
+            advance_delivery_status(&conn, &w, DeliveryStatus::Read).unwrap(),
+            1
+        );
+        assert_eq!(
+            advance_delivery_status(&conn, &w, DeliveryStatus::Delivered).unwrap(),
+            0
+        );
+        assert_eq!(
+            get_message(&conn, "out")
+                .unwrap()
+                .unwrap()
+                .delivery_status
+                .as_deref(),
+            Some("read")
+        );
+    }
+
+    #[test]
+    fn idempotency_claims() {
+        let conn = open_memory().unwrap();
+        assert_eq!(
+            claim_idempotency(&conn, "k", "m").unwrap(),
+            IdempotencyClaim::New
+        );
+        assert_eq!(
+            claim_idempotency(&conn, "k", "m").unwrap(),
+            IdempotencyClaim::InFlight
+        );
+        finish_idempotency(&conn, "k", "m", 200, "{}").unwrap();
+        assert_eq!(
+            claim_idempotency(&conn, "k", "m").unwrap(),
+            IdempotencyClaim::Done(200, "{}".into())
+        );
+        assert_eq!(
+            claim_idempotency(&conn, "k2", "m").unwrap(),
+            IdempotencyClaim::New
+        );
+        release_idempotency(&conn, "k2", "m").unwrap();
+        assert_eq!(
+            claim_idempotency(&conn, "k2", "m").unwrap(),
+            IdempotencyClaim::New
+        );
+    }
+
+    #[test]
+    fn api_key_rotation_revokes_the_old_key() {
+        let mut conn = open_memory().unwrap();
+        set_active_api_key(&mut conn, "h1", "p1").unwrap();
+        assert_eq!(active_api_key_hash(&conn).unwrap().as_deref(), Some("h1"));
+        set_active_api_key(&mut conn, "h2", "p2").unwrap();
+        assert_eq!(active_api_key_hash(&conn).unwrap().as_deref(), Some("h2"));
+        let active: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(active, 1);
+    }
+
+    #[test]
+    fn deliveries_go_to_exact_subscribers_only() {
+        let mut conn = open_memory().unwrap();
+        let hook = |id: &str, events: &str, active: bool| Webhook {
+            id: id.into(),
+            url: "http://127.0.0.1:1/".into(),
+            events: events.into(),
+            secret: None,
+            active,
+            created_at: 0,
+            updated_at: 0,
+        };
+        upsert_webhook(&conn, &hook("a", "message.received,message.sent", true)).unwrap();
+        upsert_webhook(&conn, &hook("b", "message.received.extra", true)).unwrap();
+        upsert_webhook(&conn, &hook("c", "message.received", false)).unwrap();
+        let tx = conn.transaction().unwrap();
+        assert_eq!(
+            enqueue_deliveries(&tx, "message.received", "{}").unwrap(),
+            1
+        );
+        tx.commit().unwrap();
+        assert!(delete_webhook(&conn, "a").unwrap());
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM webhook_deliveries", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn audit_batches_and_pages() {
+        let mut conn = open_memory().unwrap();
+        let entries: Vec<_> = (0..30)
+            .map(|i| AuditEntry {
+                action: if i % 2 == 0 {
+                    "api_request"
+                } else {
+                    "auth_failed"
+                }
+                .into(),
+                created_at: i,
+                ..Default::default()
+            })
+            .collect();
+        insert_audit_batch(&mut conn, &entries).unwrap();
+        let q = AuditQuery {
+            action: Some("auth_failed".into()),
+            page: 2,
+            limit: 10,
+            ..Default::default()
+        };
+        let (rows, total) = audit_logs(&conn, &q).unwrap();
+        assert_eq!(total, 15);
+        assert_eq!(rows.len(), 5);
+        assert_eq!(prune_audit(&conn, 10).unwrap(), 10);
+    }
+}

@@ -1,0 +1,620 @@
+//! The HTTP worker pool: N named threads share one `tiny_http::Server`, each
+//! with its own SQLite connection. A worker reads the request (body capped at
+//! 1 MiB), finds the route, checks access and the rate limit, runs the
+//! handler under a panic guard, adds the security headers, answers, and
+//! hands the audit row and the metrics off the request path.
+
+use crate::audit::AuditHandle;
+use crate::db::{self, AuditEntry};
+use crate::error::ApiError;
+use crate::router::{self, Access, Found};
+use crate::state::Shared;
+use crate::wa::WaHandle;
+use crate::webhooks::WebhookWaker;
+use crate::{auth, clock};
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use std::io::{Cursor, Read};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What every worker owns: its own database connection and the handles to
+/// the other threads.
+pub struct Ctx {
+    pub db: Connection,
+    pub shared: Arc<Shared>,
+    pub wa: WaHandle,
+    pub audit: AuditHandle,
+    pub webhooks: WebhookWaker,
+}
+
+/// HTTP methods the router knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Other,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+/// A request, fully read.
+#[derive(Debug)]
+pub struct Request {
+    pub method: Method,
+    /// The path as sent, without the query string.
+    pub path: String,
+    /// Percent-decoded path segments.
+    pub segments: Vec<String>,
+    /// Percent-decoded query pairs, in order.
+    pub query: Vec<(String, String)>,
+    /// Headers with lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The client's address (no port).
+    pub ip: String,
+}
+
+impl Request {
+    /// A header's value (first occurrence, name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A query parameter's value (first occurrence).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as a JSON object. An empty body is an empty object (as
+    /// express.json() treated it); anything but an object is a 400.
+    pub fn json_object(&self) -> Result<serde_json::Map<String, Value>, ApiError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Map::new());
+        }
+        match serde_json::from_slice::<Value>(&self.body) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(ApiError::bad("Request body must be a JSON object")),
+            Err(e) => Err(ApiError::bad(format!("Malformed JSON body: {e}"))),
+        }
+    }
+
+    /// The body as `application/x-www-form-urlencoded` pairs (dashboard forms).
+    pub fn form(&self) -> Result<Vec<(String, String)>, ApiError> {
+        let text =
+            std::str::from_utf8(&self.body).map_err(|_| ApiError::bad("Form body is not UTF-8"))?;
+        parse_query(text).ok_or_else(|| ApiError::bad("Malformed form body"))
+    }
+}
+
+/// What a handler answers.
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+}
+
+/// A response body: bytes, or a file streamed from disk.
+pub enum Body {
+    Bytes(Vec<u8>),
+    File(std::fs::File, usize),
+}
+
+impl Response {
+    pub fn json(status: u16, value: &Value) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type", "application/json; charset=utf-8".into())],
+            body: Body::Bytes(serde_json::to_vec(value).unwrap_or_default()),
+        }
+    }
+
+    pub fn ok(value: &Value) -> Response {
+        Response::json(200, value)
+    }
+
+    pub fn html(status: u16, html: String) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+            body: Body::Bytes(html.into_bytes()),
+        }
+    }
+
+    pub fn bytes(status: u16, content_type: &str, bytes: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type", content_type.to_string())],
+            body: Body::Bytes(bytes),
+        }
+    }
+
+    /// 303 See Other to `location` (after a dashboard form POST).
+    pub fn redirect(location: &str) -> Response {
+        Response {
+            status: 303,
+            headers: vec![("Location", location.to_string())],
+            body: Body::Bytes(Vec::new()),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Every failure becomes its response here, and only here.
+pub fn error_response(e: &ApiError) -> Response {
+    if let ApiError::Internal(detail) = e {
+        log::error!("request failed: {detail}");
+    }
+    let mut body = json!({ "error": e.public_message() });
+    let mut response = Response::json(e.status(), &Value::Null);
+    match e {
+        ApiError::TooManyRequests { retry_after } => {
+            body["retryAfter"] = json!(retry_after);
+            response = response.with_header("Retry-After", retry_after.to_string());
+        }
+        ApiError::BasicAuthRequired => {
+            response = response.with_header(
+                "WWW-Authenticate",
+                "Basic realm=\"whatsapp-api\", charset=\"UTF-8\"",
+            );
+        }
+        ApiError::MethodNotAllowed => {}
+        ApiError::PayloadTooLarge => {
+            // The rest of the body was never read: the connection cannot be reused.
+            response = response.with_header("Connection", "close");
+        }
+        _ => {}
+    }
+    response.body = Body::Bytes(serde_json::to_vec(&body).unwrap_or_default());
+    response
+}
+
+/// Decodes `%XX` escapes (and `+` as space when `plus` is set). None for a
+/// bad escape or a result that is not UTF-8.
+pub fn percent_decode(s: &str, plus: bool) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = b.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' if plus => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Percent-encodes everything but unreserved characters.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `a=1&b=x%20y` -> pairs. None when an escape is malformed.
+pub fn parse_query(q: &str) -> Option<Vec<(String, String)>> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((percent_decode(k, true)?, percent_decode(v, true)?))
+        })
+        .collect()
+}
+
+/// Starts `count` workers on `server`; each gets its own `Ctx` from `make_ctx`.
+pub fn spawn_workers(
+    server: Arc<tiny_http::Server>,
+    count: usize,
+    mut make_ctx: impl FnMut() -> Result<Ctx, String>,
+) -> Result<Vec<JoinHandle<()>>, String> {
+    let mut joins = Vec::with_capacity(count);
+    for n in 0..count {
+        let ctx = make_ctx()?;
+        let server = Arc::clone(&server);
+        let join = std::thread::Builder::new()
+            .name(format!("http-{n}"))
+            .spawn(move || worker_main(&server, ctx))
+            .map_err(|e| format!("could not start an HTTP worker: {e}"))?;
+        joins.push(join);
+    }
+    Ok(joins)
+}
+
+fn worker_main(server: &tiny_http::Server, mut ctx: Ctx) {
+    // recv() fails only after `unblock()`, which is how shutdown stops us.
+    while let Ok(raw) = server.recv() {
+        serve_one(&mut ctx, raw);
+    }
+}
+
+fn serve_one(ctx: &mut Ctx, mut raw: tiny_http::Request) {
+    let started = Instant::now();
+    let (response, req, route_name) = match read_request(&mut raw) {
+        Ok(req) => {
+            let (response, route_name) = dispatch(ctx, &req);
+            (response, Some(req), route_name)
+        }
+        Err(e) => (error_response(&e), None, "unmatched"),
+    };
+    let status = response.status;
+    let elapsed = started.elapsed();
+    let method = req.as_ref().map(|r| r.method).unwrap_or(Method::Other);
+    let path = req
+        .as_ref()
+        .map(|r| r.path.clone())
+        .unwrap_or_else(|| raw.url().split('?').next().unwrap_or("").to_string());
+    let ip = raw
+        .remote_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    if let Err(e) = respond(raw, response) {
+        log::debug!("could not write the response to {ip}: {e}");
+    }
+    log::info!(
+        "{} {} {} {}us",
+        method.as_str(),
+        path,
+        status,
+        elapsed.as_micros()
+    );
+    ctx.shared
+        .metrics
+        .record_request(route_name, method.as_str(), status, elapsed.as_secs_f64());
+    let is_api = path.starts_with("/api/") || path.starts_with("/media/") || path == "/metrics";
+    if is_api || status == 401 {
+        ctx.audit.record(AuditEntry {
+            action: if status == 401 {
+                "auth_failed"
+            } else {
+                "api_request"
+            }
+            .into(),
+            method: Some(method.as_str().into()),
+            path: Some(path),
+            status: Some(status),
+            ip: Some(ip),
+            duration_us: Some(elapsed.as_micros() as i64),
+            details: None,
+            created_at: clock::now_secs(),
+        });
+    }
+}
+
+fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
+    let method = match raw.method() {
+        tiny_http::Method::Get | tiny_http::Method::Head => Method::Get,
+        tiny_http::Method::Post => Method::Post,
+        tiny_http::Method::Put => Method::Put,
+        tiny_http::Method::Patch => Method::Patch,
+        tiny_http::Method::Delete => Method::Delete,
+        _ => Method::Other,
+    };
+    let url = raw.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let segments = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s, false))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::bad("The path has a malformed percent-escape"))?;
+    let query = parse_query(query)
+        .ok_or_else(|| ApiError::bad("The query string has a malformed percent-escape"))?;
+    let headers: Vec<(String, String)> = raw
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_string(),
+            )
+        })
+        .collect();
+    if raw.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let mut body = Vec::new();
+    raw.as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|_| ApiError::bad("The request body could not be read"))?;
+    if body.len() > MAX_BODY {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    Ok(Request {
+        method,
+        path: path.to_string(),
+        segments,
+        query,
+        headers,
+        body,
+        ip: raw
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+    })
+}
+
+/// Finds the route, checks access, runs the handler under a panic guard.
+/// Returns the response and the route's template (for metrics).
+pub fn dispatch(ctx: &mut Ctx, req: &Request) -> (Response, &'static str) {
+    let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let (route, params) = match router::find(req.method, &segments) {
+        Found::Route(route, params) => (route, params),
+        Found::WrongMethod => return (error_response(&ApiError::MethodNotAllowed), "unmatched"),
+        Found::Nothing => {
+            let e = ApiError::NotFound(format!(
+                "Route {} {} not found",
+                req.method.as_str(),
+                req.path
+            ));
+            return (error_response(&e), "unmatched");
+        }
+    };
+    let mut rate_headers: Vec<(&'static str, String)> = Vec::new();
+    let outcome = check_access(ctx, req, route.access, &mut rate_headers).and_then(|()| {
+        match catch_unwind(AssertUnwindSafe(|| (route.handler)(ctx, req, &params))) {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(ApiError::Internal(format!(
+                    "handler for {} panicked: {what}",
+                    route.path
+                )))
+            }
+        }
+    });
+    let mut response = outcome.unwrap_or_else(|e| {
+        if matches!(e, ApiError::BasicAuthRequired | ApiError::Unauthorized)
+            && route.access == Access::Dashboard
+        {
+            return error_response(&ApiError::BasicAuthRequired);
+        }
+        error_response(&e)
+    });
+    response.headers.extend(rate_headers);
+    (response, route.path)
+}
+
+/// Authentication and rate limiting for one route.
+fn check_access(
+    ctx: &Ctx,
+    req: &Request,
+    access: Access,
+    rate_headers: &mut Vec<(&'static str, String)>,
+) -> Result<(), ApiError> {
+    let shared = &ctx.shared;
+    let key_ok = || {
+        req.header("x-api-key")
+            .is_some_and(|k| shared.api_key_matches(k))
+    };
+    let basic_ok = || {
+        req.header("authorization")
+            .and_then(auth::parse_basic_auth)
+            .is_some_and(|(user, password)| shared.dashboard_login_matches(&user, &password))
+    };
+    match access {
+        Access::Public => Ok(()),
+        Access::Dashboard => {
+            if basic_ok() {
+                Ok(())
+            } else {
+                limit_failed_auth(ctx, req, rate_headers)?;
+                Err(ApiError::BasicAuthRequired)
+            }
+        }
+        Access::ApiKey | Access::ApiKeyOrBasic | Access::Simulator => {
+            if access == Access::Simulator
+                && shared.config.backend != crate::config::Backend::Simulator
+            {
+                return Err(ApiError::NotFound(format!(
+                    "Route {} {} not found",
+                    req.method.as_str(),
+                    req.path
+                )));
+            }
+            if key_ok() {
+                limit(ctx, &shared.api_key_bucket(), rate_headers)
+            } else if access == Access::ApiKeyOrBasic && basic_ok() {
+                Ok(())
+            } else {
+                limit_failed_auth(ctx, req, rate_headers)?;
+                Err(if access == Access::ApiKeyOrBasic {
+                    ApiError::BasicAuthRequired
+                } else {
+                    ApiError::Unauthorized
+                })
+            }
+        }
+    }
+}
+
+/// A failed authentication counts against the client address's bucket, so
+/// a wrong key never buys a fresh one.
+fn limit_failed_auth(
+    ctx: &Ctx,
+    req: &Request,
+    rate_headers: &mut Vec<(&'static str, String)>,
+) -> Result<(), ApiError> {
+    log::warn!(
+        "failed authentication from {} for {} {}",
+        req.ip,
+        req.method.as_str(),
+        req.path
+    );
+    limit(ctx, &format!("ip:{}", req.ip), rate_headers)
+}
+
+fn limit(
+    ctx: &Ctx,
+    bucket: &str,
+    rate_headers: &mut Vec<(&'static str, String)>,
+) -> Result<(), ApiError> {
+    let limiter = &ctx.shared.limiter;
+    if !limiter.enabled() {
+        return Ok(());
+    }
+    let v = limiter.check(bucket, clock::now_millis());
+    rate_headers.push(("X-RateLimit-Limit", v.limit.to_string()));
+    rate_headers.push(("X-RateLimit-Remaining", v.remaining.to_string()));
+    rate_headers.push(("X-RateLimit-Reset", v.reset_ms.to_string()));
+    if v.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::TooManyRequests {
+            retry_after: v.retry_after_secs,
+        })
+    }
+}
+
+/// Headers every response carries.
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+];
+
+fn respond(raw: tiny_http::Request, response: Response) -> std::io::Result<()> {
+    let mut headers: Vec<tiny_http::Header> = Vec::with_capacity(response.headers.len() + 6);
+    let mut has_cache_control = false;
+    for (name, value) in response
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .chain(SECURITY_HEADERS)
+    {
+        has_cache_control |= name.eq_ignore_ascii_case("cache-control");
+        // Values are ours; one that is not a valid header is dropped, not sent.
+        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            headers.push(h);
+        }
+    }
+    if !has_cache_control {
+        headers.push(
+            tiny_http::Header::from_bytes("Cache-Control", "no-store").expect("valid header"),
+        );
+    }
+    let status = tiny_http::StatusCode(response.status);
+    match response.body {
+        Body::Bytes(bytes) => {
+            let len = bytes.len();
+            raw.respond(tiny_http::Response::new(
+                status,
+                headers,
+                Cursor::new(bytes),
+                Some(len),
+                None,
+            ))
+        }
+        Body::File(file, len) => raw.respond(tiny_http::Response::new(
+            status,
+            headers,
+            file,
+            Some(len),
+            None,
+        )),
+    }
+}
+
+/// Binds the listener.
+pub fn bind(host: &str, port: u16) -> Result<tiny_http::Server, String> {
+    tiny_http::Server::http((host, port))
+        .map_err(|e| format!("could not listen on {host}:{port} (HOST/PORT): {e}"))
+}
+
+/// The bound port of a server.
+pub fn local_port(server: &tiny_http::Server) -> u16 {
+    server.server_addr().to_ip().map(|a| a.port()).unwrap_or(0)
+}
+
+/// Opens a worker's database connection.
+pub fn worker_db(path: &std::path::Path) -> Result<Connection, String> {
+    db::connect(path).map_err(|e| format!("could not open {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c", true).as_deref(), Some("a b c"));
+        assert_eq!(percent_decode("a+b", false).as_deref(), Some("a+b"));
+        assert_eq!(percent_decode("%2e%2E", false).as_deref(), Some(".."));
+        assert_eq!(percent_decode("%zz", false), None);
+        assert_eq!(percent_decode("%4", false), None);
+        assert_eq!(percent_decode("%ff", false), None); // not UTF-8
+        assert_eq!(percent_decode("%F0%9F%98%80", false).as_deref(), Some("😀"));
+    }
+
+    #[test]
+    fn query_parsing() {
+        assert_eq!(
+            parse_query("page=2&search=hello%20world&flag&=x").unwrap(),
+            vec![
+                ("page".to_string(), "2".to_string()),
+                ("search".to_string(), "hello world".to_string()),
+                ("flag".to_string(), String::new()),
+                (String::new(), "x".to_string()),
+            ]
+        );
+        assert!(parse_query("a=%").is_none());
+        assert_eq!(percent_encode("a b@c"), "a%20b%40c");
+    }
+}

@@ -1,0 +1,204 @@
+//! Media files: streamed to `media/<uuid>.<ext>` with size and SHA-256 as they
+//! arrive (never held whole in memory), and opened again for `GET /media/…`.
+
+use crate::auth;
+use crate::wa::MediaInfo;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Writes `reader` into the media dir. Never fails: a failed or over-size
+/// download returns a `MediaInfo` without a file and with the reason, so the
+/// message itself is still stored.
+pub fn store(
+    dir: &Path,
+    kind: &str,
+    mime: Option<&str>,
+    filename: Option<&str>,
+    reader: &mut dyn Read,
+    max_bytes: u64,
+) -> MediaInfo {
+    let mut info = MediaInfo {
+        kind: kind.to_string(),
+        mime: mime.map(str::to_string),
+        ..Default::default()
+    };
+    let name = format!("{}.{}", auth::uuid_v4(), extension(mime, filename));
+    let partial = dir.join(format!(".{name}.part"));
+    match copy_hashed(reader, &partial, max_bytes) {
+        Ok((size, sha)) => match std::fs::rename(&partial, dir.join(&name)) {
+            Ok(()) => {
+                info.file_name = Some(name);
+                info.size = Some(size);
+                info.sha256 = Some(sha);
+            }
+            Err(e) => info.error = Some(format!("could not store the file: {e}")),
+        },
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            info.error = Some(e.to_string());
+        }
+    }
+    info
+}
+
+fn copy_hashed(reader: &mut dyn Read, path: &Path, max_bytes: u64) -> io::Result<(u64, String)> {
+    let mut file = File::create(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io::Error::new(e.kind(), format!("download failed: {e}"))),
+        };
+        total += n as u64;
+        if total > max_bytes {
+            return Err(io::Error::other(format!(
+                "larger than MEDIA_MAX_BYTES ({max_bytes} bytes)"
+            )));
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])?;
+    }
+    file.sync_all()?;
+    Ok((total, auth::hex(&hasher.finalize())))
+}
+
+/// A file extension for stored media: from the mime type, else a safe one from
+/// the original file name, else `bin`.
+pub fn extension(mime: Option<&str>, filename: Option<&str>) -> String {
+    let from_mime = mime
+        .map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .and_then(|m| {
+            Some(match m.as_str() {
+                "image/jpeg" => "jpg",
+                "image/png" => "png",
+                "image/webp" => "webp",
+                "image/gif" => "gif",
+                "video/mp4" => "mp4",
+                "video/3gpp" => "3gp",
+                "audio/ogg" | "audio/ogg; codecs=opus" => "ogg",
+                "audio/mpeg" => "mp3",
+                "audio/mp4" | "audio/aac" => "m4a",
+                "application/pdf" => "pdf",
+                "text/plain" => "txt",
+                "application/zip" => "zip",
+                _ => return None,
+            })
+        });
+    if let Some(ext) = from_mime {
+        return ext.to_string();
+    }
+    filename
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .filter(|ext| {
+            (1..=8).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+        .unwrap_or_else(|| "bin".to_string())
+}
+
+/// The content type served for a stored file, from its extension.
+pub fn content_type(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, e)| e) {
+        Some("jpg") | Some("jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        Some("gif") => "image/gif",
+        Some("mp4") => "video/mp4",
+        Some("3gp") => "video/3gpp",
+        Some("ogg") => "audio/ogg",
+        Some("mp3") => "audio/mpeg",
+        Some("m4a") => "audio/mp4",
+        Some("pdf") => "application/pdf",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Whether `name` is a plain file name we could have written: no separators,
+/// no `..`, no leading dot, no NUL, nothing outside `[A-Za-z0-9._-]`.
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The path of a stored file, if the name is safe and the file exists.
+pub fn find(dir: &Path, name: &str) -> Option<PathBuf> {
+    if !is_safe_name(name) {
+        return None;
+    }
+    let path = dir.join(name);
+    path.is_file().then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_with_hash_and_refuses_oversize() {
+        let dir = std::env::temp_dir().join(format!("wa-media-{}", auth::uuid_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let info = store(&dir, "image", Some("image/png"), None, &mut &b"abc"[..], 10);
+        let name = info.file_name.clone().unwrap();
+        assert!(name.ends_with(".png"));
+        assert_eq!(info.size, Some(3));
+        assert_eq!(
+            info.sha256.as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        assert_eq!(std::fs::read(dir.join(&name)).unwrap(), b"abc");
+        let big = store(
+            &dir,
+            "video",
+            Some("video/mp4"),
+            None,
+            &mut &[0u8; 11][..],
+            10,
+        );
+        assert!(big.file_name.is_none());
+        assert!(big.error.unwrap().contains("MEDIA_MAX_BYTES"));
+        // Nothing but the one stored file is left behind.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_and_extensions() {
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/b",
+            "/etc/passwd",
+            ".hidden",
+            "a\0b",
+            "a..b",
+            "%2e%2e",
+        ] {
+            assert!(!is_safe_name(bad), "{bad:?}");
+        }
+        assert!(is_safe_name("0b9c-1.jpg"));
+        assert_eq!(extension(Some("image/jpeg"), None), "jpg");
+        assert_eq!(extension(None, Some("report.PDF")), "pdf");
+        assert_eq!(extension(None, Some("evil.ph/p")), "bin");
+        assert_eq!(extension(Some("x/unknown"), Some("noext")), "bin");
+        assert_eq!(content_type("a.png"), "image/png");
+    }
+}

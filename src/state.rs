@@ -1,0 +1,150 @@
+//! State shared by every thread: the configuration, the connection status,
+//! the active API key, the rate limiter and the metrics.
+
+use crate::auth;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Where the WhatsApp connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// Starting or reconnecting.
+    Connecting,
+    /// Not paired: showing QR codes.
+    Qr,
+    Connected,
+    /// Dropped; the backend is reconnecting.
+    Disconnected,
+    /// Unlinked: a new pairing is needed.
+    LoggedOut,
+}
+
+impl ConnState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnState::Connecting => "connecting",
+            ConnState::Qr => "qr",
+            ConnState::Connected => "connected",
+            ConnState::Disconnected => "disconnected",
+            ConnState::LoggedOut => "logged_out",
+        }
+    }
+}
+
+/// The current QR code and when it stops being valid.
+#[derive(Debug, Clone)]
+pub struct QrCode {
+    pub code: String,
+    pub expires: Instant,
+}
+
+/// The connection as the API reports it.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub state: ConnState,
+    pub qr: Option<QrCode>,
+    /// Our own JID once paired.
+    pub me: Option<String>,
+    /// Whether a paired session is stored (no new scan needed).
+    pub session_exists: bool,
+    /// The last disconnect reason, if any.
+    pub last_error: Option<String>,
+}
+
+impl Connection {
+    /// The QR code, if one is showing and still valid.
+    pub fn live_qr(&self) -> Option<&QrCode> {
+        self.qr
+            .as_ref()
+            .filter(|q| q.expires > Instant::now() && self.state == ConnState::Qr)
+    }
+}
+
+/// Everything the threads share. Built once by `lib::serve`, held in an `Arc`.
+pub struct Shared {
+    pub config: Config,
+    pub connection: RwLock<Connection>,
+    /// Hex SHA-256 of the active API key.
+    api_key_hash: RwLock<String>,
+    /// `auth::password_hash` of the dashboard password.
+    pub dashboard_password_hash: String,
+    /// Key for the dashboard's CSRF tokens (random per process).
+    pub csrf_key: [u8; 32],
+    pub limiter: RateLimiter,
+    pub metrics: Metrics,
+    pub started: Instant,
+    shutting_down: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(config: Config, api_key_hash: String, dashboard_password_hash: String) -> Shared {
+        Shared {
+            limiter: RateLimiter::new(config.rate_limit_per_minute),
+            connection: RwLock::new(Connection {
+                state: ConnState::Connecting,
+                qr: None,
+                me: None,
+                session_exists: false,
+                last_error: None,
+            }),
+            config,
+            api_key_hash: RwLock::new(api_key_hash),
+            dashboard_password_hash,
+            csrf_key: auth::random_bytes::<32>(),
+            metrics: Metrics::default(),
+            started: Instant::now(),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// A snapshot of the connection.
+    pub fn connection(&self) -> Connection {
+        self.connection
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes the connection under its lock.
+    pub fn update_connection(&self, f: impl FnOnce(&mut Connection)) {
+        f(&mut self.connection.write().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Whether `presented` is the active API key (constant time).
+    pub fn api_key_matches(&self, presented: &str) -> bool {
+        let presented = auth::api_key_hash(presented);
+        let active = self.api_key_hash.read().unwrap_or_else(|e| e.into_inner());
+        auth::ct_eq(presented.as_bytes(), active.as_bytes())
+    }
+
+    /// The bucket name of the active key for the rate limiter (a hash
+    /// prefix: never the key itself).
+    pub fn api_key_bucket(&self) -> String {
+        let active = self.api_key_hash.read().unwrap_or_else(|e| e.into_inner());
+        format!("key:{}", &active[..16])
+    }
+
+    /// Replaces the active key (after the database has been updated).
+    pub fn set_api_key_hash(&self, hash: String) {
+        *self.api_key_hash.write().unwrap_or_else(|e| e.into_inner()) = hash;
+    }
+
+    /// Whether `user`/`password` are the dashboard credentials (constant time).
+    pub fn dashboard_login_matches(&self, user: &str, password: &str) -> bool {
+        let user_ok = auth::ct_eq(user.as_bytes(), self.config.dashboard_user.as_bytes());
+        let password_ok = auth::password_matches(password, &self.dashboard_password_hash);
+        user_ok & password_ok
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}

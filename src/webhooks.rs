@@ -1,0 +1,690 @@
+//! Webhooks: payloads, signatures, input validation, and the delivery thread.
+//!
+//! The delivery thread (`webhooks`) reads due deliveries from the durable
+//! outbox in SQLite and hands them to one lane thread per webhook
+//! (`webhook-lane`), which POSTs them in order with its own keep-alive `ureq`
+//! agent and reports each attempt back. Lanes run in parallel, so a slow or
+//! dead endpoint never delays another; within a webhook, order is FIFO: a
+//! delivery waiting for a retry holds back the ones behind it. Only this
+//! module makes outgoing HTTP requests.
+
+use crate::db::{self, DeliveryHead};
+use crate::error::ApiError;
+use crate::state::Shared;
+use crate::{auth, clock};
+use base64::Engine as _;
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select, unbounded};
+use hmac::{KeyInit, Mac};
+use rusqlite::Connection;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub const MESSAGE_RECEIVED: &str = "message.received";
+pub const MESSAGE_SENT: &str = "message.sent";
+pub const CONNECTION_CONNECTED: &str = "connection.connected";
+pub const CONNECTION_DISCONNECTED: &str = "connection.disconnected";
+/// Sent by the test button whatever the subscription.
+pub const WEBHOOK_TEST: &str = "webhook.test";
+/// The events a webhook can subscribe to.
+pub const EVENTS: [&str; 4] = [
+    MESSAGE_RECEIVED,
+    MESSAGE_SENT,
+    CONNECTION_CONNECTED,
+    CONNECTION_DISCONNECTED,
+];
+
+/// Deliveries handed to a lane at once (all in order, all due).
+const LANE_BATCH: usize = 64;
+/// Longest pause a receiver's Retry-After can ask for.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
+/// Most of a receiver's answer body that is read (and thrown away).
+const RESPONSE_BODY_LIMIT: u64 = 64 * 1024;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+// ───────────────────────────── payloads ─────────────────────────────
+
+/// The body POSTed for an event: `{"event","timestamp","data"}`.
+pub fn payload(event: &str, data: Value) -> String {
+    json!({ "event": event, "timestamp": clock::format_iso_millis(clock::now_millis()), "data": data }).to_string()
+}
+
+/// `data` of message.received / message.sent: the Node server's fields, then extras.
+pub fn message_data(m: &db::Message) -> Value {
+    let mut data = json!({
+        "id": m.id,
+        "phone": m.phone,
+        "message": m.message,
+        "mediaType": m.media_type,
+        "mediaUrl": m.media_url,
+        "timestamp": clock::format_iso_millis(m.created_at * 1000),
+        "waId": m.wa_id,
+        "direction": m.direction,
+        "senderJid": m.sender_jid,
+        "pushName": m.push_name,
+        "mediaMime": m.media_mime,
+        "mediaSize": m.media_size,
+        "isGroup": m.phone.ends_with("@g.us"),
+    });
+    if m.direction == "outgoing" {
+        data["inReplyTo"] = json!(m.in_reply_to);
+    }
+    data
+}
+
+/// `data` of connection.connected.
+pub fn connected_data(me: Option<&str>) -> Value {
+    json!({ "me": me, "timestamp": clock::format_iso_millis(clock::now_millis()) })
+}
+
+/// `data` of connection.disconnected.
+pub fn disconnected_data(reason: &str, will_reconnect: bool) -> Value {
+    json!({ "reason": reason, "willReconnect": will_reconnect, "timestamp": clock::format_iso_millis(clock::now_millis()) })
+}
+
+// ───────────────────────────── signatures ─────────────────────────────
+
+/// The Standard Webhooks signing key: the decoded bytes of a `whsec_`
+/// secret, the raw bytes of any other.
+fn signing_key(secret: &str) -> Vec<u8> {
+    secret
+        .strip_prefix("whsec_")
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .unwrap_or_else(|| secret.as_bytes().to_vec())
+}
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    // HMAC accepts keys of any length; this cannot fail.
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// `webhook-signature`: `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
+pub fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
+    let ts = timestamp.to_string();
+    let mac = hmac_sha256(
+        &signing_key(secret),
+        &[id.as_bytes(), b".", ts.as_bytes(), b".", body.as_bytes()],
+    );
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac)
+    )
+}
+
+/// `X-Webhook-Signature`, as the Node server sent it: `sha256=<hex HMAC(secret, body)>`.
+pub fn legacy_signature(secret: &str, body: &str) -> String {
+    format!(
+        "sha256={}",
+        auth::hex(&hmac_sha256(secret.as_bytes(), &[body.as_bytes()]))
+    )
+}
+
+// ───────────────────────────── input ─────────────────────────────
+
+/// A create or update request, validated. `None` fields were not given.
+#[derive(Debug, Default)]
+pub struct WebhookInput {
+    pub url: Option<String>,
+    /// Comma-separated, validated event names.
+    pub events: Option<String>,
+    /// Some(None): remove the secret; Some(Some(s)): set it.
+    pub secret: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+impl WebhookInput {
+    /// Validates a JSON body; `create` makes url and events required.
+    pub fn parse(body: &Map<String, Value>, create: bool) -> Result<WebhookInput, ApiError> {
+        let mut input = WebhookInput::default();
+        match body.get("url") {
+            None | Some(Value::Null) if create => return Err(ApiError::bad("url is required")),
+            None | Some(Value::Null) => {}
+            Some(Value::String(url)) => input.url = Some(validate_url(url)?),
+            Some(_) => return Err(ApiError::bad("url must be a string")),
+        }
+        match body.get("events") {
+            None | Some(Value::Null) if create => return Err(ApiError::bad("events is required")),
+            None | Some(Value::Null) => {}
+            Some(v) => input.events = Some(validate_events(v)?),
+        }
+        input.secret = match body.get("secret") {
+            None => None,
+            Some(Value::Null) | Some(Value::Bool(false)) => Some(None),
+            Some(Value::Bool(true)) => Some(Some(auth::generate_webhook_secret())),
+            Some(Value::String(s))
+                if !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control) =>
+            {
+                Some(Some(s.clone()))
+            }
+            Some(_) => {
+                return Err(ApiError::bad(
+                    "secret must be true (generate one) or a string of 1 to 256 characters",
+                ));
+            }
+        };
+        input.active = match body.get("active") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::Number(n)) if n.as_i64() == Some(1) => Some(true),
+            Some(Value::Number(n)) if n.as_i64() == Some(0) => Some(false),
+            Some(_) => return Err(ApiError::bad("active must be true or false")),
+        };
+        Ok(input)
+    }
+}
+
+/// An http(s) URL with a host and nothing that could break a header line.
+pub fn validate_url(url: &str) -> Result<String, ApiError> {
+    let url = url.trim();
+    let bad = || ApiError::bad("url must be an http:// or https:// URL");
+    if url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad());
+    }
+    let uri: ureq::http::Uri = url.parse().map_err(|_| bad())?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http") | Some("https"), Some(host)) if !host.is_empty() => Ok(url.to_string()),
+        _ => Err(bad()),
+    }
+}
+
+/// An array of names or a comma-separated string, each an exact known event.
+pub fn validate_events(v: &Value) -> Result<String, ApiError> {
+    let names: Vec<String> = match v {
+        Value::String(s) => s.split(',').map(|e| e.trim().to_string()).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(|s| s.trim().to_string()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                ApiError::bad("events must be an array of strings or a comma-separated string")
+            })?,
+        _ => {
+            return Err(ApiError::bad(
+                "events must be an array of strings or a comma-separated string",
+            ));
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    for name in names.into_iter().filter(|n| !n.is_empty()) {
+        if !EVENTS.contains(&name.as_str()) {
+            return Err(ApiError::bad(format!(
+                "Unknown event {name:?}; known events: {}",
+                EVENTS.join(", ")
+            )));
+        }
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    if out.is_empty() {
+        return Err(ApiError::bad(format!(
+            "events must name at least one of: {}",
+            EVENTS.join(", ")
+        )));
+    }
+    Ok(out.join(","))
+}
+
+// ───────────────────────────── the delivery thread ─────────────────────────────
+
+/// Wakes the delivery thread after new deliveries are committed. Cheap to clone.
+#[derive(Clone)]
+pub struct WebhookWaker(Sender<()>);
+
+impl WebhookWaker {
+    pub fn wake(&self) {
+        // Capacity 1: a wake already pending covers this one too.
+        match self.0.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+        }
+    }
+}
+
+/// Retry policy and limits of the delivery thread.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Pauses between attempts; its length + 1 is the number of attempts.
+    pub schedule: Vec<Duration>,
+    pub timeout: Duration,
+}
+
+/// Starts the delivery thread. It stops once every `WebhookWaker` is dropped,
+/// after the attempts in flight have finished.
+pub fn spawn(
+    conn: Connection,
+    shared: Arc<Shared>,
+    policy: Policy,
+) -> std::io::Result<(WebhookWaker, JoinHandle<()>)> {
+    let (wake_tx, wake_rx) = bounded(1);
+    let join = std::thread::Builder::new()
+        .name("webhooks".into())
+        .spawn(move || Dispatcher::new(conn, shared, policy).run(wake_rx))?;
+    Ok((WebhookWaker(wake_tx), join))
+}
+
+/// One attempt's result, from a lane.
+struct Attempt {
+    seq: i64,
+    at_ms: i64,
+    status_code: Option<u16>,
+    error: Option<String>,
+    duration_ms: i64,
+    retry_after: Option<Duration>,
+}
+
+impl Attempt {
+    fn succeeded(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// What a lane reports after a batch.
+struct LaneReport {
+    webhook_id: String,
+    attempts: Vec<Attempt>,
+}
+
+/// A batch for a lane: the webhook's URL and secret, deliveries in order.
+struct Job {
+    url: String,
+    secret: Option<String>,
+    deliveries: Vec<(i64, String, String)>,
+}
+
+struct Lane {
+    jobs: Sender<Job>,
+    busy: bool,
+}
+
+struct Dispatcher {
+    conn: Connection,
+    shared: Arc<Shared>,
+    policy: Policy,
+    lanes: HashMap<String, Lane>,
+    reports_tx: Sender<LaneReport>,
+    reports_rx: Receiver<LaneReport>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Dispatcher {
+    fn new(conn: Connection, shared: Arc<Shared>, policy: Policy) -> Dispatcher {
+        // Unbounded: a lane must never block on reporting (it would stall its
+        // endpoint); at most one report per lane is outstanding anyway.
+        let (reports_tx, reports_rx) = unbounded();
+        Dispatcher {
+            conn,
+            shared,
+            policy,
+            lanes: HashMap::new(),
+            reports_tx,
+            reports_rx,
+            stopping: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn run(mut self, wake: Receiver<()>) {
+        loop {
+            let next_due = match self.dispatch_due() {
+                Ok(next) => next,
+                Err(e) => {
+                    log::error!("webhooks: reading due deliveries failed: {e}");
+                    Some(clock::now_millis() + 1000)
+                }
+            };
+            let wait = next_due
+                .map(|at| Duration::from_millis((at - clock::now_millis()).clamp(0, 5_000) as u64))
+                .unwrap_or(Duration::from_secs(5));
+            select! {
+                recv(wake) -> msg => if msg.is_err() {
+                    // Every waker is gone: the program is shutting down.
+                    break;
+                },
+                recv(self.reports_rx) -> report => if let Ok(report) = report {
+                    self.apply(report);
+                },
+                default(wait) => {},
+            }
+        }
+        // Let the lanes finish the attempt they are making; record what they did.
+        self.stopping.store(true, Ordering::SeqCst);
+        // Bounded so the whole shutdown stays within 10 s; an attempt cut short is
+        // not recorded, so its delivery stays pending and is retried after restart.
+        let deadline = Instant::now()
+            + (self.policy.timeout + Duration::from_secs(1)).min(Duration::from_secs(5));
+        while self.lanes.values().any(|l| l.busy) {
+            match self.reports_rx.recv_deadline(deadline) {
+                Ok(report) => self.apply(report),
+                Err(_) => break,
+            }
+        }
+        log::debug!("webhook delivery thread stopped");
+    }
+
+    /// Hands every idle webhook its due deliveries. Returns when the next
+    /// not-yet-due head is due (Unix ms).
+    fn dispatch_due(&mut self) -> db::DbResult<Option<i64>> {
+        let now = clock::now_millis();
+        let heads = db::delivery_heads(&self.conn)?;
+        let mut next_due: Option<i64> = None;
+        self.lanes
+            .retain(|id, lane| lane.busy || heads.iter().any(|h| &h.webhook_id == id));
+        for DeliveryHead {
+            webhook_id,
+            url,
+            secret,
+            next_attempt_at,
+        } in heads
+        {
+            if self.lanes.get(&webhook_id).is_some_and(|l| l.busy) {
+                continue;
+            }
+            if next_attempt_at > now {
+                next_due = Some(next_due.map_or(next_attempt_at, |n| n.min(next_attempt_at)));
+                continue;
+            }
+            let deliveries = db::pending_deliveries(&self.conn, &webhook_id, LANE_BATCH)?;
+            if deliveries.is_empty() {
+                continue;
+            }
+            if !self.lanes.contains_key(&webhook_id) {
+                match self.start_lane(&webhook_id) {
+                    Ok(jobs) => {
+                        self.lanes
+                            .insert(webhook_id.clone(), Lane { jobs, busy: false });
+                    }
+                    Err(err) => {
+                        log::error!("webhooks: could not start a lane: {err}");
+                        continue;
+                    }
+                }
+            }
+            if let Some(lane) = self.lanes.get_mut(&webhook_id)
+                && lane
+                    .jobs
+                    .send(Job {
+                        url,
+                        secret,
+                        deliveries,
+                    })
+                    .is_ok()
+            {
+                lane.busy = true;
+            }
+        }
+        Ok(next_due)
+    }
+
+    fn start_lane(&self, webhook_id: &str) -> std::io::Result<Sender<Job>> {
+        // Capacity 1: the dispatcher sends a lane one job at a time (busy flag).
+        let (tx, rx) = bounded::<Job>(1);
+        let reports = self.reports_tx.clone();
+        let stopping = Arc::clone(&self.stopping);
+        let timeout = self.policy.timeout;
+        let webhook_id = webhook_id.to_string();
+        std::thread::Builder::new()
+            .name("webhook-lane".into())
+            .spawn(move || lane_main(webhook_id, rx, reports, stopping, timeout))?;
+        Ok(tx)
+    }
+
+    /// Records a lane's attempts and schedules what comes next.
+    fn apply(&mut self, report: LaneReport) {
+        if let Some(lane) = self.lanes.get_mut(&report.webhook_id) {
+            lane.busy = false;
+        }
+        let schedule = &self.policy.schedule;
+        let result = (|| -> db::DbResult<()> {
+            let tx = self.conn.transaction()?;
+            for a in &report.attempts {
+                db::insert_attempt(
+                    &tx,
+                    a.seq,
+                    a.at_ms,
+                    a.status_code,
+                    a.error.as_deref(),
+                    a.duration_ms,
+                )?;
+                if a.succeeded() {
+                    db::finish_delivery(&tx, a.seq, "delivered")?;
+                    self.shared
+                        .metrics
+                        .webhook_delivered
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                self.shared
+                    .metrics
+                    .webhook_attempts_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                let attempts_made = db::count_attempt(&tx, a.seq)?;
+                if a.status_code == Some(410) {
+                    log::warn!(
+                        "webhooks: {} answered 410 Gone; deactivating it",
+                        report.webhook_id
+                    );
+                    db::set_webhook_active(&tx, &report.webhook_id, false)?;
+                    db::finish_delivery(&tx, a.seq, "failed")?;
+                    self.shared
+                        .metrics
+                        .webhook_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                } else if attempts_made as usize > schedule.len() {
+                    db::finish_delivery(&tx, a.seq, "failed")?;
+                    self.shared
+                        .metrics
+                        .webhook_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                } else {
+                    let pause = a
+                        .retry_after
+                        .unwrap_or(schedule[attempts_made as usize - 1]);
+                    db::schedule_retry(&tx, a.seq, clock::now_millis() + pause.as_millis() as i64)?;
+                }
+            }
+            tx.commit()
+        })();
+        if let Err(e) = result {
+            // The attempts are not recorded, so the deliveries stay pending and
+            // are tried again: at-least-once, never lost.
+            log::error!("webhooks: recording attempts failed: {e}");
+        }
+    }
+}
+
+fn lane_main(
+    webhook_id: String,
+    jobs: Receiver<Job>,
+    reports: Sender<LaneReport>,
+    stopping: Arc<AtomicBool>,
+    timeout: Duration,
+) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("whatsapp-api/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    while let Ok(job) = jobs.recv() {
+        let mut attempts = Vec::with_capacity(job.deliveries.len());
+        for (seq, id, body) in &job.deliveries {
+            let attempt = post(&agent, &job, *seq, id, body);
+            let ok = attempt.succeeded();
+            attempts.push(attempt);
+            if !ok || stopping.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        if reports
+            .send(LaneReport {
+                webhook_id: webhook_id.clone(),
+                attempts,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// One POST with every header of SPEC §8.
+fn post(agent: &ureq::Agent, job: &Job, seq: i64, id: &str, body: &str) -> Attempt {
+    let at_ms = clock::now_millis();
+    let started = Instant::now();
+    let event = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("event").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default();
+    let timestamp = clock::now_secs();
+    let mut request = agent
+        .post(&job.url)
+        .header("Content-Type", "application/json")
+        .header("X-Webhook-Event", &event)
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string());
+    if let Some(secret) = &job.secret {
+        request = request
+            .header(
+                "webhook-signature",
+                standard_signature(secret, id, timestamp, body),
+            )
+            .header("X-Webhook-Signature", legacy_signature(secret, body));
+    }
+    let result = request.send(body);
+    let duration_ms = started.elapsed().as_millis() as i64;
+    match result {
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            let retry_after = matches!(status, 429 | 503)
+                .then(|| {
+                    response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after)
+                })
+                .flatten();
+            // Drain (a little of) the answer so the connection can be reused.
+            let _ = response
+                .body_mut()
+                .with_config()
+                .limit(RESPONSE_BODY_LIMIT)
+                .read_to_vec();
+            let error = (!(200..300).contains(&status)).then(|| format!("HTTP {status}"));
+            Attempt {
+                seq,
+                at_ms,
+                status_code: Some(status),
+                error,
+                duration_ms,
+                retry_after,
+            }
+        }
+        Err(e) => Attempt {
+            seq,
+            at_ms,
+            status_code: None,
+            error: Some(e.to_string()),
+            duration_ms,
+            retry_after: None,
+        },
+    }
+}
+
+/// `Retry-After: <seconds>`, capped. HTTP-dates are ignored (the schedule applies).
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s).min(RETRY_AFTER_CAP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_webhooks_reference_vector() {
+        // The example from the Standard Webhooks specification.
+        let sig = standard_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            r#"{"test": 2432232314}"#,
+        );
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn legacy_signature_is_hex_hmac_of_the_body() {
+        // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog").
+        assert_eq!(
+            legacy_signature("key", "The quick brown fox jumps over the lazy dog"),
+            "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        );
+    }
+
+    #[test]
+    fn events_are_validated_exactly() {
+        assert_eq!(
+            validate_events(&json!("message.received, message.sent")).unwrap(),
+            "message.received,message.sent"
+        );
+        assert_eq!(
+            validate_events(&json!(["message.sent", "message.sent"])).unwrap(),
+            "message.sent"
+        );
+        assert!(validate_events(&json!("message")).is_err());
+        assert!(validate_events(&json!("message.received.x")).is_err());
+        assert!(validate_events(&json!([])).is_err());
+        assert!(validate_events(&json!([1])).is_err());
+        assert!(validate_events(&json!(7)).is_err());
+    }
+
+    #[test]
+    fn urls_are_validated() {
+        assert!(validate_url("http://127.0.0.1:8080/hook").is_ok());
+        assert!(validate_url("https://example.com/a?b=c").is_ok());
+        for bad in [
+            "ftp://x/",
+            "example.com",
+            "http://",
+            "http://a b/",
+            "http://x/\r\nX-Evil: 1",
+            "javascript:alert(1)",
+        ] {
+            assert!(validate_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secret_input() {
+        let parse = |v: Value| WebhookInput::parse(v.as_object().unwrap(), false).map(|i| i.secret);
+        assert!(
+            matches!(parse(json!({"secret": true})), Ok(Some(Some(s))) if s.starts_with("whsec_"))
+        );
+        assert!(matches!(parse(json!({"secret": "abc"})), Ok(Some(Some(s))) if s == "abc"));
+        assert!(matches!(parse(json!({"secret": null})), Ok(Some(None))));
+        assert!(matches!(parse(json!({})), Ok(None)));
+        assert!(parse(json!({"secret": 5})).is_err());
+        assert!(
+            WebhookInput::parse(json!({"events": "message.sent"}).as_object().unwrap(), true)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("99999"), Some(RETRY_AFTER_CAP));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+}
