@@ -396,8 +396,15 @@ pub fn qr(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError
 
 pub fn pair_code(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
     let body = req.json_object()?;
-    let phone: String = opt_string(&body, "phone")?
-        .unwrap_or_default()
+    let phone = opt_string(&body, "phone")?.unwrap_or_default();
+    let code = request_pair_code(ctx, &phone)?;
+    Ok(Response::ok(&json!({ "code": code })))
+}
+
+/// Asks the backend for a pairing code for `phone` (international format;
+/// spaces, dashes, `+` and parentheses are dropped). Shared with the dashboard.
+pub fn request_pair_code(ctx: &mut Ctx, phone: &str) -> Result<String, ApiError> {
+    let phone: String = phone
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '+' | '(' | ')'))
         .collect();
@@ -411,11 +418,9 @@ pub fn pair_code(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, A
             "Already paired and connected; log out first".into(),
         ));
     }
-    let code = ctx
-        .wa
+    ctx.wa
         .call(|reply| WaCommand::PairCode { phone, reply })
-        .map_err(|e| ApiError::Unavailable(format!("Could not get a pairing code: {e}")))?;
-    Ok(Response::ok(&json!({ "code": code })))
+        .map_err(|e| ApiError::Unavailable(format!("Could not get a pairing code: {e}")))
 }
 
 pub fn logout(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
@@ -433,18 +438,7 @@ pub fn logout(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
 pub fn webhook_create(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
     let body = req.json_object()?;
     let input = webhooks::WebhookInput::parse(&body, true)?;
-    let now = clock::now_secs();
-    let secret = input.secret.clone().flatten();
-    let hook = db::Webhook {
-        id: auth::uuid_v4(),
-        url: input.url.expect("required on create"),
-        events: input.events.expect("required on create"),
-        secret: secret.clone(),
-        active: input.active.unwrap_or(true),
-        created_at: now,
-        updated_at: now,
-    };
-    db::upsert_webhook(&ctx.db, &hook)?;
+    let (hook, secret) = create_webhook(ctx, input)?;
     let mut out = hook.to_json();
     if let Some(secret) = secret {
         // The one time the secret is shown.
@@ -453,14 +447,52 @@ pub fn webhook_create(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respon
     Ok(Response::json(201, &out))
 }
 
-fn find_webhook(ctx: &Ctx, id: &str) -> Result<db::Webhook, ApiError> {
+/// Stores a new webhook from validated input (`parse(.., true)`); returns it
+/// and its secret, for the one time it is shown. Shared with the dashboard.
+pub fn create_webhook(
+    ctx: &mut Ctx,
+    input: webhooks::WebhookInput,
+) -> Result<(db::Webhook, Option<String>), ApiError> {
+    let now = clock::now_secs();
+    let secret = input.secret.clone().flatten();
+    let hook = db::Webhook {
+        id: auth::uuid_v4(),
+        url: input.url.ok_or_else(|| ApiError::bad("url is required"))?,
+        events: input
+            .events
+            .ok_or_else(|| ApiError::bad("events is required"))?,
+        secret: secret.clone(),
+        active: input.active.unwrap_or(true),
+        created_at: now,
+        updated_at: now,
+    };
+    db::upsert_webhook(&ctx.db, &hook)?;
+    Ok((hook, secret))
+}
+
+pub fn find_webhook(ctx: &Ctx, id: &str) -> Result<db::Webhook, ApiError> {
     db::get_webhook(&ctx.db, id)?.ok_or_else(|| ApiError::NotFound("Webhook not found".into()))
 }
 
 pub fn webhook_update(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
-    let mut hook = find_webhook(ctx, params[0])?;
     let body = req.json_object()?;
     let input = webhooks::WebhookInput::parse(&body, false)?;
+    let (hook, new_secret) = update_webhook(ctx, params[0], input)?;
+    let mut out = hook.to_json();
+    if let Some(secret) = new_secret {
+        out["secret"] = json!(secret);
+    }
+    Ok(Response::ok(&out))
+}
+
+/// Applies validated input to webhook `id`; returns it and a newly set
+/// secret, for the one time it is shown. Shared with the dashboard.
+pub fn update_webhook(
+    ctx: &mut Ctx,
+    id: &str,
+    input: webhooks::WebhookInput,
+) -> Result<(db::Webhook, Option<String>), ApiError> {
+    let mut hook = find_webhook(ctx, id)?;
     let new_secret = input.secret.clone().flatten();
     if let Some(url) = input.url {
         hook.url = url;
@@ -476,11 +508,7 @@ pub fn webhook_update(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<R
     }
     hook.updated_at = clock::now_secs();
     db::upsert_webhook(&ctx.db, &hook)?;
-    let mut out = hook.to_json();
-    if let Some(secret) = new_secret {
-        out["secret"] = json!(secret);
-    }
-    Ok(Response::ok(&out))
+    Ok((hook, new_secret))
 }
 
 pub fn webhook_delete(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
@@ -491,15 +519,22 @@ pub fn webhook_delete(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Res
 }
 
 pub fn webhook_test(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
-    let hook = find_webhook(ctx, params[0])?;
-    let data = json!({ "webhookId": hook.id, "message": "This is a test event from whatsapp-api" });
-    let payload = webhooks::payload(webhooks::WEBHOOK_TEST, data);
-    let delivery_id = db::insert_delivery(&ctx.db, &hook.id, webhooks::WEBHOOK_TEST, &payload)?;
-    ctx.webhooks.wake();
+    let delivery_id = queue_test_delivery(ctx, params[0])?;
     Ok(Response::json(
         202,
         &json!({ "success": true, "deliveryId": delivery_id }),
     ))
+}
+
+/// Queues a `webhook.test` delivery to webhook `id`, whatever it subscribes
+/// to; returns the delivery's id. Shared with the dashboard.
+pub fn queue_test_delivery(ctx: &mut Ctx, id: &str) -> Result<String, ApiError> {
+    let hook = find_webhook(ctx, id)?;
+    let data = json!({ "webhookId": hook.id, "message": "This is a test event from whatsapp-api" });
+    let payload = webhooks::payload(webhooks::WEBHOOK_TEST, data);
+    let delivery_id = db::insert_delivery(&ctx.db, &hook.id, webhooks::WEBHOOK_TEST, &payload)?;
+    ctx.webhooks.wake();
+    Ok(delivery_id)
 }
 
 pub fn webhook_deliveries(

@@ -518,6 +518,15 @@ pub fn active_api_key_hash(conn: &Connection) -> DbResult<Option<String>> {
     .optional()
 }
 
+/// The shown prefix of the active API key (never enough to use), if any.
+pub fn active_api_key_prefix(conn: &Connection) -> DbResult<Option<String>> {
+    conn.prepare_cached(
+        "SELECT prefix FROM api_keys WHERE revoked_at IS NULL ORDER BY id DESC LIMIT 1",
+    )?
+    .query_row([], |r| r.get(0))
+    .optional()
+}
+
 /// Makes `key_hash` the one active key, revoking every other at once.
 pub fn set_active_api_key(conn: &mut Connection, key_hash: &str, prefix: &str) -> DbResult<()> {
     let tx = conn.transaction()?;

@@ -82,6 +82,27 @@ pub const ROUTES: &[Route] = &[
     // ── dashboard (HTML) ────────────────────────────────────────────────────────────
     r(Get,    "/assets/:file",                            Public,        dashboard::asset),
     r(Get,    "/favicon.ico",                             Public,        dashboard::favicon),
+    r(Get,    "/",                                        Dashboard,     dashboard::inbox),
+    r(Post,   "/messages/status",                         Dashboard,     dashboard::messages_status),
+    r(Get,    "/reply/:id",                               Dashboard,     dashboard::conversation),
+    r(Post,   "/reply/:id",                               Dashboard,     dashboard::reply),
+    r(Get,    "/status",                                  Dashboard,     dashboard::status),
+    r(Post,   "/status/logout",                           Dashboard,     dashboard::logout),
+    r(Post,   "/status/repair",                           Dashboard,     dashboard::repair),
+    r(Get,    "/login",                                   Dashboard,     dashboard::login),
+    r(Get,    "/login/qr.svg",                            Dashboard,     dashboard::login_qr),
+    r(Post,   "/login/pair-code",                         Dashboard,     dashboard::pair_code),
+    r(Get,    "/webhooks",                                Dashboard,     dashboard::webhooks_page),
+    r(Post,   "/webhooks",                                Dashboard,     dashboard::webhook_create),
+    r(Get,    "/webhooks/:id",                            Dashboard,     dashboard::webhook_page),
+    r(Post,   "/webhooks/:id",                            Dashboard,     dashboard::webhook_update),
+    r(Post,   "/webhooks/:id/toggle",                     Dashboard,     dashboard::webhook_toggle),
+    r(Post,   "/webhooks/:id/delete",                     Dashboard,     dashboard::webhook_delete),
+    r(Post,   "/webhooks/:id/test",                       Dashboard,     dashboard::webhook_test),
+    r(Post,   "/webhooks/:id/deliveries/:delivery/redeliver", Dashboard, dashboard::redeliver),
+    r(Get,    "/settings",                                Dashboard,     dashboard::settings),
+    r(Post,   "/settings/api-key",                        Dashboard,     dashboard::rotate_api_key),
+    r(Get,    "/audit-logs",                              Dashboard,     dashboard::audit_logs),
 ];
 
 /// What a lookup found.

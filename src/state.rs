@@ -74,6 +74,8 @@ pub struct Shared {
     pub dashboard_password_hash: String,
     /// Key for the dashboard's CSRF tokens (random per process).
     pub csrf_key: [u8; 32],
+    /// The dashboard's one-time notices between a form POST and its redirect.
+    pub flashes: crate::dashboard::Flashes,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     pub started: Instant,
@@ -95,6 +97,7 @@ impl Shared {
             api_key_hash: RwLock::new(api_key_hash),
             dashboard_password_hash,
             csrf_key: auth::random_bytes::<32>(),
+            flashes: crate::dashboard::Flashes::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
             shutting_down: AtomicBool::new(false),
