@@ -516,10 +516,18 @@ pub fn inbox(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiEr
     Ok(page(ctx, req, "Inbox", "/", &main))
 }
 
+/// A phone for people: `+15551234567` for a personal JID, the JID otherwise.
+fn display_phone(phone: &str) -> String {
+    match phone.strip_suffix("@s.whatsapp.net") {
+        Some(digits) if digits.bytes().all(|b| b.is_ascii_digit()) => format!("+{digits}"),
+        _ => phone.to_string(),
+    }
+}
+
 fn sender_name(m: &db::Message) -> String {
     match m.push_name.as_deref().filter(|n| !n.trim().is_empty()) {
-        Some(name) => format!("{name} · {}", m.phone),
-        None => m.phone.clone(),
+        Some(name) => format!("{name} · {}", display_phone(&m.phone)),
+        None => display_phone(&m.phone),
     }
 }
 
@@ -609,13 +617,13 @@ pub fn conversation(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Res
         .push_name
         .clone()
         .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| m.phone.clone());
+        .unwrap_or_else(|| display_phone(&m.phone));
     let _ = write!(
         main,
         "<p class=\"crumbs\"><a href=\"/\">← Inbox</a></p>\
          <h1>{}</h1><p class=\"sub\">{} · {total} message{} in this chat</p>",
         escape(&name),
-        escape(&m.phone),
+        escape(&display_phone(&m.phone)),
         if total == 1 { "" } else { "s" }
     );
     let self_url = |p: u32| format!("/reply/{}?page={p}", seg(&m.id));
