@@ -11,16 +11,21 @@ export
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust lint bench bench-scale static image clean
+.PHONY: run test test-rust test-browser lint bench bench-scale static image clean
 
 run:
 	$(CARGO) build --release
 	./target/release/whatsapp-api serve
 
-test: lint test-rust
+test: lint test-rust test-browser
 
 test-rust:
 	$(CARGO) test --all-targets
+
+# The dashboard in headless Chromium against the real binary (simulator
+# backend); installs chromium and chromium-driver with apt-get if missing.
+test-browser:
+	bash tests/browser/run.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
