@@ -384,6 +384,16 @@ fn safe_back(back: Option<&str>, default: &str) -> String {
     }
 }
 
+/// A 404 inside the frame, for a page whose subject is gone.
+fn not_found(ctx: &Ctx, req: &Request, title: &str, back: &str, back_label: &str) -> Response {
+    let main = format!(
+        "<h1>{title}</h1><p>It may have been deleted, or the link is wrong.</p><p><a href=\"{back}\">{back_label}</a></p>"
+    );
+    let mut response = page(ctx, req, title, back, &main);
+    response.status = 404;
+    response
+}
+
 fn inline_notice(out: &mut String, text: &str) {
     let _ = write!(
         out,
@@ -603,8 +613,15 @@ const CHAT_PAGE: u32 = 100;
 
 /// `GET /reply/:id`: the whole chat of a message, and a reply box.
 pub fn conversation(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
-    let m = db::get_message(&ctx.db, params[0])?
-        .ok_or_else(|| ApiError::NotFound("Message not found".into()))?;
+    let Some(m) = db::get_message(&ctx.db, params[0])? else {
+        return Ok(not_found(
+            ctx,
+            req,
+            "No such message",
+            "/",
+            "Back to the inbox",
+        ));
+    };
     let (_, total) = db::conversation_messages(&ctx.db, &m.phone, 1, 1)?;
     let pages = pages_of(total, CHAT_PAGE).max(1);
     let page_no = match req.query("page").map(str::parse::<u32>) {
@@ -1067,7 +1084,15 @@ pub fn webhook_create(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respon
 
 /// `GET /webhooks/:id`: the edit form and the delivery log.
 pub fn webhook_page(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
-    let hook = api::find_webhook(ctx, params[0])?;
+    let Some(hook) = db::get_webhook(&ctx.db, params[0])? else {
+        return Ok(not_found(
+            ctx,
+            req,
+            "No such webhook",
+            "/webhooks",
+            "Back to webhooks",
+        ));
+    };
     let id = escape(&seg(&hook.id));
     let csrf = csrf_field(ctx);
     let mut main = String::new();

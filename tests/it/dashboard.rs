@@ -391,7 +391,9 @@ fn conversation_shows_the_chat_and_the_reply_is_quoted() {
     // An empty reply is refused with a notice; an unknown message is a 404.
     let empty = submit(&s, &format!("/reply/{id}"), &[("message", "  ")]);
     assert!(empty.text.contains("Write a message first"));
-    assert_eq!(dash_get(&s, "/reply/no-such-id").status, 404);
+    let missing = dash_get(&s, "/reply/no-such-id");
+    assert_eq!(missing.status, 404);
+    assert!(missing.text.contains("<h1>No such message</h1>"));
 }
 
 #[test]
