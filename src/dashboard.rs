@@ -794,7 +794,9 @@ fn write_media(out: &mut String, kind: &str, m: &db::Message) {
 pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
     let form = read_form(ctx, req)?;
     let here = format!("/reply/{}", seg(params[0]));
-    let text = form.get("message").unwrap_or("");
+    // Browsers send a textarea's line breaks as CRLF; WhatsApp wants LF.
+    let text = form.get("message").unwrap_or("").replace("\r\n", "\n");
+    let text = text.as_str();
     if text.trim().is_empty() {
         return Ok(failed(ctx, &here, "Write a message first"));
     }

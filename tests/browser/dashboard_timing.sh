@@ -44,7 +44,7 @@ msg="$(curl -fs -H "X-API-Key: $API_KEY" "$base/api/v1/inbox/all?limit=1" | pyth
 
 printf '%-48s %8s %8s %8s %9s\n' page "min ms" "med ms" "max ms" "bytes"
 for path in \
-    "/" "/?status=all" "/?status=read&page=200" "/?status=all&page=1999" \
+    "/" "/?status=all" "/?status=read&page=200" "/?status=all&page=1600" \
     "/?status=all&search=invoice" "/?phone=1555000012" "/?status=all&startDate=2026-01-01&endDate=2026-01-31" \
     "/reply/$msg" "/status" "/login" "/webhooks" "/webhooks/$hook" "/settings" \
     "/audit-logs" "/audit-logs?action=dashboard_action" "/audit-logs?page=1000"; do

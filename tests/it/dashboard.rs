@@ -361,14 +361,14 @@ fn conversation_shows_the_chat_and_the_reply_is_quoted() {
     let after = submit(
         &s,
         &format!("/reply/{id}"),
-        &[("message", "Yes, 10 to 4."), ("key", &key)],
+        &[("message", "Yes,\r\n10 to 4."), ("key", &key)],
     );
     assert!(after.text.contains("Reply sent"), "{}", after.text);
-    assert!(after.text.contains("Yes, 10 to 4."));
+    assert!(after.text.contains("Yes,\n10 to 4."));
     assert!(after.text.contains("bubble out"));
     let sent = s.get("/api/v1/simulator/sent").json();
     assert_eq!(sent.as_array().unwrap().len(), 1);
-    assert_eq!(sent[0]["text"], "Yes, 10 to 4.");
+    assert_eq!(sent[0]["text"], "Yes,\n10 to 4.");
     assert_eq!(sent[0]["quoted_wa_id"], wa_id.as_str());
     assert_eq!(
         s.get(&format!("/api/v1/messages/{id}")).json()["reply_status"],
@@ -378,7 +378,7 @@ fn conversation_shows_the_chat_and_the_reply_is_quoted() {
     submit(
         &s,
         &format!("/reply/{id}"),
-        &[("message", "Yes, 10 to 4."), ("key", &key)],
+        &[("message", "Yes,\r\n10 to 4."), ("key", &key)],
     );
     assert_eq!(
         s.get("/api/v1/simulator/sent")
