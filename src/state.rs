@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// Where the WhatsApp connection stands.
@@ -77,6 +77,8 @@ pub struct Shared {
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     pub started: Instant,
+    /// Requests whose body is being read off the worker pool (`http::hand_off`).
+    pub body_readers: AtomicUsize,
     shutting_down: AtomicBool,
 }
 
@@ -97,6 +99,7 @@ impl Shared {
             csrf_key: auth::random_bytes::<32>(),
             metrics: Metrics::default(),
             started: Instant::now(),
+            body_readers: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -4,4 +4,7 @@
 mod support;
 
 mod api_v1;
+mod crash;
+mod hostile;
+mod parsers;
 mod webhooks;

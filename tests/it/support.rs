@@ -100,12 +100,18 @@ impl TestServer {
         tune(&mut config);
         let server = whatsapp_api::start(config).expect("server starts");
         let base = format!("http://127.0.0.1:{}", server.port);
-        TestServer {
+        let s = TestServer {
             server: Some(server),
             base,
             dir,
             agent: agent(),
-        }
+        };
+        // The simulator connects right after start (through the event sink).
+        eventually(10, "the simulator to connect", || {
+            (s.request("GET", "/api/v1/health", &[], None).json()["status"] == "connected")
+                .then_some(())
+        });
+        s
     }
 
     /// Stops the server gracefully and returns its data dir.
