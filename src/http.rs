@@ -457,7 +457,10 @@ pub fn dispatch(ctx: &mut Ctx, req: &Request) -> (Response, &'static str) {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let (route, params) = match router::find(req.method, &segments) {
         Found::Route(route, params) => (route, params),
-        Found::WrongMethod => return (error_response(&ApiError::MethodNotAllowed), "unmatched"),
+        Found::WrongMethod(allowed) => {
+            let response = error_response(&ApiError::MethodNotAllowed).with_header("Allow", allowed.join(", "));
+            return (response, "unmatched");
+        }
         Found::Nothing => {
             let e = ApiError::NotFound(format!(
                 "Route {} {} not found",
