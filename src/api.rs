@@ -650,9 +650,13 @@ fn is_jid(s: &str) -> bool {
         return false;
     };
     (1..=64).contains(&user.len())
-        && user.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
         && (1..=64).contains(&server.len())
-        && server.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-".contains(&b))
+        && server
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-".contains(&b))
 }
 
 pub fn sim_connection(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {

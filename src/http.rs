@@ -458,7 +458,8 @@ pub fn dispatch(ctx: &mut Ctx, req: &Request) -> (Response, &'static str) {
     let (route, params) = match router::find(req.method, &segments) {
         Found::Route(route, params) => (route, params),
         Found::WrongMethod(allowed) => {
-            let response = error_response(&ApiError::MethodNotAllowed).with_header("Allow", allowed.join(", "));
+            let response = error_response(&ApiError::MethodNotAllowed)
+                .with_header("Allow", allowed.join(", "));
             return (response, "unmatched");
         }
         Found::Nothing => {

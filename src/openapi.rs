@@ -120,7 +120,12 @@ fn success() -> Value {
 
 /// A comma-separated list of known event names.
 fn events_pattern() -> String {
-    let one = format!("({})", crate::webhooks::EVENTS.map(|e| e.replace('.', "\\.")).join("|"));
+    let one = format!(
+        "({})",
+        crate::webhooks::EVENTS
+            .map(|e| e.replace('.', "\\."))
+            .join("|")
+    );
     format!("^{one}(,{one})*$")
 }
 
