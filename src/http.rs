@@ -346,7 +346,12 @@ impl Ctx {
 
 fn serve_one(ctx: &mut Ctx, mut raw: tiny_http::Request) {
     let started = Instant::now();
-    let (response, req, route_name) = match read_request(&mut raw) {
+    let read = read_request(&mut raw);
+    // From here until the answer is written, the connection is busy on our
+    // side: the idle sweeper must leave it open however long that takes.
+    let shared = Arc::clone(&ctx.shared);
+    let in_flight = shared.in_flight.enter(raw.remote_addr().copied());
+    let (response, req, route_name) = match read {
         Ok(req) => {
             let (response, route_name) = dispatch(ctx, &req);
             (response, Some(req), route_name)
@@ -367,6 +372,7 @@ fn serve_one(ctx: &mut Ctx, mut raw: tiny_http::Request) {
     if let Err(e) = respond(raw, response) {
         log::debug!("could not write the response to {ip}: {e}");
     }
+    drop(in_flight);
     log::info!(
         "{} {} {} {}us",
         method.as_str(),

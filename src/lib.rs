@@ -24,6 +24,7 @@ pub mod router;
 pub mod simulator;
 pub mod sink;
 pub mod state;
+pub mod timeouts;
 pub mod wa;
 pub mod webhooks;
 
@@ -150,6 +151,8 @@ pub struct Server {
     sink: JoinHandle<()>,
     webhooks: JoinHandle<()>,
     audit: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+    sweeper_stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
@@ -216,6 +219,14 @@ pub fn start(config: Config) -> Result<Server, String> {
 
     let http = Arc::new(http::bind(&config.host, config.port)?);
     let port = http::local_port(&http);
+    let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sweeper = timeouts::spawn(
+        port,
+        config.http_timeout,
+        Arc::clone(&shared),
+        Arc::clone(&sweeper_stop),
+    )
+    .map_err(io_err("http-timeouts"))?;
     let workers = http::spawn_workers(Arc::clone(&http), config.http_workers, || {
         Ok(http::Ctx {
             db: open()?,
@@ -240,6 +251,8 @@ pub fn start(config: Config) -> Result<Server, String> {
         sink: sink_join,
         webhooks: webhooks_join,
         audit: audit_join,
+        sweeper,
+        sweeper_stop,
     })
 }
 
@@ -261,6 +274,8 @@ impl Server {
     pub fn shutdown(self) {
         let started = Instant::now();
         self.shared.begin_shutdown();
+        self.sweeper_stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         for _ in &self.workers {
             self.http.unblock();
         }
@@ -273,7 +288,13 @@ impl Server {
         // client keeps the audit and webhook handles alive) must not stop
         // the process from exiting within the 10 s a supervisor allows.
         let deadline = started + Duration::from_secs(8);
-        for thread in [self.backend, self.sink, self.webhooks, self.audit] {
+        for thread in [
+            self.backend,
+            self.sink,
+            self.webhooks,
+            self.audit,
+            self.sweeper,
+        ] {
             while !thread.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }

@@ -79,6 +79,8 @@ pub struct Shared {
     pub started: Instant,
     /// Requests whose body is being read off the worker pool (`http::hand_off`).
     pub body_readers: AtomicUsize,
+    /// Clients whose request is in a handler (`timeouts` leaves them open).
+    pub in_flight: crate::timeouts::InFlight,
     shutting_down: AtomicBool,
 }
 
@@ -100,6 +102,7 @@ impl Shared {
             metrics: Metrics::default(),
             started: Instant::now(),
             body_readers: AtomicUsize::new(0),
+            in_flight: Default::default(),
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -234,3 +234,44 @@ fn a_panicking_request_path_never_kills_a_worker() {
     }
     assert_eq!(s.get("/api/v1/status").status, 200);
 }
+
+#[test]
+fn idle_and_stalled_connections_are_closed_after_the_timeout() {
+    use std::io::Read;
+    let s = TestServer::start_with(|c| c.http_timeout = Duration::from_secs(1));
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    let mut half_headers = TcpStream::connect(&addr).unwrap();
+    half_headers
+        .write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut half_body = TcpStream::connect(&addr).unwrap();
+    write!(half_body, "POST /api/v1/webhooks HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nContent-Length: 5000\r\n\r\n{{\"url\"").unwrap();
+    for (name, conn) in [
+        ("idle", &mut idle),
+        ("half headers", &mut half_headers),
+        ("half body", &mut half_body),
+    ] {
+        // Our side waits up to 20 s; the server must end the connection well before.
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let result = conn.read_to_end(&mut answer);
+        assert!(
+            result.is_ok() || started.elapsed() < Duration::from_secs(15),
+            "{name}: the server never closed it: {result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{name}: took {:?}",
+            started.elapsed()
+        );
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 4"),
+            "{name}: {text}"
+        );
+    }
+    assert_eq!(s.get("/api/v1/status").status, 200);
+}
