@@ -11,13 +11,13 @@ export
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-browser lint bench bench-scale static image clean
+.PHONY: run test test-rust test-fuzz test-browser lint stress soak bench bench-scale static image clean
 
 run:
 	$(CARGO) build --release
 	./target/release/whatsapp-api serve
 
-test: lint test-rust test-browser
+test: lint test-rust test-fuzz test-browser
 
 test-rust:
 	$(CARGO) test --all-targets
@@ -26,6 +26,19 @@ test-rust:
 # backend); installs chromium and chromium-driver with apt-get if missing.
 test-browser:
 	bash tests/browser/run.sh
+
+# Bounded API fuzzing against the OpenAPI document (schemathesis from PyPI).
+test-fuzz:
+	MAX_EXAMPLES=25 tests/fuzz/schemathesis.sh
+
+# Longer reliability runs (not in CI): many kill -9 cycles, deeper fuzzing.
+stress:
+	CRASH_CYCLES=40 $(CARGO) test --test it crash -- --nocapture
+	MAX_EXAMPLES=300 tests/fuzz/schemathesis.sh
+
+# 30 minutes of mixed load; prints RSS and open file descriptors over time.
+soak:
+	tests/soak/soak.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

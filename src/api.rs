@@ -653,6 +653,9 @@ pub fn sim_inject(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, 
         return Err(ApiError::bad("media_base64 needs a media_type"));
     }
     let text = opt_string(&body, "text")?;
+    if text.as_deref() == Some("") {
+        return Err(ApiError::bad("text must not be empty"));
+    }
     if text.is_none() && media_type.is_none() {
         return Err(ApiError::bad("A message needs text or a media_type"));
     }
@@ -674,18 +677,21 @@ pub fn sim_inject(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, 
     Ok(Response::json(201, &json!({ "wa_id": wa_id })))
 }
 
-/// A plausible JID: `user@server`, no spaces or control characters.
+/// A JID as the simulator accepts it: `user@server`, user of letters, digits
+/// and `._:-`, server of lower-case letters, digits and `.-` (as the OpenAPI
+/// document says).
 fn is_jid(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((user, server)) => {
-            !user.is_empty()
-                && !server.is_empty()
-                && s.len() <= 128
-                && s.chars()
-                    .all(|c| c.is_ascii_graphic() && c != '/' && c != '\\')
-        }
-        None => false,
-    }
+    let Some((user, server)) = s.split_once('@') else {
+        return false;
+    };
+    (1..=64).contains(&user.len())
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        && (1..=64).contains(&server.len())
+        && server
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-".contains(&b))
 }
 
 pub fn sim_connection(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {

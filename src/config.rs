@@ -40,6 +40,8 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// Number of HTTP worker threads.
     pub http_workers: usize,
+    /// Read/write timeout of client connections.
+    pub http_timeout: Duration,
 }
 
 /// What the command line asked for.
@@ -146,6 +148,11 @@ const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "error, warn, info, debug or trace",
     ),
     ("HTTP_WORKERS", Some("8"), "HTTP worker threads"),
+    (
+        "HTTP_TIMEOUT_SECS",
+        Some("30"),
+        "a client connection idle or stalled this long is closed",
+    ),
 ];
 
 /// The `--help` text.
@@ -358,6 +365,7 @@ fn build(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         audit_retention_days: number("AUDIT_RETENTION_DAYS", 1, 36_500)? as u32,
         log_level,
         http_workers: number("HTTP_WORKERS", 1, 256)? as usize,
+        http_timeout: Duration::from_secs(number("HTTP_TIMEOUT_SECS", 1, 3600)?),
     })
 }
 

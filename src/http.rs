@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use std::io::{Cursor, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -271,13 +272,86 @@ pub fn spawn_workers(
 fn worker_main(server: &tiny_http::Server, mut ctx: Ctx) {
     // recv() fails only after `unblock()`, which is how shutdown stops us.
     while let Ok(raw) = server.recv() {
-        serve_one(&mut ctx, raw);
+        if body_on_the_wire(&raw) {
+            hand_off(&ctx, raw);
+        } else {
+            serve_one(&mut ctx, raw);
+        }
+    }
+}
+
+/// Requests whose body is read off the workers at the same time, at most.
+const MAX_BODY_READERS: usize = 64;
+
+/// tiny_http 0.12 reads a body of at most 1024 bytes (without
+/// `Expect: 100-continue`) together with the headers, on its own connection
+/// thread. Any other body within the limit is still on the wire, and a client
+/// sending it slowly would hold a worker for as long as it likes.
+fn body_on_the_wire(raw: &tiny_http::Request) -> bool {
+    let has = |name: &str, value: Option<&str>| {
+        raw.headers().iter().any(|h| {
+            h.field.as_str().as_str().eq_ignore_ascii_case(name)
+                && value.is_none_or(|v| h.value.as_str().eq_ignore_ascii_case(v))
+        })
+    };
+    match raw.body_length() {
+        Some(n) if n > MAX_BODY => false, // answered 413 without reading
+        Some(n) => n > 1024 || (n > 0 && has("Expect", Some("100-continue"))),
+        None => has("Transfer-Encoding", None),
+    }
+}
+
+/// Serves a request with a body still on the wire on a thread of its own
+/// (with its own database connection), so the worker goes back to `recv()`.
+fn hand_off(ctx: &Ctx, mut raw: tiny_http::Request) {
+    let readers = &ctx.shared.body_readers;
+    if readers.fetch_add(1, Ordering::SeqCst) >= MAX_BODY_READERS {
+        readers.fetch_sub(1, Ordering::SeqCst);
+        let busy = ApiError::Unavailable("Too many uploads in progress; try again shortly".into());
+        let _ = respond(raw, error_response(&busy).with_header("Retry-After", "1"));
+        return;
+    }
+    let forked = ctx.fork();
+    let shared = Arc::clone(&ctx.shared);
+    let spawned = std::thread::Builder::new()
+        .name("http-body".into())
+        .spawn(move || {
+            match forked {
+                Ok(mut ctx) => serve_one(&mut ctx, raw),
+                Err(e) => {
+                    let _ = read_request(&mut raw);
+                    let _ = respond(raw, error_response(&ApiError::Internal(e)));
+                }
+            }
+            shared.body_readers.fetch_sub(1, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        ctx.shared.body_readers.fetch_sub(1, Ordering::SeqCst);
+        log::error!("could not start a body reader thread: {e}");
+    }
+}
+
+impl Ctx {
+    /// A second context with its own database connection.
+    pub fn fork(&self) -> Result<Ctx, String> {
+        Ok(Ctx {
+            db: worker_db(&self.shared.config.db_path)?,
+            shared: Arc::clone(&self.shared),
+            wa: self.wa.clone(),
+            audit: self.audit.clone(),
+            webhooks: self.webhooks.clone(),
+        })
     }
 }
 
 fn serve_one(ctx: &mut Ctx, mut raw: tiny_http::Request) {
     let started = Instant::now();
-    let (response, req, route_name) = match read_request(&mut raw) {
+    let read = read_request(&mut raw);
+    // From here until the answer is written, the connection is busy on our
+    // side: the idle sweeper must leave it open however long that takes.
+    let shared = Arc::clone(&ctx.shared);
+    let in_flight = shared.in_flight.enter(raw.remote_addr().copied());
+    let (response, req, route_name) = match read {
         Ok(req) => {
             let (response, route_name) = dispatch(ctx, &req);
             (response, Some(req), route_name)
@@ -298,6 +372,7 @@ fn serve_one(ctx: &mut Ctx, mut raw: tiny_http::Request) {
     if let Err(e) = respond(raw, response) {
         log::debug!("could not write the response to {ip}: {e}");
     }
+    drop(in_flight);
     log::info!(
         "{} {} {} {}us",
         method.as_str(),
@@ -388,7 +463,11 @@ pub fn dispatch(ctx: &mut Ctx, req: &Request) -> (Response, &'static str) {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let (route, params) = match router::find(req.method, &segments) {
         Found::Route(route, params) => (route, params),
-        Found::WrongMethod => return (error_response(&ApiError::MethodNotAllowed), "unmatched"),
+        Found::WrongMethod(allowed) => {
+            let response = error_response(&ApiError::MethodNotAllowed)
+                .with_header("Allow", allowed.join(", "));
+            return (response, "unmatched");
+        }
         Found::Nothing => {
             let e = ApiError::NotFound(format!(
                 "Route {} {} not found",

@@ -24,6 +24,7 @@ pub mod router;
 pub mod simulator;
 pub mod sink;
 pub mod state;
+pub mod timeouts;
 pub mod wa;
 pub mod webhooks;
 
@@ -150,6 +151,8 @@ pub struct Server {
     sink: JoinHandle<()>,
     webhooks: JoinHandle<()>,
     audit: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+    sweeper_stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
@@ -158,6 +161,7 @@ fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
 
 /// Prepares the data directory and database, then starts every thread.
 pub fn start(config: Config) -> Result<Server, String> {
+    raise_fd_limit();
     prepare_dirs(&config)?;
     let mut conn = db::connect(&config.db_path)
         .map_err(|e| format!("could not open DB_PATH {}: {e}", config.db_path.display()))?;
@@ -215,6 +219,14 @@ pub fn start(config: Config) -> Result<Server, String> {
 
     let http = Arc::new(http::bind(&config.host, config.port)?);
     let port = http::local_port(&http);
+    let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sweeper = timeouts::spawn(
+        port,
+        config.http_timeout,
+        Arc::clone(&shared),
+        Arc::clone(&sweeper_stop),
+    )
+    .map_err(io_err("http-timeouts"))?;
     let workers = http::spawn_workers(Arc::clone(&http), config.http_workers, || {
         Ok(http::Ctx {
             db: open()?,
@@ -239,6 +251,8 @@ pub fn start(config: Config) -> Result<Server, String> {
         sink: sink_join,
         webhooks: webhooks_join,
         audit: audit_join,
+        sweeper,
+        sweeper_stop,
     })
 }
 
@@ -260,6 +274,8 @@ impl Server {
     pub fn shutdown(self) {
         let started = Instant::now();
         self.shared.begin_shutdown();
+        self.sweeper_stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         for _ in &self.workers {
             self.http.unblock();
         }
@@ -268,11 +284,40 @@ impl Server {
         }
         let _ = self.wa.commands.send(WaCommand::Shutdown);
         drop(self.wa);
-        let _ = self.backend.join();
-        let _ = self.sink.join();
-        let _ = self.webhooks.join();
-        let _ = self.audit.join();
+        // Bounded: a thread still held up (a body reader waiting on a slow
+        // client keeps the audit and webhook handles alive) must not stop
+        // the process from exiting within the 10 s a supervisor allows.
+        let deadline = started + Duration::from_secs(8);
+        for thread in [
+            self.backend,
+            self.sink,
+            self.webhooks,
+            self.audit,
+            self.sweeper,
+        ] {
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                log::warn!(
+                    "thread {} did not stop in time",
+                    thread.thread().name().unwrap_or("?")
+                );
+            }
+        }
         log::debug!("shutdown took {} ms", started.elapsed().as_millis());
+    }
+}
+
+/// Raises the open-file limit to its hard maximum. Every connection is a file
+/// descriptor; at the usual soft limit of 1024, a burst of connections makes
+/// `accept()` fail, which stops tiny_http's accept thread for good.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(1 << 20) {
+        Ok(n) => log::debug!("open file limit: {n}"),
+        Err(e) => log::warn!("could not raise the open file limit: {e}"),
     }
 }
 

@@ -23,6 +23,11 @@ fn query(name: &str, schema: Value, description: &str) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
 
+/// An optional `YYYY-MM-DD` (an empty value means "no filter").
+fn date_schema() -> Value {
+    json!({ "type": "string", "pattern": "^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))?$" })
+}
+
 fn body(schema: Value) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": schema } } })
 }
@@ -113,16 +118,27 @@ fn success() -> Value {
     json!({ "type": "object", "required": ["success"], "properties": { "success": { "type": "boolean" } } })
 }
 
+/// A comma-separated list of known event names.
+fn events_pattern() -> String {
+    let one = format!(
+        "({})",
+        crate::webhooks::EVENTS
+            .map(|e| e.replace('.', "\\."))
+            .join("|")
+    );
+    format!("^{one}(,{one})*$")
+}
+
 fn webhook_input(required: bool) -> Value {
     let mut s = json!({
         "type": "object",
         "properties": {
-            "url": { "type": "string", "format": "uri" },
+            "url": { "type": "string", "pattern": "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$", "maxLength": 2048 },
             "events": { "oneOf": [
-                { "type": "array", "items": { "type": "string", "enum": crate::webhooks::EVENTS } },
-                { "type": "string" }
+                { "type": "array", "minItems": 1, "items": { "type": "string", "enum": crate::webhooks::EVENTS } },
+                { "type": "string", "pattern": events_pattern() }
             ] },
-            "secret": { "oneOf": [ { "type": "string" }, { "type": "boolean" }, { "type": "null" } ] },
+            "secret": { "oneOf": [ { "type": "string", "pattern": "^[^\\x00-\\x1f\\x7f]{1,256}$" }, { "type": "boolean" }, { "type": "null" } ] },
             "active": { "oneOf": [ { "type": "boolean" }, { "type": "integer", "enum": [0, 1] } ] }
         }
     });
@@ -189,9 +205,9 @@ pub fn document() -> Value {
             "/api/v1/messages/{id}/reply": { "post": {
                 "summary": "Reply to an incoming message (quoted on WhatsApp)",
                 "parameters": [id(), { "name": "Idempotency-Key", "in": "header", "required": false,
-                    "schema": { "type": "string", "minLength": 1, "maxLength": 255 } }],
+                    "schema": { "type": "string", "pattern": "^[!-~]{1,255}$" } }],
                 "requestBody": body(json!({ "type": "object", "required": ["message"],
-                    "properties": { "message": { "type": "string", "minLength": 1 } } })),
+                    "properties": { "message": { "type": "string", "pattern": "\\S", "maxLength": 65536 } } })),
                 "responses": secured(json!({
                     "200": resp("sent", json!({ "type": "object", "required": ["success", "replyId"],
                         "properties": { "success": { "type": "boolean" }, "replyId": { "type": "string" }, "waId": { "type": "string" } } })),
@@ -271,7 +287,8 @@ pub fn document() -> Value {
                 "404": err("no QR code right now")
             }), false) },
             "/api/v1/session/pair-code": { "post": op("Pair by phone-number code", vec![],
-                Some(body(json!({ "type": "object", "required": ["phone"], "properties": { "phone": { "type": "string" } } }))),
+                Some(body(json!({ "type": "object", "required": ["phone"], "properties": {
+                    "phone": { "type": "string", "pattern": "^\\+?[0-9]{7,15}$" } } }))),
                 json!({
                     "200": resp("the code to type on the phone", json!({ "type": "object", "properties": { "code": { "type": "string" } } })),
                     "400": err("bad phone number"), "409": err("already connected"), "503": err("the backend could not make a code")
@@ -282,8 +299,8 @@ pub fn document() -> Value {
             "/api/v1/audit-logs": { "get": op("The audit log, newest first", {
                     let mut p = paging();
                     p.push(query("action", json!({ "type": "string" }), "exact action"));
-                    p.push(query("startDate", json!({ "type": "string", "format": "date" }), "first day included"));
-                    p.push(query("endDate", json!({ "type": "string", "format": "date" }), "last day included"));
+                    p.push(query("startDate", date_schema(), "first day included"));
+                    p.push(query("endDate", date_schema(), "last day included"));
                     p
                 }, None, json!({
                 "200": resp("rows", json!({ "type": "object", "required": ["logs", "pagination"], "properties": {
@@ -300,12 +317,18 @@ pub fn document() -> Value {
                 }
             } },
             "/api/v1/simulator/messages": { "post": sim("Inject an incoming message (simulator only)",
-                Some(body(json!({ "type": "object", "required": ["from"], "properties": {
-                    "from": { "type": "string" }, "text": { "type": "string" }, "id": { "type": "string" },
+                Some(body(json!({ "type": "object", "required": ["from"],
+                    "anyOf": [ { "required": ["text"] }, { "required": ["media_type"] } ],
+                    "dependentRequired": { "media_base64": ["media_type"] },
+                    "properties": {
+                    "from": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}@[a-z0-9.-]{1,64}$" },
+                    "text": { "type": "string", "minLength": 1 },
+                    "id": { "type": "string", "minLength": 1, "maxLength": 128 },
                     "push_name": { "type": "string" },
                     "media_type": { "type": "string", "enum": ["image", "video", "audio", "document", "sticker"] },
-                    "media_base64": { "type": "string" }, "mime": { "type": "string" }, "filename": { "type": "string" },
-                    "group": { "type": "string" } } }))),
+                    "media_base64": { "type": "string", "pattern": "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$" },
+                    "mime": { "type": "string" }, "filename": { "type": "string" },
+                    "group": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}@g\\.us$" } } }))),
                 ("201", "stored", json!({ "type": "object", "properties": { "wa_id": { "type": "string" } } }))) },
             "/api/v1/simulator/connection": { "post": sim("Drive the connection state (simulator only)",
                 Some(body(json!({ "type": "object", "required": ["state"], "properties": {

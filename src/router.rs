@@ -108,8 +108,8 @@ pub const ROUTES: &[Route] = &[
 /// What a lookup found.
 pub enum Found<'a> {
     Route(&'static Route, Vec<&'a str>),
-    /// The path exists with another method (405).
-    WrongMethod,
+    /// The path exists with other methods (405); these are allowed.
+    WrongMethod(Vec<&'static str>),
     Nothing,
 }
 
@@ -133,19 +133,19 @@ fn captures<'a>(template: &str, segments: &[&'a str]) -> Option<Vec<&'a str>> {
 
 /// Finds the route for a request.
 pub fn find<'a>(method: Method, segments: &[&'a str]) -> Found<'a> {
-    let mut path_exists = false;
+    let mut allowed = Vec::new();
     for route in ROUTES {
         if let Some(params) = captures(route.path, segments) {
             if route.method == method {
                 return Found::Route(route, params);
             }
-            path_exists = true;
+            allowed.push(route.method.as_str());
         }
     }
-    if path_exists {
-        Found::WrongMethod
-    } else {
+    if allowed.is_empty() {
         Found::Nothing
+    } else {
+        Found::WrongMethod(allowed)
     }
 }
 
@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn wrong_method_and_unknown_paths() {
         let seg = ["api", "v1", "health"];
-        assert!(matches!(find(Post, &seg), Found::WrongMethod));
+        assert!(matches!(find(Post, &seg), Found::WrongMethod(allowed) if allowed == ["GET"]));
         assert!(matches!(find(Get, &["api", "v1", "nope"]), Found::Nothing));
         assert!(matches!(
             find(Get, &["api", "v1", "health", "x"]),

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// Where the WhatsApp connection stands.
@@ -79,6 +79,10 @@ pub struct Shared {
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     pub started: Instant,
+    /// Requests whose body is being read off the worker pool (`http::hand_off`).
+    pub body_readers: AtomicUsize,
+    /// Clients whose request is in a handler (`timeouts` leaves them open).
+    pub in_flight: crate::timeouts::InFlight,
     shutting_down: AtomicBool,
 }
 
@@ -100,6 +104,8 @@ impl Shared {
             flashes: crate::dashboard::Flashes::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
+            body_readers: AtomicUsize::new(0),
+            in_flight: Default::default(),
             shutting_down: AtomicBool::new(false),
         }
     }

@@ -4,4 +4,8 @@
 mod support;
 
 mod api_v1;
+mod crash;
 mod dashboard;
+mod hostile;
+mod parsers;
+mod webhooks;

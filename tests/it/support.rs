@@ -100,12 +100,18 @@ impl TestServer {
         tune(&mut config);
         let server = whatsapp_api::start(config).expect("server starts");
         let base = format!("http://127.0.0.1:{}", server.port);
-        TestServer {
+        let s = TestServer {
             server: Some(server),
             base,
             dir,
             agent: agent(),
-        }
+        };
+        // The simulator connects right after start (through the event sink).
+        eventually(10, "the simulator to connect", || {
+            (s.request("GET", "/api/v1/health", &[], None).json()["status"] == "connected")
+                .then_some(())
+        });
+        s
     }
 
     /// Stops the server gracefully and returns its data dir.
@@ -267,7 +273,12 @@ pub struct WebhookReceiver {
 
 impl WebhookReceiver {
     pub fn start() -> WebhookReceiver {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        WebhookReceiver::start_on(0)
+    }
+
+    /// A receiver on a given port (0: any free one).
+    pub fn start_on(port: u16) -> WebhookReceiver {
+        let server = Arc::new(tiny_http::Server::http(("127.0.0.1", port)).unwrap());
         let port = server.server_addr().to_ip().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let script: Script = Arc::new(Mutex::new(Vec::new()));
@@ -348,5 +359,142 @@ impl Drop for WebhookReceiver {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// A port that nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A TCP endpoint that accepts connections and never answers.
+pub struct Blackhole {
+    pub url: String,
+    _listener: std::net::TcpListener,
+    accepted: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Blackhole {
+    pub fn start() -> Blackhole {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let (l, a) = (listener.try_clone().unwrap(), accepted.clone());
+        std::thread::spawn(move || {
+            for stream in l.incoming().flatten() {
+                a.lock().unwrap().push(stream);
+            }
+        });
+        Blackhole {
+            url,
+            _listener: listener,
+            accepted,
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.accepted.lock().unwrap().len()
+    }
+}
+
+/// The real binary started as a child process (for kill -9 and log tests).
+pub struct BinServer {
+    pub child: std::process::Child,
+    pub base: String,
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+impl BinServer {
+    /// Starts `whatsapp-api serve` on `dir` with the simulator, the test key
+    /// and password, and `extra` environment; waits until it listens.
+    pub fn start(dir: &std::path::Path, extra: &[(&str, &str)]) -> BinServer {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_whatsapp-api"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATA_DIR", dir)
+            .env("PORT", "0")
+            .env("WHATSAPP_BACKEND", "simulator")
+            .env("API_KEY", KEY)
+            .env("DASHBOARD_PASSWORD", DASH_PASSWORD)
+            .env("RATE_LIMIT_PER_MINUTE", "0")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the binary starts");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = output.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    out.lock().unwrap().push(line);
+                }
+            });
+        }
+        let port = eventually(20, "the server to listen", || {
+            output.lock().unwrap().iter().find_map(|l| {
+                let rest = l.split("listening on http://").nth(1)?;
+                rest.split(|c: char| c.is_whitespace())
+                    .next()?
+                    .rsplit(':')
+                    .next()?
+                    .parse::<u16>()
+                    .ok()
+            })
+        });
+        BinServer {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            output,
+        }
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Resp {
+        let bytes = body.map(|b| serde_json::to_vec(b).unwrap());
+        request(
+            &agent(),
+            method,
+            &format!("{}{}", self.base, path),
+            &[("X-API-Key", KEY)],
+            bytes.as_deref(),
+        )
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().unwrap()
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for BinServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
