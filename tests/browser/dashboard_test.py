@@ -274,6 +274,7 @@ def run(binary):
 
         step = "the pairing QR refreshes without reloading the page"
         server.api("POST", "/api/v1/simulator/connection", {"state": "qr"})
+        wait_for("a QR code", lambda: server.api("GET", "/api/v1/status")[1]["qrReady"])
         browser.go(server.base + "/login")
         first = browser.js("window.__samePage = true; return document.getElementById('qr').src")
         wait_for(
@@ -282,10 +283,13 @@ def run(binary):
             secs=10,
         )
         assert browser.js("return window.__samePage === true"), "the page was reloaded"
-        loaded = browser.js("const i = document.getElementById('qr'); return i.complete && i.naturalWidth > 0")
-        assert loaded, "the QR image did not load"
+        wait_for(
+            "the QR image to load",
+            lambda: browser.js("const i = document.getElementById('qr'); return i.complete && i.naturalWidth > 0"),
+        )
         browser.screenshot(os.path.join(shots, "login.png"))
         server.api("POST", "/api/v1/simulator/connection", {"state": "connected"})
+        wait_for("the connection", lambda: server.api("GET", "/api/v1/status")[1]["connected"])
         passed.append(step)
 
         step = "a hostile message runs no script"
