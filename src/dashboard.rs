@@ -812,11 +812,15 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
             Ok(done(ctx, &here, "Reply sent"))
         }
         Err(ApiError::NotFound(m)) => Err(ApiError::NotFound(m)),
-        Err(e) => Ok(failed(
-            ctx,
-            &here,
-            format!("Not sent: {}", e.public_message()),
-        )),
+        Err(e) => {
+            let why = e.public_message();
+            audit(
+                ctx,
+                req,
+                format!("reply to message {} failed: {why}", params[0]),
+            );
+            Ok(failed(ctx, &here, format!("Not sent: {why}")))
+        }
     }
 }
 
@@ -881,7 +885,10 @@ pub fn logout(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
             audit(ctx, req, "logged out of WhatsApp".into());
             Ok(done(ctx, "/status", "Logged out"))
         }
-        Err(e) => Ok(failed(ctx, "/status", format!("Could not log out: {e}"))),
+        Err(e) => {
+            audit(ctx, req, format!("log out failed: {e}"));
+            Ok(failed(ctx, "/status", format!("Could not log out: {e}")))
+        }
     }
 }
 
@@ -897,7 +904,10 @@ pub fn repair(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
                 "Logged out. Scan the new QR code or request a pairing code.",
             ))
         }
-        Err(e) => Ok(failed(ctx, "/status", format!("Could not log out: {e}"))),
+        Err(e) => {
+            audit(ctx, req, format!("log out failed: {e}"));
+            Ok(failed(ctx, "/status", format!("Could not log out: {e}")))
+        }
     }
 }
 

@@ -420,6 +420,12 @@ fn a_failed_reply_is_reported_on_the_page() {
         s.get(&format!("/api/v1/messages/{id}")).json()["reply_status"],
         "unread"
     );
+    eventually(5, "the failed attempt in the audit log", || {
+        dash_get(&s, "/audit-logs?action=dashboard_action")
+            .text
+            .contains("failed: WhatsApp not connected")
+            .then_some(())
+    });
 }
 
 #[test]
