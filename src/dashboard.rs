@@ -1473,6 +1473,18 @@ mod tests {
     }
 
     #[test]
+    fn the_frame_has_each_marker_once_in_order() {
+        let mut at = 0;
+        for marker in ["{title}", "{state}", "{nav}", "{main}"] {
+            assert_eq!(FRAME.matches(marker).count(), 1, "{marker}");
+            let found = FRAME.find(marker).unwrap();
+            assert!(found > at, "{marker} out of order");
+            at = found;
+        }
+        assert!(!FRAME.contains("<script>") && !FRAME.contains("style="));
+    }
+
+    #[test]
     fn pages_round_up() {
         assert_eq!(pages_of(0, 50), 0);
         assert_eq!(pages_of(50, 50), 1);
