@@ -11,16 +11,20 @@ export
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-fuzz lint stress soak bench bench-scale static image clean
+.PHONY: run test test-rust test-compat test-fuzz lint stress soak bench bench-scale static image clean
 
 run:
 	$(CARGO) build --release
 	./target/release/whatsapp-api serve
 
-test: lint test-rust test-fuzz
+test: lint test-rust test-compat test-fuzz
 
 test-rust:
 	$(CARGO) test --all-targets
+
+# The Node server's v1 API driven with curl, as its clients call it.
+test-compat:
+	tests/compat/node_api.sh
 
 # Bounded API fuzzing against the OpenAPI document (schemathesis from PyPI).
 test-fuzz:
