@@ -26,5 +26,28 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# A fully static x86_64 binary: musl libc, bundled SQLite and ring compiled
+# with musl-gcc. Installs the rustup target and Debian's musl-tools when they
+# are missing (both steps do nothing when already there).
+MUSL_TARGET := x86_64-unknown-linux-musl
+STATIC_BIN = $(or $(CARGO_TARGET_DIR),target)/$(MUSL_TARGET)/release/whatsapp-api
+# podman when present, else docker.
+ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+IMAGE ?= whatsapp-api:latest
+
+static:
+	@rustup target list --installed | grep -qx '$(MUSL_TARGET)' || rustup target add $(MUSL_TARGET)
+	@command -v musl-gcc >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y --no-install-recommends musl-tools; \
+		else sudo apt-get update && sudo apt-get install -y --no-install-recommends musl-tools; fi; }
+	CC_x86_64_unknown_linux_musl=musl-gcc \
+	RUSTFLAGS="-C target-feature=+crt-static" \
+		$(CARGO) build --release --locked --target $(MUSL_TARGET)
+	@file $(STATIC_BIN)
+	@ls -l $(STATIC_BIN)
+
+image:
+	$(ENGINE) build -f Containerfile -t $(IMAGE) .
+
 clean:
 	$(CARGO) clean

@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod legacy;
 pub mod media;
 pub mod metrics;
 pub mod openapi;
@@ -60,10 +61,13 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>) -> Result<(), String
         Command::Backup { config, target } => backup(&config, &target),
         Command::ImportLegacy { config, source } => {
             init_logging(config.log_level);
-            Err(format!(
-                "import-legacy of {} is not available in this build yet",
-                source.display()
-            ))
+            let report = legacy::import(&config, &source)?;
+            print!(
+                "imported {} into {}\n{report}",
+                source.display(),
+                config.db_path.display()
+            );
+            Ok(())
         }
         Command::Healthcheck(config) => healthcheck(&config),
     }
@@ -276,7 +280,7 @@ impl Server {
     }
 }
 
-fn prepare_dirs(config: &Config) -> Result<(), String> {
+pub(crate) fn prepare_dirs(config: &Config) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         format!(
             "DATA_DIR {} cannot be created: {e}",

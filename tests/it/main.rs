@@ -4,3 +4,5 @@
 mod support;
 
 mod api_v1;
+mod cli;
+mod legacy;
