@@ -43,7 +43,7 @@ static:
 	CC_x86_64_unknown_linux_musl=musl-gcc \
 	RUSTFLAGS="-C target-feature=+crt-static" \
 		$(CARGO) build --release --locked --target $(MUSL_TARGET)
-	@file $(STATIC_BIN)
+	@if command -v file >/dev/null 2>&1; then file $(STATIC_BIN); fi
 	@ls -l $(STATIC_BIN)
 
 image:

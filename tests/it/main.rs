@@ -5,4 +5,5 @@ mod support;
 
 mod api_v1;
 mod cli;
+mod container;
 mod legacy;
