@@ -382,7 +382,7 @@ fn announce_secret(what: &str, secret: &str, hint: &str) {
 }
 
 /// `backup <file>`: a consistent copy of the app database via SQLite's online
-/// backup API, safe while the server runs.
+/// backup API, safe while the server runs (see `db::online_backup`).
 fn backup(config: &Config, target: &Path) -> Result<(), String> {
     if target.exists() {
         return Err(format!(
@@ -390,17 +390,7 @@ fn backup(config: &Config, target: &Path) -> Result<(), String> {
             target.display()
         ));
     }
-    let source = rusqlite::Connection::open_with_flags(
-        &config.db_path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .map_err(|e| format!("could not open DB_PATH {}: {e}", config.db_path.display()))?;
-    source
-        .busy_timeout(Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
-    source
-        .backup(rusqlite::MAIN_DB, target, None)
-        .map_err(|e| format!("backup to {} failed: {e}", target.display()))?;
+    db::online_backup(&config.db_path, target)?;
     println!(
         "backed up {} to {}",
         config.db_path.display(),

@@ -4,6 +4,8 @@
 mod support;
 
 mod api_v1;
+mod backup;
 mod cli;
 mod container;
 mod legacy;
+mod metrics;
