@@ -46,8 +46,9 @@ static:
 	@if command -v file >/dev/null 2>&1; then file $(STATIC_BIN); fi
 	@ls -l $(STATIC_BIN)
 
+# podman's default OCI format has no HEALTHCHECK: build in Docker format.
 image:
-	$(ENGINE) build -f Containerfile -t $(IMAGE) .
+	$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) -f Containerfile -t $(IMAGE) .
 
 clean:
 	$(CARGO) clean
