@@ -42,6 +42,8 @@ pub struct Report {
     pub webhooks_present: u64,
     pub webhooks_skipped: u64,
     pub api_key: KeyOutcome,
+    /// API_KEY is configured, so `serve` will use it instead of the import.
+    pub api_key_overridden: bool,
     pub audit_added: u64,
     pub audit_present: u64,
     /// Rows older than AUDIT_RETENTION_DAYS (the server would prune them).
@@ -96,6 +98,12 @@ impl fmt::Display for Report {
                 }
             }
         )?;
+        if self.api_key_overridden {
+            writeln!(
+                f,
+                "            note: API_KEY is set, and `serve` uses it rather than the imported key"
+            )?;
+        }
         writeln!(
             f,
             "audit log:  {} added, {} already here, {} older than AUDIT_RETENTION_DAYS left out",
@@ -144,8 +152,10 @@ pub fn import(config: &Config, source: &Path) -> Result<Report, String> {
     })?;
     let failed =
         |e: DbError| format!("import failed ({e}); the rows of this step were not changed");
+    let api_key = import_api_key(&legacy, &mut conn).map_err(failed)?;
     let mut report = Report {
-        api_key: import_api_key(&legacy, &mut conn).map_err(failed)?,
+        api_key,
+        api_key_overridden: config.api_key.is_some() && api_key != KeyOutcome::NoneFound,
         ..Report::default()
     };
     let tx = conn.transaction().map_err(failed)?;

@@ -200,6 +200,15 @@ fn compose_and_systemd_use_the_same_commands() {
     }
     assert!(compose.contains("\nvolumes:\n  whatsapp-api-data:"));
 
+    // The build context leaves out what must not be baked into an image.
+    let ignore = repo_file(".dockerignore");
+    for needle in ["target", "data", ".env"] {
+        assert!(
+            ignore.lines().any(|l| l.trim() == needle),
+            ".dockerignore lacks {needle}"
+        );
+    }
+
     let unit = repo_file("contrib/whatsapp-api.service");
     let settings: Vec<(&str, &str)> = unit
         .lines()

@@ -351,6 +351,19 @@ fn a_rotated_key_is_not_brought_back_by_a_second_import() {
     whatsapp_api::db::set_active_api_key(&mut conn, &rotated, "a-key-").unwrap();
     let again = import(&data.0, &source);
     assert!(again.stdout.contains("stays revoked"), "{}", again.stdout);
+    assert!(!again.stdout.contains("API_KEY is set"));
+    let with_env = run_binary(
+        &["import-legacy", source.to_str().unwrap()],
+        &[
+            ("DATA_DIR", data.0.to_str().unwrap()),
+            ("API_KEY", "an-api-key-from-the-environment"),
+        ],
+    );
+    assert!(
+        with_env.stdout.contains("API_KEY is set"),
+        "{}",
+        with_env.stdout
+    );
     assert_eq!(
         whatsapp_api::db::active_api_key_hash(&conn).unwrap(),
         Some(rotated)
