@@ -75,7 +75,7 @@ impl fmt::Display for Report {
         if self.undated > 0 {
             writeln!(
                 f,
-                "            {} with an unreadable created_at were given the previous message's time",
+                "            {} with an unreadable created_at were given the previous message's time (or the import's)",
                 self.undated
             )?;
         }

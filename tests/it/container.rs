@@ -129,13 +129,29 @@ fn containerfile_builds_the_static_binary_and_runs_it_safely() {
     assert_eq!(env.get("HOST").map(String::as_str), Some("0.0.0.0"));
     let data_dir = env.get("DATA_DIR").expect("DATA_DIR is set").clone();
 
-    // The data dir is a volume, and the copy that seeds it belongs to USER.
+    // The data dir is a volume, seeded by a tree the build stage makes and
+    // the final stage copies owned by USER (so a fresh volume is writable).
     assert!(exec_form(&one("VOLUME").args).contains(&data_dir));
+    let (tree, dest) = fin
+        .iter()
+        .filter(|i| i.keyword == "COPY" && i.args.contains(&format!("--chown={user}")))
+        .map(|i| {
+            let words: Vec<&str> = i.args.split_whitespace().collect();
+            (words[words.len() - 2], words[words.len() - 1])
+        })
+        .next()
+        .unwrap_or_else(|| panic!("a COPY --chown={user} seeds {data_dir}"));
+    let seeded = format!(
+        "{}{}",
+        tree.trim_end_matches('/'),
+        Path::new(dest)
+            .join(data_dir.trim_start_matches('/'))
+            .display()
+    );
     assert!(
-        fin.iter().any(|i| i.keyword == "COPY"
-            && i.args.contains(&format!("--chown={user}"))
-            && i.args.ends_with(&format!(" {data_dir}"))),
-        "{data_dir} is created owned by {user}"
+        all.iter()
+            .any(|i| i.stage == 0 && i.keyword == "RUN" && i.args.contains(&seeded)),
+        "the build stage creates {seeded}"
     );
 
     // ENTRYPOINT + CMD is a `serve` the real parser accepts, on the exposed port.
