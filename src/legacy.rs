@@ -205,6 +205,12 @@ fn open_legacy(source: &Path) -> Result<Connection, String> {
             source.display()
         )
     })?;
+    if columns.iter().any(|c| c == "wa_id") {
+        return Err(format!(
+            "{} is a database of this server, not of the Node one; to restore a backup, see README \"Backup and restore\"",
+            source.display()
+        ));
+    }
     let required = ["id", "direction", "phone", "message", "created_at"];
     if let Some(missing) = required.iter().find(|c| !columns.iter().any(|x| x == *c)) {
         return Err(format!(

@@ -395,6 +395,9 @@ fn a_missing_or_foreign_file_is_one_clear_line() {
         .execute_batch("CREATE TABLE things (id INTEGER);")
         .unwrap();
     check(&other, "no messages table");
+    let ours = dir.0.join("ours.db");
+    whatsapp_api::db::migrate(&whatsapp_api::db::connect(&ours).unwrap()).unwrap();
+    check(&ours, "a database of this server");
     // Nothing was created for a refused import.
     assert!(!data.join("whatsapp-api.db").exists());
 }
