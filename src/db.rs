@@ -914,25 +914,29 @@ pub struct AuditEntry {
 /// Writes a batch of audit rows in one transaction.
 pub fn insert_audit_batch(conn: &mut Connection, entries: &[AuditEntry]) -> DbResult<()> {
     let tx = conn.transaction()?;
-    {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO audit_logs (action, method, path, status, ip_address, duration_us, details, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for e in entries {
-            stmt.execute(params![
-                e.action,
-                e.method,
-                e.path,
-                e.status,
-                e.ip,
-                e.duration_us,
-                e.details,
-                e.created_at
-            ])?;
-        }
+    for e in entries {
+        insert_audit(&tx, e)?;
     }
     tx.commit()
+}
+
+/// Writes one audit row inside the caller's transaction.
+pub fn insert_audit(tx: &Transaction<'_>, e: &AuditEntry) -> DbResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO audit_logs (action, method, path, status, ip_address, duration_us, details, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        e.action,
+        e.method,
+        e.path,
+        e.status,
+        e.ip,
+        e.duration_us,
+        e.details,
+        e.created_at
+    ])?;
+    Ok(())
 }
 
 /// Filters of an audit log page.
@@ -1281,25 +1285,6 @@ pub fn count_imported_audit(conn: &Connection, e: &AuditEntry) -> DbResult<i64> 
     .query_row(params![e.created_at, e.action, e.details, e.ip], |r| {
         r.get(0)
     })
-}
-
-/// Writes one audit row inside the caller's transaction.
-pub fn insert_audit(tx: &Transaction<'_>, e: &AuditEntry) -> DbResult<()> {
-    tx.prepare_cached(
-        "INSERT INTO audit_logs (action, method, path, status, ip_address, duration_us, details, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        e.action,
-        e.method,
-        e.path,
-        e.status,
-        e.ip,
-        e.duration_us,
-        e.details,
-        e.created_at
-    ])?;
-    Ok(())
 }
 
 /// The keys of the Node server's `settings` table (values may be secret).

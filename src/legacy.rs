@@ -141,15 +141,7 @@ pub fn import(config: &Config, source: &Path) -> Result<Report, String> {
             source.display()
         ));
     }
-    crate::prepare_dirs(config)?;
-    let mut conn = db::connect(&config.db_path)
-        .map_err(|e| format!("could not open DB_PATH {}: {e}", config.db_path.display()))?;
-    db::migrate(&conn).map_err(|e| {
-        format!(
-            "could not prepare the database {}: {e}",
-            config.db_path.display()
-        )
-    })?;
+    let mut conn = crate::open_data_dir(config)?;
     let failed =
         |e: DbError| format!("import failed ({e}); the rows of this step were not changed");
     let api_key = import_api_key(&legacy, &mut conn).map_err(failed)?;

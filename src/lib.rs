@@ -162,15 +162,7 @@ fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
 
 /// Prepares the data directory and database, then starts every thread.
 pub fn start(config: Config) -> Result<Server, String> {
-    prepare_dirs(&config)?;
-    let mut conn = db::connect(&config.db_path)
-        .map_err(|e| format!("could not open DB_PATH {}: {e}", config.db_path.display()))?;
-    db::migrate(&conn).map_err(|e| {
-        format!(
-            "could not prepare the database {}: {e}",
-            config.db_path.display()
-        )
-    })?;
+    let mut conn = open_data_dir(&config)?;
     let api_key_hash = init_api_key(&mut conn, &config)?;
     let password_hash = init_dashboard_password(&conn, &config)?;
     drop(conn);
@@ -280,7 +272,22 @@ impl Server {
     }
 }
 
-pub(crate) fn prepare_dirs(config: &Config) -> Result<(), String> {
+/// Creates the data directories, opens the app database and brings its
+/// schema up to date (for `serve` and `import-legacy`).
+pub(crate) fn open_data_dir(config: &Config) -> Result<rusqlite::Connection, String> {
+    prepare_dirs(config)?;
+    let conn = db::connect(&config.db_path)
+        .map_err(|e| format!("could not open DB_PATH {}: {e}", config.db_path.display()))?;
+    db::migrate(&conn).map_err(|e| {
+        format!(
+            "could not prepare the database {}: {e}",
+            config.db_path.display()
+        )
+    })?;
+    Ok(conn)
+}
+
+fn prepare_dirs(config: &Config) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         format!(
             "DATA_DIR {} cannot be created: {e}",
