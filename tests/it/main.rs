@@ -4,7 +4,12 @@
 mod support;
 
 mod api_v1;
+mod backup;
+mod cli;
+mod container;
 mod crash;
 mod hostile;
+mod legacy;
+mod metrics;
 mod parsers;
 mod webhooks;
