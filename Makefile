@@ -11,16 +11,20 @@ export
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-fuzz test-browser lint stress soak bench bench-scale static image clean
+.PHONY: run test test-rust test-compat test-fuzz test-browser lint stress soak bench bench-scale static image clean
 
 run:
 	$(CARGO) build --release
 	./target/release/whatsapp-api serve
 
-test: lint test-rust test-fuzz test-browser
+test: lint test-rust test-compat test-fuzz test-browser
 
 test-rust:
 	$(CARGO) test --all-targets
+
+# The Node server's v1 API driven with curl, as its clients call it.
+test-compat:
+	tests/compat/node_api.sh
 
 # The dashboard in headless Chromium against the real binary (simulator
 # backend); installs chromium and chromium-driver with apt-get if missing.
@@ -43,6 +47,37 @@ soak:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# A fully static x86_64 binary: musl libc, bundled SQLite and ring compiled
+# with musl-gcc. Installs the rustup target and Debian's musl-tools when they
+# are missing (both steps do nothing when already there).
+MUSL_TARGET := x86_64-unknown-linux-musl
+STATIC_BIN = $(or $(CARGO_TARGET_DIR),target)/$(MUSL_TARGET)/release/whatsapp-api
+# podman when present, else docker.
+ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+IMAGE ?= whatsapp-api:latest
+
+static:
+	@rustup target list --installed | grep -qx '$(MUSL_TARGET)' || rustup target add $(MUSL_TARGET)
+	@command -v musl-gcc >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y --no-install-recommends musl-tools; \
+		else sudo apt-get update && sudo apt-get install -y --no-install-recommends musl-tools; fi; }
+	@# musl targets link statically by default; CC is for the C parts.
+	CC_x86_64_unknown_linux_musl=musl-gcc \
+		$(CARGO) build --release --locked --target $(MUSL_TARGET)
+	@# A static-pie (static and still address-randomised; `file` says
+	@# "static-pie linked", `ldd` "statically linked"): refuse anything that
+	@# would need a dynamic loader or a shared library.
+	@if command -v readelf >/dev/null 2>&1; then \
+		if readelf -lW $(STATIC_BIN) | grep -q INTERP || readelf -dW $(STATIC_BIN) | grep -q NEEDED; then \
+			echo "$(STATIC_BIN) is not static" >&2; exit 1; fi; fi
+	@if command -v file >/dev/null 2>&1; then file $(STATIC_BIN); fi
+	@ls -l $(STATIC_BIN)
+	@$(STATIC_BIN) --version
+
+# podman's default OCI format has no HEALTHCHECK: build in Docker format.
+image:
+	$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) -f Containerfile -t $(IMAGE) .
 
 clean:
 	$(CARGO) clean

@@ -706,8 +706,17 @@ pub fn sim_connection(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respon
         ));
     }
     ctx.wa
-        .call(|reply| WaCommand::SimConnection { state, reply })
+        .call(|reply| WaCommand::SimConnection {
+            state: state.clone(),
+            reply,
+        })
         .map_err(ApiError::Unavailable)?;
+    // The sink applies the state a moment later; answer once it has, so a
+    // client (and every test) sees the state it asked for.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while ctx.shared.connection().state.as_str() != state && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     Ok(Response::ok(&json!({ "success": true })))
 }
 

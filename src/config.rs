@@ -157,17 +157,19 @@ const VARIABLES: &[(&str, Option<&str>, &str)] = &[
 
 /// The `--help` text.
 pub fn help() -> String {
-    let mut s = String::from(
-        "whatsapp-api - a self-hosted, reply-only WhatsApp HTTP API\n\n\
+    let mut s = format!(
+        "whatsapp-api {} - a self-hosted, reply-only WhatsApp HTTP API\n\n\
          Usage: whatsapp-api [COMMAND] [--flag value ...]\n\n\
          Commands:\n  \
          serve                   run the server (the default)\n  \
-         backup <file>           write a consistent copy of the app database while it runs\n  \
-         import-legacy <db>      import a Node.js whatsapp-api messages.db (idempotent)\n  \
+         backup <file>           write a consistent copy of the app database (safe while it runs)\n  \
+         import-legacy <db>      import the Node.js server's messages.db: messages (ids kept),\n                          \
+         webhooks, API key, audit log; running it again changes nothing\n  \
          healthcheck             exit 0 when the local server answers /api/v1/health\n  \
-         --version               print the version\n  \
-         --help                  print this help\n\n\
+         --version, -V           print the version\n  \
+         --help, -h              print this help\n\n\
          Configuration (environment variable, or the flag beside it; flags win):\n",
+        env!("CARGO_PKG_VERSION")
     );
     for (name, default, what) in VARIABLES {
         let flag = format!("--{}", name.to_ascii_lowercase().replace('_', "-"));
@@ -177,8 +179,19 @@ pub fn help() -> String {
         s.push_str(&format!("  {name:<24} {flag:<26} {what}{default}\n"));
     }
     s.push_str(
-        "\nQuick start: WHATSAPP_BACKEND=simulator whatsapp-api, then open http://127.0.0.1:3001/\n\
-         (the generated API key and dashboard password are printed once at first start).\n",
+        "\nGetting started:\n  \
+         1. Try it without a phone:  WHATSAPP_BACKEND=simulator whatsapp-api\n     \
+         The API key and dashboard password are generated and printed once, at the\n     \
+         first start (or set API_KEY and DASHBOARD_PASSWORD yourself).\n  \
+         2. Open http://127.0.0.1:3001/ and log in as admin. For a real account, start\n     \
+         without WHATSAPP_BACKEND and scan the QR code on http://127.0.0.1:3001/login.\n  \
+         3. Read the inbox:  curl -H \"X-API-Key: $KEY\" http://127.0.0.1:3001/api/v1/inbox\n     \
+         Every route:     http://127.0.0.1:3001/api/v1/openapi.json\n\n\
+         With the server's DATA_DIR (or DB_PATH) set the same way:\n  \
+         Back up:         whatsapp-api backup /backups/whatsapp-api-$(date +%F).db\n  \
+         Move from Node:  whatsapp-api import-legacy /path/to/node-app/data/messages.db\n\n\
+         Data lives in DATA_DIR: whatsapp-api.db (messages, webhooks, keys), session.db\n\
+         (the linked WhatsApp device) and media/. Errors go to stderr as one line.\n",
     );
     s
 }

@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod legacy;
 pub mod media;
 pub mod metrics;
 pub mod openapi;
@@ -61,10 +62,13 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>) -> Result<(), String
         Command::Backup { config, target } => backup(&config, &target),
         Command::ImportLegacy { config, source } => {
             init_logging(config.log_level);
-            Err(format!(
-                "import-legacy of {} is not available in this build yet",
-                source.display()
-            ))
+            let report = legacy::import(&config, &source)?;
+            print!(
+                "imported {} into {}\n{report}",
+                source.display(),
+                config.db_path.display()
+            );
+            Ok(())
         }
         Command::Healthcheck(config) => healthcheck(&config),
     }
@@ -162,15 +166,7 @@ fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
 /// Prepares the data directory and database, then starts every thread.
 pub fn start(config: Config) -> Result<Server, String> {
     raise_fd_limit();
-    prepare_dirs(&config)?;
-    let mut conn = db::connect(&config.db_path)
-        .map_err(|e| format!("could not open DB_PATH {}: {e}", config.db_path.display()))?;
-    db::migrate(&conn).map_err(|e| {
-        format!(
-            "could not prepare the database {}: {e}",
-            config.db_path.display()
-        )
-    })?;
+    let mut conn = open_data_dir(&config)?;
     let api_key_hash = init_api_key(&mut conn, &config)?;
     let password_hash = init_dashboard_password(&conn, &config)?;
     drop(conn);
@@ -321,6 +317,21 @@ fn raise_fd_limit() {
     }
 }
 
+/// Creates the data directories, opens the app database and brings its
+/// schema up to date (for `serve` and `import-legacy`).
+pub(crate) fn open_data_dir(config: &Config) -> Result<rusqlite::Connection, String> {
+    prepare_dirs(config)?;
+    let conn = db::connect(&config.db_path)
+        .map_err(|e| format!("could not open DB_PATH {}: {e}", config.db_path.display()))?;
+    db::migrate(&conn).map_err(|e| {
+        format!(
+            "could not prepare the database {}: {e}",
+            config.db_path.display()
+        )
+    })?;
+    Ok(conn)
+}
+
 fn prepare_dirs(config: &Config) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         format!(
@@ -423,7 +434,7 @@ fn announce_secret(what: &str, secret: &str, hint: &str) {
 }
 
 /// `backup <file>`: a consistent copy of the app database via SQLite's online
-/// backup API, safe while the server runs.
+/// backup API, safe while the server runs (see `db::online_backup`).
 fn backup(config: &Config, target: &Path) -> Result<(), String> {
     if target.exists() {
         return Err(format!(
@@ -431,17 +442,7 @@ fn backup(config: &Config, target: &Path) -> Result<(), String> {
             target.display()
         ));
     }
-    let source = rusqlite::Connection::open_with_flags(
-        &config.db_path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .map_err(|e| format!("could not open DB_PATH {}: {e}", config.db_path.display()))?;
-    source
-        .busy_timeout(Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
-    source
-        .backup(rusqlite::MAIN_DB, target, None)
-        .map_err(|e| format!("backup to {} failed: {e}", target.display()))?;
+    db::online_backup(&config.db_path, target)?;
     println!(
         "backed up {} to {}",
         config.db_path.display(),

@@ -4,8 +4,13 @@
 mod support;
 
 mod api_v1;
+mod backup;
+mod cli;
+mod container;
 mod crash;
 mod dashboard;
 mod hostile;
+mod legacy;
+mod metrics;
 mod parsers;
 mod webhooks;

@@ -99,19 +99,18 @@ impl TestServer {
         let mut config = test_config(&dir.0);
         tune(&mut config);
         let server = whatsapp_api::start(config).expect("server starts");
+        // The simulator reports `connected` through the sink a moment after
+        // start() returns; tests begin from that state, not from the race.
+        eventually(10, "the simulator to connect", || {
+            (server.shared.connection().state.as_str() == "connected").then_some(())
+        });
         let base = format!("http://127.0.0.1:{}", server.port);
-        let s = TestServer {
+        TestServer {
             server: Some(server),
             base,
             dir,
             agent: agent(),
-        };
-        // The simulator connects right after start (through the event sink).
-        eventually(10, "the simulator to connect", || {
-            (s.request("GET", "/api/v1/health", &[], None).json()["status"] == "connected")
-                .then_some(())
-        });
-        s
+        }
     }
 
     /// Stops the server gracefully and returns its data dir.
