@@ -509,10 +509,10 @@ pub fn inbox(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiEr
             "<form method=\"post\" action=\"/messages/status\">{}\
              <input type=\"hidden\" name=\"back\" value=\"{}\">\
              <div class=\"bulk\"><label class=\"js-only\" hidden><input type=\"checkbox\" id=\"select-all\"> Select all</label>\
-             <span>Mark selected:</span>\
-             <button type=\"submit\" name=\"status\" value=\"read\">Read</button>\
-             <button type=\"submit\" name=\"status\" value=\"ignored\">Ignored</button>\
-             <button type=\"submit\" name=\"status\" value=\"unread\">Unread</button></div>\
+             <span aria-hidden=\"true\">Mark selected:</span>\
+             <button type=\"submit\" name=\"status\" value=\"read\" aria-label=\"Mark selected read\">Read</button>\
+             <button type=\"submit\" name=\"status\" value=\"ignored\" aria-label=\"Mark selected ignored\">Ignored</button>\
+             <button type=\"submit\" name=\"status\" value=\"unread\" aria-label=\"Mark selected unread\">Unread</button></div>\
              <ul class=\"inbox\">",
             csrf_field(ctx),
             escape(&back)
