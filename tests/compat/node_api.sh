@@ -13,7 +13,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 API_KEY=compat-key-0123456789abcdef
 BASE="http://127.0.0.1:$PORT"
 WHATSAPP_BACKEND=simulator DATA_DIR="$DIR" PORT="$PORT" API_KEY="$API_KEY" DASHBOARD_PASSWORD=compat-password \
-    LOG_LEVEL=warn ./target/debug/whatsapp-api >"$DIR/server.log" 2>&1 &
+    LOG_LEVEL=trace ./target/debug/whatsapp-api >"$DIR/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq 100); do curl -fs "$BASE/api/v1/health" | grep -q '"connected"' && break; sleep 0.1; done
@@ -69,4 +69,9 @@ check "$WEBHOOKS" '"secret" not in j["webhooks"][0] and j["webhooks"][0]["has_se
 
 HEADERS=$(curl -s -D - -o /dev/null -H "$H" "$BASE/api/v1/inbox")
 echo "$HEADERS" | grep -qi '^x-ratelimit-limit: 100' || { echo "FAILED: rate limit headers" >&2; exit 1; }
+# At trace level, no secret may appear in any log line.
+for secret in "$API_KEY" compat-password shh-secret; do
+    if grep -qF "$secret" "$DIR/server.log"; then echo "FAILED: a log line holds a secret" >&2; exit 1; fi
+done
+grep -q "GET /api/v1/inbox" "$DIR/server.log" || { echo "FAILED: the log was not captured" >&2; exit 1; }
 echo "Node v1 API compatibility: all checks passed"

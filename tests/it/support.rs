@@ -31,8 +31,75 @@ impl Drop for TempDir {
     }
 }
 
+/// Every log line of the whole test run, at `trace`: each test server checks
+/// on shutdown that no secret of any test ever reached the log.
+struct CapturingLogger {
+    lines: Mutex<Vec<String>>,
+}
+
+impl log::Log for CapturingLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        // Only the server's threads (named `http-0`, `sink`, `webhooks`, …);
+        // test threads (named after the test) and the tests' own helpers
+        // (unnamed) are the clients, some of which send wrong keys on purpose.
+        let thread = std::thread::current();
+        if thread.name().is_none_or(|n| n.contains("::") || n == "main") {
+            return;
+        }
+        let line = format!("{} {} {}", record.level(), record.target(), record.args());
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: std::sync::OnceLock<&'static CapturingLogger> = std::sync::OnceLock::new();
+/// Secrets created by tests (webhook secrets, rotated keys), checked too.
+static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn capture_logs() {
+    LOGGER.get_or_init(|| {
+        let logger: &'static CapturingLogger = Box::leak(Box::new(CapturingLogger {
+            lines: Mutex::new(Vec::new()),
+        }));
+        if log::set_logger(logger).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+        logger
+    });
+}
+
+/// Registers a secret a test was shown, so no log line may contain it.
+pub fn remember_secret(secret: &str) {
+    SECRETS.lock().unwrap().push(secret.to_string());
+}
+
+/// Fails if any captured log line holds the API key, the dashboard password
+/// or a registered secret.
+pub fn assert_no_secret_logged() {
+    let Some(logger) = LOGGER.get() else { return };
+    let lines = logger.lines.lock().unwrap_or_else(|e| e.into_inner());
+    let mut secrets = SECRETS.lock().unwrap().clone();
+    secrets.extend([KEY.to_string(), DASH_PASSWORD.to_string()]);
+    for line in lines.iter() {
+        for secret in &secrets {
+            assert!(
+                !line.contains(secret.as_str()),
+                "a log line holds a secret: {line}"
+            );
+        }
+    }
+    assert!(!lines.is_empty(), "the log was captured");
+}
+
 /// The configuration every test server starts from.
 pub fn test_config(dir: &std::path::Path) -> Config {
+    capture_logs();
     let mut c = Config::for_tests(dir);
     c.api_key = Some(KEY.to_string());
     c.dashboard_password = Some(DASH_PASSWORD.to_string());
@@ -182,6 +249,9 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown();
+        }
+        if !std::thread::panicking() {
+            assert_no_secret_logged();
         }
     }
 }

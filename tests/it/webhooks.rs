@@ -14,6 +14,9 @@ fn create(s: &TestServer, url: &str, events: Value, secret: Value) -> Value {
         &json!({ "url": url, "events": events, "secret": secret }),
     );
     assert_eq!(r.status, 201, "{}", r.text);
+    if let Some(secret) = r.json()["secret"].as_str() {
+        remember_secret(secret);
+    }
     r.json()
 }
 
@@ -448,6 +451,7 @@ fn test_ping_update_delete_and_validation() {
         &json!({ "secret": true }),
     );
     let new_secret = r.json()["secret"].as_str().unwrap().to_string();
+    remember_secret(&new_secret);
     assert!(!s.get("/api/v1/webhooks").text.contains(&new_secret));
     for body in [
         json!({ "url": "ftp://x/", "events": ["message.sent"] }),
