@@ -26,6 +26,7 @@ pub mod sink;
 pub mod state;
 pub mod wa;
 pub mod webhooks;
+pub mod whatsapp;
 
 use crate::config::{Backend, Command, Config};
 use crate::state::Shared;
@@ -158,6 +159,15 @@ fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
 
 /// Prepares the data directory and database, then starts every thread.
 pub fn start(config: Config) -> Result<Server, String> {
+    start_with(config, None)
+}
+
+/// `start`, with the WhatsApp backend's network replaced by `whatsapp_test_hook`
+/// (offline tests of the real client; never set from the environment).
+pub fn start_with(
+    config: Config,
+    whatsapp_test_hook: Option<whatsapp::TestHook>,
+) -> Result<Server, String> {
     prepare_dirs(&config)?;
     let mut conn = db::connect(&config.db_path)
         .map_err(|e| format!("could not open DB_PATH {}: {e}", config.db_path.display()))?;
@@ -202,12 +212,17 @@ pub fn start(config: Config) -> Result<Server, String> {
             event_tx,
         )
         .map_err(io_err("simulator"))?,
-        Backend::WhatsApp => {
-            return Err(
-                "WHATSAPP_BACKEND=whatsapp: the real WhatsApp backend is not in this build yet; use WHATSAPP_BACKEND=simulator"
-                    .into(),
-            );
-        }
+        Backend::WhatsApp => whatsapp::spawn(
+            whatsapp::WhatsAppConfig {
+                session_path: config.session_path.clone(),
+                media_dir: config.media_path.clone(),
+                media_max_bytes: config.media_max_bytes,
+                test_hook: whatsapp_test_hook,
+            },
+            command_rx,
+            event_tx,
+        )
+        .map_err(io_err("whatsapp"))?,
     };
     let wa = WaHandle {
         commands: command_tx,
