@@ -4,3 +4,4 @@
 mod support;
 
 mod api_v1;
+mod whatsapp_fake;

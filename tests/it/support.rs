@@ -98,7 +98,32 @@ impl TestServer {
     pub fn start_in(dir: Arc<TempDir>, tune: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = test_config(&dir.0);
         tune(&mut config);
+        let simulator = config.backend == whatsapp_api::config::Backend::Simulator;
         let server = whatsapp_api::start(config).expect("server starts");
+        if simulator {
+            // The simulator's start-up `Connected` reaches the sink
+            // asynchronously; tests begin from the state it sets.
+            eventually(10, "the simulator's start-up connection", || {
+                (server.shared.connection().state == whatsapp_api::state::ConnState::Connected)
+                    .then_some(())
+            });
+        }
+        let base = format!("http://127.0.0.1:{}", server.port);
+        TestServer {
+            server: Some(server),
+            base,
+            dir,
+            agent: agent(),
+        }
+    }
+
+    /// Starts the real WhatsApp backend with its network replaced by
+    /// `hook` (the offline fake server of `whatsapp_fake.rs`).
+    pub fn start_whatsapp(hook: whatsapp_api::whatsapp::TestHook) -> TestServer {
+        let dir = Arc::new(TempDir::new("wa"));
+        let mut config = test_config(&dir.0);
+        config.backend = whatsapp_api::config::Backend::WhatsApp;
+        let server = whatsapp_api::start_with(config, Some(hook)).expect("server starts");
         let base = format!("http://127.0.0.1:{}", server.port);
         TestServer {
             server: Some(server),
