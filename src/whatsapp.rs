@@ -123,6 +123,7 @@ pub fn spawn(
                 signal_tx,
                 generation: 0,
                 failures: 0,
+                paired: false,
             };
             runtime.block_on(supervisor.run());
             // Drops leftover tasks (and with them every event sender).
@@ -209,6 +210,8 @@ struct Supervisor {
     generation: u64,
     /// Consecutive connections that failed or dropped before logging in.
     failures: u32,
+    /// Whether the store held a paired device when the last client started.
+    paired: bool,
 }
 
 impl Supervisor {
@@ -242,6 +245,7 @@ impl Supervisor {
             End::Shutdown => Next::Stop,
             End::LoggedOut { reason, reply } => {
                 self.failures = 0;
+                self.paired = false;
                 self.forget_session().await;
                 self.emit(WaEvent::LoggedOut { reason }).await;
                 if let Some(reply) = reply {
@@ -333,6 +337,8 @@ impl Supervisor {
             }
         };
         let client = bot.client();
+        // A paired device has its phone-number JID in the store.
+        self.paired = client.pn().is_some();
         // Reconnects are ours (see the module comment): the run loop ends at
         // the first disconnect instead of backing off up to 900 s.
         client.enable_auto_reconnect.store(false, Ordering::SeqCst);
@@ -372,7 +378,7 @@ impl Supervisor {
                         });
                     }
                     Some(WaCommand::PairCode { phone, reply }) => {
-                        if client.is_logged_in() {
+                        if self.paired || seen.paired {
                             let _ = reply.send(Err("already paired; log out first".into()));
                         } else {
                             request_pair_code(Arc::clone(&client), PairRequest { phone, reply });
@@ -518,6 +524,10 @@ impl Supervisor {
                 let _ = reply.send(Err("WhatsApp is not connected".into()));
                 None
             }
+            Some(WaCommand::PairCode { reply, .. }) if self.paired && !logged_out => {
+                let _ = reply.send(Err("already paired; log out first".into()));
+                None
+            }
             Some(WaCommand::PairCode { phone, reply }) => Some(Next::Connect {
                 after: Duration::ZERO,
                 pair: Some(PairRequest { phone, reply }),
@@ -534,6 +544,7 @@ impl Supervisor {
                 // Offline, the phone cannot be told; the keys go anyway, so
                 // this device is unusable and the phone drops it in time.
                 self.failures = 0;
+                self.paired = false;
                 self.forget_session().await;
                 self.emit(WaEvent::LoggedOut {
                     reason: "logged out while disconnected".into(),

@@ -338,4 +338,27 @@ fn logged_out_stream_is_not_retried() {
     // The device keys are gone with the store file.
     assert!(!server.dir.0.join("session.db").exists());
     assert_eq!(server.get("/api/v1/qr").status, 404);
+
+    // Asking again starts a new pairing, from a fresh store.
+    let r = server.post("/api/v1/session/logout", &serde_json::json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let code = eventually(30, "a QR code of the new pairing", || qr(&server));
+    assert!(code.starts_with("REF-1-A,"), "{code}");
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    assert!(server.dir.0.join("session.db").exists());
+}
+
+#[test]
+fn logout_command_unlinks_and_stops_reconnecting() {
+    let (server, connections) = start(&[Scenario::Qr]);
+    eventually(30, "a QR code", || qr(&server));
+    let r = server.post("/api/v1/session/logout", &serde_json::json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Answered once the keys are gone; the sink applies the state just after.
+    assert!(!server.dir.0.join("session.db").exists());
+    eventually(5, "state logged_out", || {
+        (server.get("/api/v1/status").json()["state"] == "logged_out").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
 }
