@@ -71,9 +71,18 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>) -> Result<(), String
 }
 
 fn init_logging(level: log::LevelFilter) {
+    // whatsapp-rust narrates every connection step at info; our own lines
+    // say what matters. Its detail is back at LOG_LEVEL=debug and below.
+    let whatsapp_level = if level >= log::LevelFilter::Debug {
+        level
+    } else {
+        log::LevelFilter::Warn.min(level)
+    };
     // Only fails when a logger is already installed (tests); that one stays.
     let _ = simple_logger::SimpleLogger::new()
         .with_level(level)
+        .with_module_level("whatsapp_rust", whatsapp_level)
+        .with_module_level("wacore", whatsapp_level)
         .with_module_level("rustls", log::LevelFilter::Warn.min(level))
         .with_module_level("ureq", log::LevelFilter::Warn.min(level))
         .with_module_level("ureq_proto", log::LevelFilter::Warn.min(level))
