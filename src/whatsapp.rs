@@ -9,7 +9,9 @@
 //! never reused. The crate's own auto-reconnect is switched off because its
 //! Fibonacci backoff grows to 900 s and cannot be capped from outside (the
 //! attempt counter is crate-private); reconnects follow `reconnect_delay`
-//! instead: 1 s, 2 s, 4 s … capped at 60 s, reset once a connection logs in.
+//! instead: 1 s, 2 s, 4 s … capped at 60 s, reset once a connection logs in
+//! (at once after the deliberate close that follows pairing; every 60 s when
+//! another client took the session over, so two copies do not fight).
 //! Logged out (unlinked from the phone, 401, or our own logout) means no
 //! reconnect: the device keys are deleted with the store file and the backend
 //! idles until a new pairing is asked for.
@@ -171,6 +173,9 @@ enum End {
     },
     /// The QR codes of this connection ran out unscanned: show fresh ones.
     QrExhausted,
+    /// Another client opened this session (the same session.db running
+    /// twice): retry only at the slowest pace, not to fight over it.
+    Replaced,
     Dropped {
         reason: String,
         /// It logged in before dropping (resets the backoff).
@@ -253,6 +258,16 @@ impl Supervisor {
                 }
                 Next::Idle
             }
+            End::Replaced => {
+                self.failures = u32::MAX;
+                let after = reconnect_delay(self.failures);
+                self.emit(WaEvent::Disconnected {
+                    reason: "another client opened this WhatsApp session".into(),
+                    will_reconnect: true,
+                })
+                .await;
+                Next::Connect { after, pair: None }
+            }
             End::QrExhausted => {
                 self.failures = 0;
                 Next::Connect {
@@ -290,17 +305,21 @@ impl Supervisor {
     async fn run_client(&mut self, pair: Option<PairRequest>) -> End {
         self.generation += 1;
         let generation = self.generation;
+        let failed = |reason: String, pair: Option<PairRequest>| {
+            if let Some(request) = pair {
+                let _ = request.reply.send(Err(reason.clone()));
+            }
+            End::Dropped {
+                reason,
+                connected: false,
+                expected: false,
+            }
+        };
         let store = match SqliteStore::new(&self.config.session_path.to_string_lossy()).await {
             Ok(store) => store,
             Err(e) => {
-                return End::Dropped {
-                    reason: format!(
-                        "could not open SESSION_PATH {}: {e}",
-                        self.config.session_path.display()
-                    ),
-                    connected: false,
-                    expected: false,
-                };
+                let path = self.config.session_path.display();
+                return failed(format!("could not open SESSION_PATH {path}: {e}"), pair);
             }
         };
         let builder = Bot::builder()
@@ -310,11 +329,7 @@ impl Supervisor {
                 generation,
                 to_supervisor: self.signal_tx.clone(),
             })
-            .with_inbound_durability_hook(DurableInbox {
-                events: self.events.clone(),
-                media_dir: self.config.media_dir.clone(),
-                media_max_bytes: self.config.media_max_bytes,
-            })
+            .with_inbound_durability_hook(self.inbox())
             .skip_history_sync();
         let built = match &self.config.test_hook {
             Some(hook) => {
@@ -328,13 +343,7 @@ impl Supervisor {
         };
         let bot = match built {
             Ok(bot) => bot,
-            Err(e) => {
-                return End::Dropped {
-                    reason: format!("could not start the WhatsApp client: {e}"),
-                    connected: false,
-                    expected: false,
-                };
-            }
+            Err(e) => return failed(format!("could not start the WhatsApp client: {e}"), pair),
         };
         let client = bot.client();
         // A paired device has its phone-number JID in the store.
@@ -411,11 +420,7 @@ impl Supervisor {
                 reply: logout_reply,
             }
         } else if seen.replaced {
-            End::Dropped {
-                reason: "another WhatsApp Web session replaced this one".into(),
-                connected: seen.connected,
-                expected: false,
-            }
+            End::Replaced
         } else if seen.qr_exhausted {
             End::QrExhausted
         } else {

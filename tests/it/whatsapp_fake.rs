@@ -32,6 +32,8 @@ enum Scenario {
     QrThenDrop,
     /// Close the stream with `<stream:error code="401"/>` (unlinked).
     LoggedOut,
+    /// Close the stream as replaced by another client of the same session.
+    Replaced,
 }
 
 /// Counts connections; connection n plays `scenarios[n]` (the last one
@@ -231,6 +233,16 @@ async fn serve(
             )
             .await?;
         }
+        Scenario::Replaced => {
+            send_node(
+                NodeBuilder::new("stream:error")
+                    .children([NodeBuilder::new("conflict")
+                        .attr("type", "replaced")
+                        .build()])
+                    .build(),
+            )
+            .await?;
+        }
         Scenario::LoggedOut => {
             send_node(NodeBuilder::new("stream:error").attr("code", "401").build()).await?;
         }
@@ -361,4 +373,24 @@ fn logout_command_unlinks_and_stops_reconnecting() {
     });
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn replaced_session_backs_off_to_the_slowest_pace() {
+    let (server, connections) = start(&[Scenario::Replaced, Scenario::Qr]);
+    let status = eventually(30, "state disconnected", || {
+        let status = server.get("/api/v1/status").json();
+        (status["state"] == "disconnected").then_some(status)
+    });
+    assert!(
+        status["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("another client"),
+        "{status}"
+    );
+    // Not logged out: the keys stay, and it retries, but only after 60 s.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    assert!(server.dir.0.join("session.db").exists());
 }
