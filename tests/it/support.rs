@@ -120,7 +120,14 @@ impl TestServer {
     /// Starts the real WhatsApp backend with its network replaced by
     /// `hook` (the offline fake server of `whatsapp_fake.rs`).
     pub fn start_whatsapp(hook: whatsapp_api::whatsapp::TestHook) -> TestServer {
-        let dir = Arc::new(TempDir::new("wa"));
+        TestServer::start_whatsapp_in(Arc::new(TempDir::new("wa")), hook)
+    }
+
+    /// `start_whatsapp` on an existing data dir (for restart tests).
+    pub fn start_whatsapp_in(
+        dir: Arc<TempDir>,
+        hook: whatsapp_api::whatsapp::TestHook,
+    ) -> TestServer {
         let mut config = test_config(&dir.0);
         config.backend = whatsapp_api::config::Backend::WhatsApp;
         let server = whatsapp_api::start_with(config, Some(hook)).expect("server starts");

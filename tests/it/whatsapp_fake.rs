@@ -261,7 +261,7 @@ async fn serve(
     Ok(())
 }
 
-fn start(scenarios: &[Scenario]) -> (TestServer, Arc<AtomicUsize>) {
+fn hook(scenarios: &[Scenario]) -> (TestHook, Arc<AtomicUsize>) {
     let connections = Arc::new(AtomicUsize::new(0));
     let hook = TestHook {
         transport: Arc::new(FakeWhatsApp {
@@ -271,7 +271,22 @@ fn start(scenarios: &[Scenario]) -> (TestServer, Arc<AtomicUsize>) {
         // Pinned so the client makes no HTTP request for the current version.
         version: (2, 3000, 1_000_000_000),
     };
+    (hook, connections)
+}
+
+fn start(scenarios: &[Scenario]) -> (TestServer, Arc<AtomicUsize>) {
+    let (hook, connections) = hook(scenarios);
     (TestServer::start_whatsapp(hook), connections)
+}
+
+/// The device's public keys in a QR payload (noise key, identity key): the
+/// same keys mean the same stored device.
+fn device_keys(code: &str) -> String {
+    code.split(',')
+        .skip(1)
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The current QR payload from the API, once there is one.
@@ -361,9 +376,24 @@ fn logged_out_stream_is_not_retried() {
 }
 
 #[test]
+fn the_device_keys_survive_a_restart() {
+    let (first_hook, _) = hook(&[Scenario::Qr]);
+    let server = TestServer::start_whatsapp(first_hook);
+    let before = device_keys(&eventually(30, "a QR code", || qr(&server)));
+    assert!(before.len() > 80, "two base64 keys expected: {before}");
+    let dir = server.stop();
+    let (second_hook, _) = hook(&[Scenario::Qr]);
+    let server = TestServer::start_whatsapp_in(dir, second_hook);
+    let after = device_keys(&eventually(30, "a QR code after the restart", || {
+        qr(&server)
+    }));
+    assert_eq!(before, after, "the restarted server made a new device");
+}
+
+#[test]
 fn logout_command_unlinks_and_stops_reconnecting() {
     let (server, connections) = start(&[Scenario::Qr]);
-    eventually(30, "a QR code", || qr(&server));
+    let old_keys = device_keys(&eventually(30, "a QR code", || qr(&server)));
     let r = server.post("/api/v1/session/logout", &serde_json::json!({}));
     assert_eq!(r.status, 200, "{}", r.text);
     // Answered once the keys are gone; the sink applies the state just after.
@@ -373,6 +403,18 @@ fn logout_command_unlinks_and_stops_reconnecting() {
     });
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(connections.load(Ordering::SeqCst), 1);
+
+    // A new pairing starts from clean keys: a different device.
+    let r = server.post("/api/v1/session/logout", &serde_json::json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let code = eventually(30, "a QR code of the new pairing", || {
+        qr(&server).filter(|code| code.starts_with("REF-1-A,"))
+    });
+    assert_ne!(
+        device_keys(&code),
+        old_keys,
+        "the old device keys were reused"
+    );
 }
 
 #[test]
