@@ -458,8 +458,9 @@ impl Supervisor {
                 print_qr(&code, valid_for);
                 self.emit(WaEvent::Qr { code, valid_for }).await;
             }
-            Signal::PairingCode { code } => {
-                log::info!("pairing code {code}: enter it on the phone under Linked devices");
+            Signal::PairingCode { .. } => {
+                // The code itself goes only to whoever asked for it.
+                log::info!("pairing code issued: enter it on the phone under Linked devices");
             }
             Signal::Paired { jid } => {
                 seen.paired = true;
