@@ -435,6 +435,28 @@ pub fn logout(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
     Ok(Response::ok(&json!({ "success": true })))
 }
 
+/// `POST /api/v1/session/pair`: start a new pairing after a logout (QR codes
+/// then appear at `/api/v1/qr` and on the dashboard's `/login`).
+pub fn session_pair(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    start_pairing(ctx)?;
+    ctx.audit.event(
+        "session_pair",
+        Some(&req.ip),
+        "new pairing started through the API",
+    );
+    Ok(Response::ok(&json!({ "success": true })))
+}
+
+/// Asks the backend for a new pairing; 409 while a paired session exists.
+pub fn start_pairing(ctx: &mut Ctx) -> Result<(), ApiError> {
+    if ctx.shared.session_paired() {
+        return Err(ApiError::Conflict("Already paired; log out first".into()));
+    }
+    ctx.wa
+        .call(|reply| WaCommand::Pair { reply })
+        .map_err(|e| ApiError::Conflict(format!("Could not start a pairing: {e}")))
+}
+
 pub fn webhook_create(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
     let body = req.json_object()?;
     let input = webhooks::WebhookInput::parse(&body, true)?;

@@ -898,6 +898,19 @@ pub fn repair(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
     match logout_backend(ctx) {
         Ok(()) => {
             audit(ctx, req, "logged out of WhatsApp to pair again".into());
+            // The logout is applied by the sink a moment later; wait for it so
+            // the new pairing is not refused as "already paired".
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while ctx.shared.session_paired() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            if let Err(e) = api::start_pairing(ctx) {
+                return Ok(failed(
+                    ctx,
+                    "/login",
+                    format!("Logged out, but {}", e.public_message()),
+                ));
+            }
             Ok(done(
                 ctx,
                 "/login",
@@ -925,6 +938,16 @@ pub fn login(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiEr
                 .unwrap_or_default()
         );
         return Ok(page(ctx, req, "Pairing", "/login", &main));
+    }
+    if c.state == ConnState::LoggedOut {
+        let _ = write!(
+            main,
+            "<section class=\"card\"><p>WhatsApp is logged out: the old device keys are gone. \
+             Start a new pairing to get a QR code.</p>\
+             <form method=\"post\" action=\"/login/start\">{}\
+             <div class=\"actions\"><button type=\"submit\" class=\"primary\">Start pairing</button></div></form></section>",
+            csrf_field(ctx)
+        );
     }
     let _ = write!(
         main,
@@ -964,6 +987,22 @@ pub fn login_qr(ctx: &mut Ctx, _: &Request, _: &[&str]) -> Result<Response, ApiE
         }
     };
     Ok(Response::bytes(200, "image/svg+xml", svg.into_bytes()))
+}
+
+/// `POST /login/start`: start a new pairing after a logout.
+pub fn start_pairing(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    read_form(ctx, req)?;
+    match api::start_pairing(ctx) {
+        Ok(()) => {
+            audit(ctx, req, "started a new pairing".into());
+            Ok(done(
+                ctx,
+                "/login",
+                "Pairing started. Scan the QR code or request a pairing code.",
+            ))
+        }
+        Err(e) => Ok(failed(ctx, "/login", e.public_message())),
+    }
 }
 
 /// `POST /login/pair-code`: ask for a pairing code and show it once.

@@ -28,6 +28,7 @@ pub mod state;
 pub mod timeouts;
 pub mod wa;
 pub mod webhooks;
+pub mod whatsapp;
 
 use crate::config::{Backend, Command, Config};
 use crate::state::Shared;
@@ -75,9 +76,18 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>) -> Result<(), String
 }
 
 fn init_logging(level: log::LevelFilter) {
+    // whatsapp-rust narrates every connection step at info; our own lines
+    // say what matters. Its detail is back at LOG_LEVEL=debug and below.
+    let whatsapp_level = if level >= log::LevelFilter::Debug {
+        level
+    } else {
+        log::LevelFilter::Warn.min(level)
+    };
     // Only fails when a logger is already installed (tests); that one stays.
     let _ = simple_logger::SimpleLogger::new()
         .with_level(level)
+        .with_module_level("whatsapp_rust", whatsapp_level)
+        .with_module_level("wacore", whatsapp_level)
         .with_module_level("rustls", log::LevelFilter::Warn.min(level))
         .with_module_level("ureq", log::LevelFilter::Warn.min(level))
         .with_module_level("ureq_proto", log::LevelFilter::Warn.min(level))
@@ -165,6 +175,15 @@ fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
 
 /// Prepares the data directory and database, then starts every thread.
 pub fn start(config: Config) -> Result<Server, String> {
+    start_with(config, None)
+}
+
+/// `start`, with the WhatsApp backend's network replaced by `whatsapp_test_hook`
+/// (offline tests of the real client; never set from the environment).
+pub fn start_with(
+    config: Config,
+    whatsapp_test_hook: Option<whatsapp::TestHook>,
+) -> Result<Server, String> {
     raise_fd_limit();
     let mut conn = open_data_dir(&config)?;
     let api_key_hash = init_api_key(&mut conn, &config)?;
@@ -202,12 +221,17 @@ pub fn start(config: Config) -> Result<Server, String> {
             event_tx,
         )
         .map_err(io_err("simulator"))?,
-        Backend::WhatsApp => {
-            return Err(
-                "WHATSAPP_BACKEND=whatsapp: the real WhatsApp backend is not in this build yet; use WHATSAPP_BACKEND=simulator"
-                    .into(),
-            );
-        }
+        Backend::WhatsApp => whatsapp::spawn(
+            whatsapp::WhatsAppConfig {
+                session_path: config.session_path.clone(),
+                media_dir: config.media_path.clone(),
+                media_max_bytes: config.media_max_bytes,
+                test_hook: whatsapp_test_hook,
+            },
+            command_rx,
+            event_tx,
+        )
+        .map_err(io_err("whatsapp"))?,
     };
     let wa = WaHandle {
         commands: command_tx,

@@ -43,6 +43,95 @@ pub fn store(
     info
 }
 
+/// A media file filled by someone else's writer (the WhatsApp backend's
+/// streaming download, which may rewind and retry): a hidden `.part` file in
+/// the media dir until `finish` hashes it and moves it into place.
+pub struct PendingFile {
+    dir: PathBuf,
+    name: String,
+}
+
+impl PendingFile {
+    /// Creates the `.part` file; named like `store` names its files.
+    pub fn create(
+        dir: &Path,
+        mime: Option<&str>,
+        filename: Option<&str>,
+    ) -> io::Result<(PendingFile, File)> {
+        let pending = PendingFile {
+            dir: dir.to_path_buf(),
+            name: format!("{}.{}", auth::uuid_v4(), extension(mime, filename)),
+        };
+        let file = File::create(pending.partial())?;
+        Ok((pending, file))
+    }
+
+    fn partial(&self) -> PathBuf {
+        self.dir.join(format!(".{}.part", self.name))
+    }
+
+    /// Hashes the written file (reading it back in pieces, never whole),
+    /// enforces `max_bytes` and moves it into place. Blocking file I/O.
+    pub fn finish(self, kind: &str, mime: Option<&str>, max_bytes: u64) -> MediaInfo {
+        let partial = self.partial();
+        let target = self.dir.join(&self.name);
+        let mut info = MediaInfo {
+            kind: kind.to_string(),
+            mime: mime.map(str::to_string),
+            ..Default::default()
+        };
+        let hashed = File::open(&partial).and_then(|mut file| hash_up_to(&mut file, max_bytes));
+        match hashed.and_then(|(size, sha)| {
+            std::fs::rename(&partial, &target)?;
+            Ok((size, sha))
+        }) {
+            Ok((size, sha)) => {
+                info.file_name = Some(self.name);
+                info.size = Some(size);
+                info.sha256 = Some(sha);
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                info.error = Some(e.to_string());
+            }
+        }
+        info
+    }
+
+    /// Removes the partial file; the message keeps `error` as the reason.
+    pub fn abandon(self, kind: &str, mime: Option<&str>, error: String) -> MediaInfo {
+        let _ = std::fs::remove_file(self.partial());
+        MediaInfo {
+            kind: kind.to_string(),
+            mime: mime.map(str::to_string),
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+}
+
+fn hash_up_to(reader: &mut dyn Read, max_bytes: u64) -> io::Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        total += n as u64;
+        if total > max_bytes {
+            return Err(io::Error::other(format!(
+                "larger than MEDIA_MAX_BYTES ({max_bytes} bytes)"
+            )));
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok((total, auth::hex(&hasher.finalize())))
+}
+
 fn copy_hashed(reader: &mut dyn Read, path: &Path, max_bytes: u64) -> io::Result<(u64, String)> {
     let mut file = File::create(path)?;
     let mut hasher = Sha256::new();
@@ -175,6 +264,34 @@ mod tests {
         assert!(big.file_name.is_none());
         assert!(big.error.unwrap().contains("MEDIA_MAX_BYTES"));
         // Nothing but the one stored file is left behind.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pending_files_are_hashed_or_removed() {
+        let dir = std::env::temp_dir().join(format!("wa-media-{}", auth::uuid_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (pending, mut file) = PendingFile::create(&dir, Some("application/pdf"), None).unwrap();
+        file.write_all(b"abc").unwrap();
+        drop(file);
+        let info = pending.finish("document", Some("application/pdf"), 10);
+        let name = info.file_name.clone().unwrap();
+        assert!(name.ends_with(".pdf"));
+        assert_eq!(info.size, Some(3));
+        assert_eq!(
+            info.sha256.as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        let (pending, mut file) = PendingFile::create(&dir, None, None).unwrap();
+        file.write_all(&[0u8; 11]).unwrap();
+        drop(file);
+        let big = pending.finish("video", None, 10);
+        assert!(big.error.unwrap().contains("MEDIA_MAX_BYTES"));
+        let (pending, _file) = PendingFile::create(&dir, None, None).unwrap();
+        let failed = pending.abandon("image", None, "download failed".into());
+        assert_eq!(failed.error.as_deref(), Some("download failed"));
+        // Only the finished file is left.
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -296,6 +296,9 @@ pub fn document() -> Value {
             "/api/v1/session/logout": { "post": op("Unlink this device", vec![], None, json!({
                 "200": resp("logged out", success()), "503": err("the backend could not log out")
             }), false) },
+            "/api/v1/session/pair": { "post": op("Start a new pairing after a logout (QR codes follow)", vec![], None, json!({
+                "200": resp("pairing started", success()), "409": err("already paired, or the backend could not start")
+            }), false) },
             "/api/v1/audit-logs": { "get": op("The audit log, newest first", {
                     let mut p = paging();
                     p.push(query("action", json!({ "type": "string" }), "exact action"));

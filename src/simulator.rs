@@ -96,6 +96,15 @@ impl Simulator {
                 let code = auth::hex(&auth::random_bytes::<4>()).to_ascii_uppercase();
                 let _ = reply.send(Ok(format!("{}-{}", &code[..4], &code[4..])));
             }
+            WaCommand::Pair { reply } => {
+                let result = if self.connected {
+                    Err("already paired; log out first".to_string())
+                } else {
+                    self.set_state("qr");
+                    Ok(())
+                };
+                let _ = reply.send(result);
+            }
             WaCommand::Logout { reply } => {
                 self.set_state("logged_out");
                 let _ = reply.send(Ok(()));

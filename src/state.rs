@@ -123,6 +123,13 @@ impl Shared {
         f(&mut self.connection.write().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// Whether a paired session exists (connected or not): a new pairing
+    /// needs a logout first.
+    pub fn session_paired(&self) -> bool {
+        let c = self.connection();
+        c.state == ConnState::Connected || c.session_exists
+    }
+
     /// Whether `presented` is the active API key (constant time).
     pub fn api_key_matches(&self, presented: &str) -> bool {
         let presented = auth::api_key_hash(presented);

@@ -25,6 +25,9 @@ pub enum WaCommand {
     PairCode { phone: String, reply: Reply<String> },
     /// Unlink this device from the phone; the next pairing starts from clean keys.
     Logout { reply: Reply<()> },
+    /// Start a new pairing (after a logout): QR codes follow. Fails while a
+    /// paired session exists.
+    Pair { reply: Reply<()> },
     /// Simulator only: inject an incoming message; answers its WhatsApp id once
     /// the message is committed.
     SimInject {

@@ -767,3 +767,25 @@ fn messages_survive_a_restart() {
         "persisted"
     );
 }
+
+#[test]
+fn logout_then_pair_again() {
+    let s = TestServer::start();
+    let r = s.post("/api/v1/session/pair", &json!({}));
+    assert_eq!(r.status, 409, "a paired session must be logged out first");
+    assert_eq!(s.post("/api/v1/session/logout", &json!({})).status, 200);
+    let v = eventually(5, "logged out", || {
+        let v = s.get("/api/v1/status").json();
+        (v["state"] == "logged_out").then_some(v)
+    });
+    assert_eq!(v["sessionExists"], false);
+    assert_eq!(v["me"], serde_json::Value::Null);
+    assert_eq!(
+        s.post("/api/v1/session/pair", &json!({})).json(),
+        json!({ "success": true })
+    );
+    eventually(5, "a QR code", || {
+        (s.get("/api/v1/status").json()["qrReady"] == true).then_some(())
+    });
+    assert_eq!(s.get("/api/v1/qr").status, 200);
+}

@@ -464,9 +464,29 @@ fn connection_page_logs_out_and_re_pairs() {
     eventually(5, "logged out", || {
         (s.get("/api/v1/status").json()["state"] == "logged_out").then_some(())
     });
+    // Logged out, the pairing page offers a new pairing, which shows QR codes.
+    assert!(
+        dash_get(&s, "/login")
+            .text
+            .contains("action=\"/login/start\"")
+    );
+    let page = submit(&s, "/login/start", &[]);
+    assert!(page.text.contains("Pairing started"), "{}", page.text);
+    assert_eq!(s.get("/api/v1/status").json()["qrReady"], true);
+    // "Log out and re-pair" from a connected session goes straight to QR codes.
+    s.post(
+        "/api/v1/simulator/connection",
+        &json!({ "state": "connected" }),
+    );
     let token = csrf(&s);
     let r = dash_post(&s, "/status/repair", &[("csrf", &token)]);
     assert!(r.header("location").unwrap().starts_with("/login?flash="));
+    let v = s.get("/api/v1/status").json();
+    assert_eq!(
+        (v["state"].as_str(), v["qrReady"].as_bool()),
+        (Some("qr"), Some(true)),
+        "{v}"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Integration tests: the whole server started in-process on 127.0.0.1:0
-//! with the simulator backend, driven over real HTTP.
+//! with the simulator backend (or, in `whatsapp_fake`, the real WhatsApp
+//! backend against an offline fake server), driven over real HTTP.
 
 mod support;
 
@@ -14,3 +15,4 @@ mod legacy;
 mod metrics;
 mod parsers;
 mod webhooks;
+mod whatsapp_fake;

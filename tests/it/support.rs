@@ -46,7 +46,10 @@ impl log::Log for CapturingLogger {
         // test threads (named after the test) and the tests' own helpers
         // (unnamed) are the clients, some of which send wrong keys on purpose.
         let thread = std::thread::current();
-        if thread.name().is_none_or(|n| n.contains("::") || n == "main") {
+        if thread
+            .name()
+            .is_none_or(|n| n.contains("::") || n == "main")
+        {
             return;
         }
         let line = format!("{} {} {}", record.level(), record.target(), record.args());
@@ -165,12 +168,39 @@ impl TestServer {
     pub fn start_in(dir: Arc<TempDir>, tune: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = test_config(&dir.0);
         tune(&mut config);
+        let simulator = config.backend == whatsapp_api::config::Backend::Simulator;
         let server = whatsapp_api::start(config).expect("server starts");
-        // The simulator reports `connected` through the sink a moment after
-        // start() returns; tests begin from that state, not from the race.
-        eventually(10, "the simulator to connect", || {
-            (server.shared.connection().state.as_str() == "connected").then_some(())
-        });
+        if simulator {
+            // The simulator's start-up `Connected` reaches the sink
+            // asynchronously; tests begin from the state it sets.
+            eventually(10, "the simulator's start-up connection", || {
+                (server.shared.connection().state == whatsapp_api::state::ConnState::Connected)
+                    .then_some(())
+            });
+        }
+        let base = format!("http://127.0.0.1:{}", server.port);
+        TestServer {
+            server: Some(server),
+            base,
+            dir,
+            agent: agent(),
+        }
+    }
+
+    /// Starts the real WhatsApp backend with its network replaced by
+    /// `hook` (the offline fake server of `whatsapp_fake.rs`).
+    pub fn start_whatsapp(hook: whatsapp_api::whatsapp::TestHook) -> TestServer {
+        TestServer::start_whatsapp_in(Arc::new(TempDir::new("wa")), hook)
+    }
+
+    /// `start_whatsapp` on an existing data dir (for restart tests).
+    pub fn start_whatsapp_in(
+        dir: Arc<TempDir>,
+        hook: whatsapp_api::whatsapp::TestHook,
+    ) -> TestServer {
+        let mut config = test_config(&dir.0);
+        config.backend = whatsapp_api::config::Backend::WhatsApp;
+        let server = whatsapp_api::start_with(config, Some(hook)).expect("server starts");
         let base = format!("http://127.0.0.1:{}", server.port);
         TestServer {
             server: Some(server),

@@ -1,0 +1,1080 @@
+//! The real WhatsApp backend (WHATSAPP_BACKEND=whatsapp): one thread,
+//! `whatsapp`, owning a tokio current-thread runtime and a whatsapp-rust
+//! client, behind the same `WaCommand`/`WaEvent` door as the simulator.
+//! This module (with `whatsapp/`) is the only code that uses whatsapp-rust.
+//!
+//! Lifecycle. A supervisor task builds a client from `session.db`, runs it
+//! until it ends, and decides what comes next. A client whose run loop ended
+//! is torn down and replaced by a new one built from the same store; it is
+//! never reused. The crate's own auto-reconnect is switched off because its
+//! Fibonacci backoff grows to 900 s and cannot be capped from outside (the
+//! attempt counter is crate-private); reconnects follow `reconnect_delay`
+//! instead: 1 s, 2 s, 4 s … capped at 60 s, reset once a connection logs in
+//! (at once after the deliberate close that follows pairing; every 60 s when
+//! another client took the session over, so two copies do not fight).
+//! Logged out (unlinked from the phone, 401, or our own logout) means no
+//! reconnect: the device keys are deleted with the store file and the backend
+//! idles until a new pairing is asked for.
+//!
+//! Durability. Incoming messages go through an `InboundDurabilityHook`: the
+//! hook translates each message, downloads its media, hands it to the sink and
+//! awaits the sink's commit answer (on a blocking thread, never on the runtime
+//! thread) before returning, and only then does the crate acknowledge the
+//! message to WhatsApp.
+
+mod translate;
+
+use crate::media;
+use crate::wa::{COMMAND_TIMEOUT, MediaInfo, Quote, Reply, WaCommand, WaEvent};
+use crossbeam_channel::{Receiver, Sender, bounded};
+use std::future::Future;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use translate::{MediaSpec, Signal};
+use whatsapp_rust::download::Downloadable;
+use whatsapp_rust::pair_code::PairCodeOptions;
+use whatsapp_rust::prelude::{
+    Bot, Client, Event, EventHandler, InboundMessage, Jid, MessageBuilderExt, MessageExt,
+    SqliteStore, wa as proto,
+};
+use whatsapp_rust::transport::{Transport, TransportEvent, TransportFactory};
+use whatsapp_rust::wacore::runtime::{AbortHandle, Runtime};
+use whatsapp_rust::{InboundDurabilityHook, anyhow, async_channel};
+
+/// What the backend needs from the configuration.
+pub struct WhatsAppConfig {
+    /// The whatsapp-rust store (device keys); deleted on logout.
+    pub session_path: PathBuf,
+    pub media_dir: PathBuf,
+    pub media_max_bytes: u64,
+    /// Offline tests only: replaces the network. Never set from the
+    /// environment (see `lib::start_with`).
+    pub test_hook: Option<TestHook>,
+}
+
+/// Replaces the WhatsApp servers with an in-process transport, and pins the
+/// client version so no HTTP version lookup is made.
+#[derive(Clone)]
+pub struct TestHook {
+    pub transport: Arc<dyn TransportFactory>,
+    pub version: (u32, u32, u32),
+}
+
+impl std::fmt::Debug for TestHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestHook")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pause before reconnect attempt `failures + 1`: the first within about
+/// a second, then doubling, capped at 60 s. No jitter: one client per server.
+pub fn reconnect_delay(failures: u32) -> Duration {
+    const STEPS: [u64; 7] = [1, 2, 4, 8, 16, 32, 60];
+    Duration::from_secs(STEPS[(failures as usize).min(STEPS.len() - 1)])
+}
+
+/// Starts the `whatsapp` thread. It stops on `WaCommand::Shutdown` or when
+/// every command sender is gone; its event senders go with it, which stops
+/// the sink.
+pub fn spawn(
+    config: WhatsAppConfig,
+    commands: Receiver<WaCommand>,
+    events: Sender<WaEvent>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("whatsapp".into())
+        .spawn(move || {
+            // Blocking work (the crate's SQLite store and downloads, our waits
+            // on the sink) runs on tokio's blocking pool; the bound keeps a
+            // flood from spawning threads without limit.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .max_blocking_threads(16)
+                .thread_name("whatsapp-blocking")
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    log::error!("could not start the WhatsApp runtime: {e}");
+                    return;
+                }
+            };
+            // Bounded like the door itself; the bridge blocks, never the runtime.
+            let (command_tx, command_rx) = mpsc::channel(256);
+            let bridge = std::thread::Builder::new()
+                .name("whatsapp-commands".into())
+                .spawn(move || bridge_commands(commands, command_tx));
+            if let Err(e) = bridge {
+                log::error!("could not start the WhatsApp command bridge: {e}");
+                return;
+            }
+            let (signal_tx, signal_rx) = mpsc::unbounded_channel();
+            let supervisor = Supervisor {
+                config,
+                events,
+                commands: command_rx,
+                signals: signal_rx,
+                signal_tx,
+                generation: 0,
+                failures: 0,
+                paired: false,
+            };
+            runtime.block_on(supervisor.run());
+            // Drops leftover tasks (and with them every event sender).
+            runtime.shutdown_timeout(Duration::from_secs(2));
+            log::debug!("WhatsApp backend stopped");
+        })
+}
+
+/// Moves commands from the synchronous door onto the runtime. A blocking
+/// `recv` on the runtime thread would stall the connection (keepalives
+/// included), so it happens here.
+fn bridge_commands(commands: Receiver<WaCommand>, to_runtime: mpsc::Sender<WaCommand>) {
+    for command in commands {
+        let stop = matches!(command, WaCommand::Shutdown);
+        if to_runtime.blocking_send(command).is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// A pairing-code request waiting for a connection.
+struct PairRequest {
+    phone: String,
+    reply: Reply<String>,
+}
+
+/// What the supervisor does next.
+enum Next {
+    /// Build a client after `after` (and ask for a pairing code once connected).
+    Connect {
+        after: Duration,
+        pair: Option<PairRequest>,
+    },
+    /// Logged out: wait until a new pairing is asked for.
+    Idle,
+    Stop,
+}
+
+/// How one client's life ended.
+enum End {
+    Shutdown,
+    LoggedOut {
+        reason: String,
+        reply: Option<Reply<()>>,
+    },
+    /// The QR codes of this connection ran out unscanned: show fresh ones.
+    QrExhausted,
+    /// Another client opened this session (the same session.db running
+    /// twice): retry only at the slowest pace, not to fight over it.
+    Replaced,
+    Dropped {
+        reason: String,
+        /// It logged in before dropping (resets the backoff).
+        connected: bool,
+        /// Closed on purpose (the 515 after pairing, a keepalive-triggered
+        /// reconnect): reconnect at once.
+        expected: bool,
+    },
+}
+
+/// What a client reported while it ran.
+#[derive(Default)]
+struct Seen {
+    connected: bool,
+    paired: bool,
+    disconnect: Option<String>,
+    logged_out: Option<String>,
+    replaced: bool,
+    qr_exhausted: bool,
+}
+
+/// What the event handler queues for the supervisor.
+enum FromClient {
+    Signal(Signal),
+    /// Messages the crate delivers outside the durability hook (placeholder
+    /// recoveries); stored the same way, without gating any ack.
+    Unhooked(Arc<[InboundMessage]>),
+}
+
+struct Supervisor {
+    config: WhatsAppConfig,
+    events: Sender<WaEvent>,
+    commands: mpsc::Receiver<WaCommand>,
+    signals: mpsc::UnboundedReceiver<(u64, FromClient)>,
+    signal_tx: mpsc::UnboundedSender<(u64, FromClient)>,
+    /// Numbers clients, so late events of a replaced client are ignored.
+    generation: u64,
+    /// Consecutive connections that failed or dropped before logging in.
+    failures: u32,
+    /// Whether the store held a paired device when the last client started.
+    paired: bool,
+}
+
+impl Supervisor {
+    async fn run(mut self) {
+        let mut next = Next::Connect {
+            after: Duration::ZERO,
+            pair: None,
+        };
+        loop {
+            next = match next {
+                Next::Stop => break,
+                Next::Idle => self.idle().await,
+                Next::Connect { after, pair } => {
+                    if !after.is_zero() {
+                        log::info!("reconnecting to WhatsApp in {} s", after.as_secs());
+                        if let Some(interrupted) = self.pause(after).await {
+                            next = interrupted;
+                            continue;
+                        }
+                    }
+                    let end = self.run_client(pair).await;
+                    self.after(end).await
+                }
+            };
+        }
+    }
+
+    /// Decides what follows a client's end.
+    async fn after(&mut self, end: End) -> Next {
+        match end {
+            End::Shutdown => Next::Stop,
+            End::LoggedOut { reason, reply } => {
+                self.failures = 0;
+                self.paired = false;
+                self.forget_session().await;
+                self.emit(WaEvent::LoggedOut { reason }).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+                Next::Idle
+            }
+            End::Replaced => {
+                self.failures = u32::MAX;
+                let after = reconnect_delay(self.failures);
+                self.emit(WaEvent::Disconnected {
+                    reason: "another client opened this WhatsApp session".into(),
+                    will_reconnect: true,
+                })
+                .await;
+                Next::Connect { after, pair: None }
+            }
+            End::QrExhausted => {
+                self.failures = 0;
+                Next::Connect {
+                    after: Duration::ZERO,
+                    pair: None,
+                }
+            }
+            End::Dropped {
+                reason,
+                connected,
+                expected,
+            } => {
+                if connected {
+                    self.failures = 0;
+                }
+                if expected {
+                    return Next::Connect {
+                        after: Duration::ZERO,
+                        pair: None,
+                    };
+                }
+                let after = reconnect_delay(self.failures);
+                self.failures = self.failures.saturating_add(1);
+                self.emit(WaEvent::Disconnected {
+                    reason,
+                    will_reconnect: true,
+                })
+                .await;
+                Next::Connect { after, pair: None }
+            }
+        }
+    }
+
+    /// Builds a client from the store and runs it until it ends.
+    async fn run_client(&mut self, pair: Option<PairRequest>) -> End {
+        self.generation += 1;
+        let generation = self.generation;
+        let failed = |reason: String, pair: Option<PairRequest>| {
+            if let Some(request) = pair {
+                let _ = request.reply.send(Err(reason.clone()));
+            }
+            End::Dropped {
+                reason,
+                connected: false,
+                expected: false,
+            }
+        };
+        let store = match SqliteStore::new(&self.config.session_path.to_string_lossy()).await {
+            Ok(store) => store,
+            Err(e) => {
+                let path = self.config.session_path.display();
+                return failed(format!("could not open SESSION_PATH {path}: {e}"), pair);
+            }
+        };
+        let builder = Bot::builder()
+            .with_backend(store)
+            .with_runtime(CurrentThreadRuntime)
+            .with_event_handler(Forwarder {
+                generation,
+                to_supervisor: self.signal_tx.clone(),
+            })
+            .with_inbound_durability_hook(self.inbox())
+            .skip_history_sync();
+        let built = match &self.config.test_hook {
+            Some(hook) => {
+                builder
+                    .with_version(hook.version)
+                    .with_transport_factory(DynTransport(Arc::clone(&hook.transport)))
+                    .build()
+                    .await
+            }
+            None => builder.build().await,
+        };
+        let bot = match built {
+            Ok(bot) => bot,
+            Err(e) => return failed(format!("could not start the WhatsApp client: {e}"), pair),
+        };
+        let client = bot.client();
+        // A paired device has its phone-number JID in the store.
+        self.paired = client.pn().is_some();
+        // Reconnects are ours (see the module comment): the run loop ends at
+        // the first disconnect instead of backing off up to 900 s.
+        client.enable_auto_reconnect.store(false, Ordering::SeqCst);
+        let mut handle = bot.spawn();
+        if let Some(request) = pair {
+            request_pair_code(Arc::clone(&client), request);
+        }
+
+        let mut seen = Seen::default();
+        let mut logout_reply = None;
+        let mut shutdown = false;
+        loop {
+            tokio::select! {
+                _ = &mut handle => break,
+                Some((from, item)) = self.signals.recv() => {
+                    if from == generation {
+                        self.on_client_event(item, &client, &mut seen).await;
+                    }
+                }
+                command = self.commands.recv() => match command {
+                    None | Some(WaCommand::Shutdown) => {
+                        shutdown = true;
+                        client.disconnect().await;
+                        (&mut handle).await;
+                        break;
+                    }
+                    Some(WaCommand::Logout { reply }) => {
+                        logout_reply = Some(reply);
+                        // Unlinks the device (when online), reports LoggedOut
+                        // and ends the run loop.
+                        client.logout().await;
+                    }
+                    Some(WaCommand::Send { to, text, quote, reply }) => {
+                        let client = Arc::clone(&client);
+                        tokio::spawn(async move {
+                            let _ = reply.send(send(&client, &to, text, quote).await);
+                        });
+                    }
+                    Some(WaCommand::Pair { reply }) => {
+                        // A client is running: either paired, or already
+                        // showing QR codes.
+                        let answer = if self.paired || seen.paired {
+                            Err("already paired; log out first".to_string())
+                        } else {
+                            Ok(())
+                        };
+                        let _ = reply.send(answer);
+                    }
+                    Some(WaCommand::PairCode { phone, reply }) => {
+                        if self.paired || seen.paired {
+                            let _ = reply.send(Err("already paired; log out first".into()));
+                        } else {
+                            request_pair_code(Arc::clone(&client), PairRequest { phone, reply });
+                        }
+                    }
+                    Some(other) => reject_simulator_command(other),
+                },
+            }
+        }
+        // Everything the client dispatched before its run loop returned is
+        // already queued.
+        while let Ok((from, item)) = self.signals.try_recv() {
+            if from == generation {
+                self.on_client_event(item, &client, &mut seen).await;
+            }
+        }
+        if !shutdown {
+            // Fires the client's terminal shutdown (its background tasks end)
+            // and flushes its state; the client is then dropped, never reused.
+            client.disconnect().await;
+        }
+        drop(handle);
+        drop(client);
+
+        if shutdown {
+            End::Shutdown
+        } else if let Some(reason) = seen.logged_out {
+            End::LoggedOut {
+                reason,
+                reply: logout_reply,
+            }
+        } else if seen.replaced {
+            End::Replaced
+        } else if seen.qr_exhausted {
+            End::QrExhausted
+        } else {
+            // A run that paired or logged in and then ended without a
+            // Disconnected event was closed on purpose: the 515 after
+            // pairing, or the crate's own "reconnect now" (keepalive).
+            End::Dropped {
+                expected: seen.disconnect.is_none() && (seen.paired || seen.connected),
+                reason: seen
+                    .disconnect
+                    .unwrap_or_else(|| "could not connect to WhatsApp".into()),
+                connected: seen.connected,
+            }
+        }
+    }
+
+    async fn on_client_event(&mut self, item: FromClient, client: &Arc<Client>, seen: &mut Seen) {
+        let signal = match item {
+            FromClient::Signal(signal) => signal,
+            FromClient::Unhooked(batch) => {
+                let inbox = self.inbox();
+                let client = Arc::clone(client);
+                tokio::spawn(async move {
+                    for item in batch.iter() {
+                        if let Err(e) = inbox.commit(&client, item).await {
+                            log::error!("storing recovered message {} failed: {e}", item.info.id);
+                        }
+                    }
+                });
+                return;
+            }
+        };
+        match signal {
+            Signal::Qr { code, valid_for } => {
+                print_qr(&code, valid_for);
+                self.emit(WaEvent::Qr { code, valid_for }).await;
+            }
+            Signal::PairingCode { .. } => {
+                // The code itself goes only to whoever asked for it.
+                log::info!("pairing code issued: enter it on the phone under Linked devices");
+            }
+            Signal::Paired { jid } => {
+                seen.paired = true;
+                log::info!("paired with WhatsApp account {jid}");
+                self.emit(WaEvent::Paired { jid }).await;
+            }
+            Signal::Connected => {
+                seen.connected = true;
+                self.failures = 0;
+                let jid = client.pn().map(|j| j.to_non_ad_string());
+                self.emit(WaEvent::Connected { jid }).await;
+            }
+            Signal::Disconnected { reason } => seen.disconnect = Some(reason),
+            Signal::LoggedOut { reason } => seen.logged_out = Some(reason),
+            Signal::Replaced => seen.replaced = true,
+            Signal::QrExhausted => seen.qr_exhausted = true,
+            Signal::Receipt { wa_ids, status } => {
+                self.emit(WaEvent::Receipt { wa_ids, status }).await;
+            }
+        }
+    }
+
+    /// Waits out a reconnect pause, answering commands meanwhile. Some(next)
+    /// when a command changed the plan.
+    async fn pause(&mut self, delay: Duration) -> Option<Next> {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return None,
+                // Late events of the client that just ended: nothing to do.
+                Some(_) = self.signals.recv() => {}
+                command = self.commands.recv() => {
+                    if let Some(next) = self.offline_command(command, false).await {
+                        return Some(next);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logged out: no client until a new pairing is asked for (`Pair`, a
+    /// pairing-code request, or logout again).
+    async fn idle(&mut self) -> Next {
+        log::info!("WhatsApp is logged out; waiting for a new pairing");
+        loop {
+            tokio::select! {
+                Some(_) = self.signals.recv() => {}
+                command = self.commands.recv() => {
+                    if let Some(next) = self.offline_command(command, true).await {
+                        return next;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A command while no client runs. Some(next) when it changes the plan.
+    async fn offline_command(
+        &mut self,
+        command: Option<WaCommand>,
+        logged_out: bool,
+    ) -> Option<Next> {
+        match command {
+            None | Some(WaCommand::Shutdown) => Some(Next::Stop),
+            Some(WaCommand::Send { reply, .. }) => {
+                let _ = reply.send(Err("WhatsApp is not connected".into()));
+                None
+            }
+            Some(WaCommand::PairCode { reply, .. }) if self.paired && !logged_out => {
+                let _ = reply.send(Err("already paired; log out first".into()));
+                None
+            }
+            Some(WaCommand::PairCode { phone, reply }) => Some(Next::Connect {
+                after: Duration::ZERO,
+                pair: Some(PairRequest { phone, reply }),
+            }),
+            Some(WaCommand::Pair { reply }) if self.paired && !logged_out => {
+                let _ = reply.send(Err("already paired; log out first".into()));
+                None
+            }
+            Some(WaCommand::Pair { reply }) => {
+                let _ = reply.send(Ok(()));
+                Some(Next::Connect {
+                    after: Duration::ZERO,
+                    pair: None,
+                })
+            }
+            Some(WaCommand::Logout { reply }) if logged_out => {
+                // Already unlinked: start a new pairing from clean keys.
+                let _ = reply.send(Ok(()));
+                Some(Next::Connect {
+                    after: Duration::ZERO,
+                    pair: None,
+                })
+            }
+            Some(WaCommand::Logout { reply }) => {
+                // Offline, the phone cannot be told; the keys go anyway, so
+                // this device is unusable and the phone drops it in time.
+                self.failures = 0;
+                self.paired = false;
+                self.forget_session().await;
+                self.emit(WaEvent::LoggedOut {
+                    reason: "logged out while disconnected".into(),
+                })
+                .await;
+                let _ = reply.send(Ok(()));
+                Some(Next::Idle)
+            }
+            Some(other) => {
+                reject_simulator_command(other);
+                None
+            }
+        }
+    }
+
+    fn inbox(&self) -> DurableInbox {
+        DurableInbox {
+            events: self.events.clone(),
+            media_dir: self.config.media_dir.clone(),
+            media_max_bytes: self.config.media_max_bytes,
+        }
+    }
+
+    /// Hands an event to the sink without ever blocking the runtime thread.
+    async fn emit(&self, event: WaEvent) {
+        let event = match self.events.try_send(event) {
+            Ok(()) => return,
+            Err(crossbeam_channel::TrySendError::Full(event)) => event,
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                log::warn!("the event sink has stopped; dropping a WhatsApp event");
+                return;
+            }
+        };
+        let events = self.events.clone();
+        let _ = tokio::task::spawn_blocking(move || events.send(event)).await;
+    }
+
+    /// Deletes the store file: the device keys go, the next client starts
+    /// unpaired. The ended client is dropped first; an SQLite file removed
+    /// under an open handle is safe on Unix (the handle keeps the old inode).
+    async fn forget_session(&self) {
+        let path = self.config.session_path.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(format!("{}: {e}", PathBuf::from(file).display())),
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match removed {
+            Ok(Ok(())) => log::info!("WhatsApp session keys deleted"),
+            Ok(Err(e)) => log::error!("could not delete the WhatsApp session: {e}"),
+            Err(e) => log::error!("could not delete the WhatsApp session: {e}"),
+        }
+    }
+}
+
+fn reject_simulator_command(command: WaCommand) {
+    const NO: &str = "only available with WHATSAPP_BACKEND=simulator";
+    match command {
+        WaCommand::SimInject { reply, .. } => drop(reply.send(Err(NO.into()))),
+        WaCommand::SimConnection { reply, .. } | WaCommand::SimFailSends { reply, .. } => {
+            drop(reply.send(Err(NO.into())))
+        }
+        WaCommand::SimSent { reply } => drop(reply.send(Err(NO.into()))),
+        _ => {}
+    }
+}
+
+/// Prints the QR code when a person is watching the terminal.
+fn print_qr(code: &str, valid_for: Duration) {
+    if !std::io::stdout().is_terminal() {
+        return;
+    }
+    if let Some(drawing) = crate::qr::terminal(code) {
+        println!(
+            "Scan with WhatsApp (Settings > Linked devices > Link a device); valid {} s:\n{drawing}",
+            valid_for.as_secs()
+        );
+    }
+}
+
+fn request_pair_code(client: Arc<Client>, request: PairRequest) {
+    tokio::spawn(async move {
+        let result = async {
+            client
+                .wait_for_socket(Duration::from_secs(20))
+                .await
+                .map_err(|e| format!("WhatsApp is not reachable: {e}"))?;
+            client
+                .pair_with_code(PairCodeOptions {
+                    phone_number: request.phone,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("pairing code request failed: {e}"))
+        }
+        .await;
+        let _ = request.reply.send(result);
+    });
+}
+
+/// Sends a text, as a WhatsApp reply quoting the original when given.
+async fn send(
+    client: &Arc<Client>,
+    to: &str,
+    text: String,
+    quote: Option<Quote>,
+) -> Result<String, String> {
+    let chat: Jid = to
+        .parse()
+        .map_err(|e| format!("invalid chat JID {to:?}: {e}"))?;
+    let message = match quote {
+        Some(q) => {
+            let original = translate::quoted_message(q.raw.as_deref(), &q.text);
+            let context =
+                whatsapp_rust::proto_helpers::build_quote_context(q.wa_id, q.sender_jid, &original);
+            proto::Message::text_with_context(text, context)
+        }
+        None => proto::Message::text(text),
+    };
+    // Inside the HTTP worker's own wait, so it gets an answer, not a timeout.
+    let limit = COMMAND_TIMEOUT.saturating_sub(Duration::from_secs(5));
+    match tokio::time::timeout(limit, client.send_message(chat, message)).await {
+        Ok(Ok(sent)) => Ok(sent.message_id),
+        Ok(Err(e)) => Err(format!("send failed: {e}")),
+        Err(_) => Err("send timed out".into()),
+    }
+}
+
+/// Called synchronously inside the client's event dispatch on the runtime
+/// thread, so it must never block: it queues on an unbounded channel (a
+/// trickle of lifecycle events and receipts, drained by the supervisor at
+/// once; bounding it would mean dropping or blocking).
+struct Forwarder {
+    generation: u64,
+    to_supervisor: mpsc::UnboundedSender<(u64, FromClient)>,
+}
+
+impl EventHandler for Forwarder {
+    fn handle_event(&self, event: Arc<Event>) {
+        let item = match &*event {
+            Event::Messages(batch) if !batch.hook_committed => {
+                FromClient::Unhooked(Arc::clone(&batch.messages))
+            }
+            other => match translate::signal(other) {
+                Some(signal) => FromClient::Signal(signal),
+                None => return,
+            },
+        };
+        let _ = self.to_supervisor.send((self.generation, item));
+    }
+}
+
+/// The inbound durability hook: commit to SQLite first, then the crate acks.
+#[derive(Clone)]
+struct DurableInbox {
+    events: Sender<WaEvent>,
+    media_dir: PathBuf,
+    media_max_bytes: u64,
+}
+
+#[whatsapp_rust::async_trait]
+impl InboundDurabilityHook for DurableInbox {
+    /// All or nothing: an error suppresses the acks of the whole batch and
+    /// WhatsApp redelivers it; messages already stored are then ignored by the
+    /// database's unique key on (chat, sender, WhatsApp id).
+    async fn on_messages(
+        &self,
+        client: Arc<Client>,
+        batch: &[InboundMessage],
+    ) -> anyhow::Result<()> {
+        for item in batch {
+            self.commit(&client, item)
+                .await
+                .map_err(|e| anyhow::anyhow!("message {}: {e}", item.info.id))?;
+        }
+        Ok(())
+    }
+}
+
+impl DurableInbox {
+    /// Translates, downloads the media and waits for the sink's commit.
+    ///
+    /// Media is downloaded here, before the ack, so a message and its file
+    /// are one unit: a crash mid-download means WhatsApp redelivers the
+    /// message and the download is retried (the media key exists only in the
+    /// message, and media URLs expire, so a later download could be too late).
+    /// The price is that a slow download holds back the messages behind it,
+    /// bounded by the crate's download timeouts.
+    async fn commit(&self, client: &Arc<Client>, item: &InboundMessage) -> Result<(), String> {
+        let Some((mut message, media)) = translate::incoming(&item.info, &item.message) else {
+            return Ok(());
+        };
+        if let Some(lid) = translate::lid_sender(&message)
+            && let Ok(Some(entry)) = client.get_lid_pn_entry(&lid).await
+        {
+            let pn = format!("{}@s.whatsapp.net", entry.phone_number);
+            translate::apply_phone_number(&mut message, &lid.to_string(), &pn);
+        }
+        if let Some(spec) = media {
+            let base = item.message.get_base_message();
+            message.media = Some(self.download(client, base, spec).await);
+        }
+        let events = self.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let (ack_tx, ack_rx) = bounded(1);
+            events
+                .send(WaEvent::Message {
+                    message: Box::new(message),
+                    ack: Some(ack_tx),
+                })
+                .map_err(|_| "the event sink has stopped".to_string())?;
+            match ack_rx.recv_timeout(COMMAND_TIMEOUT) {
+                Ok(result) => result,
+                Err(_) => Err("the event sink did not answer in time".to_string()),
+            }
+        })
+        .await
+        .map_err(|e| format!("commit task failed: {e}"))?
+    }
+
+    /// Streams the media into the media dir. Never fails: an over-size or
+    /// failed download keeps the reason and no file.
+    async fn download(
+        &self,
+        client: &Arc<Client>,
+        base: &proto::Message,
+        spec: MediaSpec,
+    ) -> MediaInfo {
+        let kind = spec.kind;
+        let mime = spec.mime.clone();
+        let failed = |error: String| MediaInfo {
+            kind: kind.to_string(),
+            mime: mime.clone(),
+            size: spec.announced_len,
+            error: Some(error),
+            ..Default::default()
+        };
+        if let Some(len) = spec.announced_len.filter(|len| *len > self.media_max_bytes) {
+            return failed(format!(
+                "larger than MEDIA_MAX_BYTES ({} bytes): {len} bytes announced",
+                self.media_max_bytes
+            ));
+        }
+        let Some(source) = downloadable(base) else {
+            return failed("the message carries no downloadable media".into());
+        };
+        let (pending, file) = match media::PendingFile::create(
+            &self.media_dir,
+            mime.as_deref(),
+            spec.file_name.as_deref(),
+        ) {
+            Ok(created) => created,
+            Err(e) => return failed(format!("could not store the file: {e}")),
+        };
+        match client.download_to_writer(source, file).await {
+            Ok(file) => {
+                drop(file);
+                let max = self.media_max_bytes;
+                let finish_mime = mime.clone();
+                tokio::task::spawn_blocking(move || {
+                    pending.finish(kind, finish_mime.as_deref(), max)
+                })
+                .await
+                .unwrap_or_else(|e| failed(format!("could not store the file: {e}")))
+            }
+            Err(e) => pending.abandon(kind, mime.as_deref(), format!("download failed: {e}")),
+        }
+    }
+}
+
+fn downloadable(m: &proto::Message) -> Option<&dyn Downloadable> {
+    if let Some(x) = m.image_message.as_option() {
+        Some(x)
+    } else if let Some(x) = m.video_message.as_option() {
+        Some(x)
+    } else if let Some(x) = m.audio_message.as_option() {
+        Some(x)
+    } else if let Some(x) = m.document_message.as_option() {
+        Some(x)
+    } else if let Some(x) = m.sticker_message.as_option() {
+        Some(x)
+    } else {
+        None
+    }
+}
+
+/// The crate's runtime interface on our current-thread tokio runtime. Unlike
+/// the bundled `TokioRuntime` it yields cooperatively in the crate's long
+/// loops, which on a single thread keeps keepalives and commands flowing.
+struct CurrentThreadRuntime;
+
+#[whatsapp_rust::async_trait]
+impl Runtime for CurrentThreadRuntime {
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send + 'static>>) -> AbortHandle {
+        let task = tokio::spawn(future);
+        AbortHandle::new(move || task.abort())
+    }
+
+    fn spawn_detached(&self, future: Pin<Box<dyn Future<Output = ()> + Send + 'static>>) {
+        tokio::spawn(future);
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+
+    fn spawn_blocking(
+        &self,
+        f: Box<dyn FnOnce() + Send + 'static>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async {
+            let _ = tokio::task::spawn_blocking(f).await;
+        })
+    }
+
+    fn yield_now(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        Some(Box::pin(tokio::task::yield_now()))
+    }
+
+    fn yield_frequency(&self) -> u32 {
+        1
+    }
+}
+
+/// `with_transport_factory` takes a concrete type; this carries the test
+/// hook's factory through the same path as the real one.
+struct DynTransport(Arc<dyn TransportFactory>);
+
+#[whatsapp_rust::async_trait]
+impl TransportFactory for DynTransport {
+    async fn create_transport(
+        &self,
+    ) -> Result<(Arc<dyn Transport>, async_channel::Receiver<TransportEvent>), anyhow::Error> {
+        self.0.create_transport().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_backoff_starts_fast_and_caps_at_a_minute() {
+        let delays: Vec<u64> = (0..10).map(|n| reconnect_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+        assert!(reconnect_delay(0) <= Duration::from_secs(5));
+        assert_eq!(reconnect_delay(u32::MAX), Duration::from_secs(60));
+    }
+
+    /// A client that never connects: enough for the hook, which only needs
+    /// it for LID lookups and downloads.
+    async fn offline_client() -> Arc<Client> {
+        Bot::builder()
+            .with_backend(whatsapp_rust::wacore::store::InMemoryBackend::new())
+            .with_runtime(CurrentThreadRuntime)
+            .build()
+            .await
+            .expect("an offline client builds")
+            .client()
+    }
+
+    fn inbound(message: proto::Message) -> InboundMessage {
+        use whatsapp_rust::prelude::MessageInfo;
+        use whatsapp_rust::types::message::MessageSource;
+        let info = MessageInfo {
+            id: "3EB0HOOK".into(),
+            source: MessageSource {
+                chat: "15551234567@s.whatsapp.net".parse().unwrap(),
+                sender: "15551234567@s.whatsapp.net".parse().unwrap(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        InboundMessage::builder()
+            .message(Arc::new(message))
+            .info(Arc::new(info))
+            .build()
+    }
+
+    /// A stand-in sink: answers every message with `answer`, and hands the
+    /// messages back when the hook is done.
+    fn fake_sink(
+        answer: Result<(), String>,
+    ) -> (Sender<WaEvent>, JoinHandle<Vec<crate::wa::IncomingMessage>>) {
+        let (tx, rx) = bounded::<WaEvent>(16);
+        let join = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            for event in rx {
+                if let WaEvent::Message { message, ack } = event {
+                    got.push(*message);
+                    let _ = ack.unwrap().send(answer.clone());
+                }
+            }
+            got
+        });
+        (tx, join)
+    }
+
+    fn run<T>(future: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn hook_returns_only_after_the_sink_committed() {
+        let dir = std::env::temp_dir().join(format!("wa-hook-{}", crate::auth::uuid_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let image = |len: u64| proto::Message {
+            image_message: whatsapp_rust::prelude::MessageField::some(
+                proto::message::ImageMessage {
+                    mimetype: Some("image/jpeg".into()),
+                    file_length: Some(len),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        };
+        let (events, sink) = fake_sink(Ok(()));
+        let inbox = DurableInbox {
+            events,
+            media_dir: dir.clone(),
+            media_max_bytes: 1000,
+        };
+        let batch = [
+            inbound(proto::Message::text("hello")),
+            // Announced over the limit: not downloaded at all.
+            inbound(image(5000)),
+            // No media key or path: the download fails, the message stays.
+            inbound(image(10)),
+        ];
+        let result = run(async {
+            let client = offline_client().await;
+            inbox.on_messages(client, &batch).await
+        });
+        assert!(result.is_ok(), "{result:?}");
+        drop(inbox);
+        let got = sink.join().unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].text, "hello");
+        let big = got[1].media.clone().unwrap();
+        assert!(big.error.unwrap().contains("MEDIA_MAX_BYTES"));
+        assert_eq!((big.file_name, big.size), (None, Some(5000)));
+        let failed = got[2].media.clone().unwrap();
+        assert!(failed.error.is_some() && failed.file_name.is_none());
+        assert_eq!(got[2].text, "[Image]");
+        // No file, not even a partial one, is left behind.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hook_fails_when_the_sink_could_not_commit() {
+        // An error means no ack: WhatsApp redelivers the batch.
+        let (events, sink) = fake_sink(Err("disk full".into()));
+        let inbox = DurableInbox {
+            events,
+            media_dir: std::env::temp_dir(),
+            media_max_bytes: 1000,
+        };
+        let result = run(async {
+            let client = offline_client().await;
+            inbox
+                .on_messages(client, &[inbound(proto::Message::text("hello"))])
+                .await
+        });
+        let error = result.unwrap_err().to_string();
+        assert!(error.contains("disk full"), "{error}");
+        drop(inbox);
+        assert_eq!(sink.join().unwrap().len(), 1);
+    }
+
+    /// The event handler runs inside the client's dispatch: it only queues.
+    #[test]
+    fn forwarder_queues_translated_events_without_blocking() {
+        use whatsapp_rust::types::events::PairingQrCode;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let forwarder = Forwarder {
+            generation: 7,
+            to_supervisor: tx,
+        };
+        forwarder.handle_event(Arc::new(Event::PairingQrCode(
+            PairingQrCode::builder()
+                .code("2@abc".into())
+                .timeout(Duration::from_secs(20))
+                .build(),
+        )));
+        match rx.try_recv() {
+            Ok((7, FromClient::Signal(Signal::Qr { code, valid_for }))) => {
+                assert_eq!((code.as_str(), valid_for.as_secs()), ("2@abc", 20));
+            }
+            _ => panic!("expected a QR signal"),
+        }
+        assert!(rx.try_recv().is_err());
+    }
+}

@@ -1,0 +1,438 @@
+//! The real WhatsApp backend (the whatsapp-rust client on the `whatsapp`
+//! thread) against an in-process fake WhatsApp server, offline: the server
+//! side of the Noise XX handshake with a self-made certificate chain (accepted
+//! only because test builds enable `danger-skip-cert-chain-verify`), then the
+//! stanzas a scenario needs. It cannot pair (that needs the phone's ADV
+//! signatures), so it covers what happens before: QR codes reaching the API,
+//! a dropped connection being retried, a logged-out stream not being retried.
+
+use crate::support::{TestServer, eventually};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use whatsapp_api::whatsapp::TestHook;
+use whatsapp_rust::async_channel;
+use whatsapp_rust::buffa::{Message as _, MessageField};
+use whatsapp_rust::bytes::Bytes;
+use whatsapp_rust::transport::{Transport, TransportEvent, TransportFactory};
+use whatsapp_rust::wacore::framing::{FrameDecoder, encode_frame};
+use whatsapp_rust::wacore::handshake::NoiseHandshake;
+use whatsapp_rust::wacore::libsignal::protocol::{KeyPair, PrivateKey};
+use whatsapp_rust::wacore::net::DisconnectReason;
+use whatsapp_rust::wacore_binary::builder::NodeBuilder;
+use whatsapp_rust::wacore_binary::consts::{NOISE_PATTERN_XX, WA_CONN_HEADER};
+use whatsapp_rust::waproto::whatsapp as wa;
+
+/// What the fake server does on one connection.
+#[derive(Clone, Copy, Debug)]
+enum Scenario {
+    /// Offer QR references to the unpaired client and stay connected.
+    Qr,
+    /// Offer QR references, then drop the connection.
+    QrThenDrop,
+    /// Close the stream with `<stream:error code="401"/>` (unlinked).
+    LoggedOut,
+    /// Close the stream as replaced by another client of the same session.
+    Replaced,
+}
+
+/// Counts connections; connection n plays `scenarios[n]` (the last one
+/// repeats).
+struct FakeWhatsApp {
+    scenarios: Vec<Scenario>,
+    connections: Arc<AtomicUsize>,
+}
+
+struct Pipe(async_channel::Sender<Bytes>);
+
+#[whatsapp_rust::async_trait]
+impl Transport for Pipe {
+    async fn send(&self, data: Bytes) -> Result<(), whatsapp_rust::anyhow::Error> {
+        self.0
+            .send(data)
+            .await
+            .map_err(|e| whatsapp_rust::anyhow::anyhow!("closed: {e}"))
+    }
+
+    async fn disconnect(&self) {
+        self.0.close();
+    }
+}
+
+#[whatsapp_rust::async_trait]
+impl TransportFactory for FakeWhatsApp {
+    async fn create_transport(
+        &self,
+    ) -> Result<
+        (Arc<dyn Transport>, async_channel::Receiver<TransportEvent>),
+        whatsapp_rust::anyhow::Error,
+    > {
+        let n = self.connections.fetch_add(1, Ordering::SeqCst);
+        let scenario = self.scenarios[n.min(self.scenarios.len() - 1)];
+        let (to_server, from_client) = async_channel::unbounded::<Bytes>();
+        let (to_client, events) = async_channel::unbounded::<TransportEvent>();
+        tokio::spawn(async move {
+            if let Err(e) = serve(n, scenario, from_client, to_client).await {
+                eprintln!("fake server ({scenario:?}): {e}");
+            }
+        });
+        Ok((Arc::new(Pipe(to_server)), events))
+    }
+}
+
+fn key_pair() -> KeyPair {
+    let private = PrivateKey::try_from(&whatsapp_api::auth::random_bytes::<32>()[..]).unwrap();
+    KeyPair::new(private.public_key().unwrap(), private)
+}
+
+/// Reads one frame (the first chunk starts with the connection header).
+async fn next_frame(
+    from_client: &async_channel::Receiver<Bytes>,
+    decoder: &mut FrameDecoder,
+    first: &mut bool,
+) -> Result<Vec<u8>, String> {
+    loop {
+        if let Some(frame) = decoder.decode_frame() {
+            return Ok(frame.to_vec());
+        }
+        let chunk = from_client.recv().await.map_err(|e| e.to_string())?;
+        let mut data: &[u8] = &chunk;
+        if *first && data.starts_with(&WA_CONN_HEADER) {
+            data = &data[WA_CONN_HEADER.len()..];
+        }
+        *first = false;
+        decoder.feed(data);
+    }
+}
+
+/// A certificate chain whose signatures are zeros: only a client built with
+/// `danger-skip-cert-chain-verify` accepts it.
+fn cert_chain(leaf_key: &[u8]) -> Vec<u8> {
+    use wa::cert_chain::{NoiseCertificate, noise_certificate::Details};
+    let certificate = |serial, issuer_serial, key: Vec<u8>| NoiseCertificate {
+        details: Some(
+            Details {
+                serial: Some(serial),
+                issuer_serial: Some(issuer_serial),
+                key: Some(key),
+                not_before: Some(1_700_000_000),
+                not_after: Some(4_000_000_000),
+            }
+            .encode_to_vec(),
+        ),
+        signature: Some(vec![0; 64]),
+    };
+    wa::CertChain {
+        intermediate: MessageField::some(certificate(1, 0, vec![0xCC; 32])),
+        leaf: MessageField::some(certificate(2, 1, leaf_key.to_vec())),
+    }
+    .encode_to_vec()
+}
+
+async fn serve(
+    connection: usize,
+    scenario: Scenario,
+    from_client: async_channel::Receiver<Bytes>,
+    to_client: async_channel::Sender<TransportEvent>,
+) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let mut decoder = FrameDecoder::new();
+    let mut first = true;
+    let _ = to_client.send(TransportEvent::Connected).await;
+
+    // ClientHello → ServerHello (Noise XX, responder side).
+    let hello = next_frame(&from_client, &mut decoder, &mut first).await?;
+    let hello = wa::HandshakeMessage::decode_from_slice(&hello).map_err(|e| err(&e))?;
+    let client_ephemeral: Vec<u8> = hello
+        .client_hello
+        .into_option()
+        .and_then(|h| h.ephemeral)
+        .ok_or("no client ephemeral key")?;
+    let (server_static, server_ephemeral) = (key_pair(), key_pair());
+    let static_public = server_static.public_key.public_key_bytes().to_vec();
+    let ephemeral_public = server_ephemeral.public_key.public_key_bytes().to_vec();
+    let mut noise = NoiseHandshake::new(NOISE_PATTERN_XX, &WA_CONN_HEADER).map_err(|e| err(&e))?;
+    noise.authenticate(&client_ephemeral);
+    noise.authenticate(&ephemeral_public);
+    noise
+        .mix_shared_secret(server_ephemeral.private_key.serialize(), &client_ephemeral)
+        .map_err(|e| err(&e))?;
+    let encrypted_static = noise.encrypt(&static_public).map_err(|e| err(&e))?;
+    noise
+        .mix_shared_secret(server_static.private_key.serialize(), &client_ephemeral)
+        .map_err(|e| err(&e))?;
+    let encrypted_chain = noise
+        .encrypt(&cert_chain(&static_public))
+        .map_err(|e| err(&e))?;
+    let server_hello = wa::HandshakeMessage {
+        server_hello: MessageField::some(wa::handshake_message::ServerHello {
+            ephemeral: Some(ephemeral_public),
+            r#static: Some(encrypted_static),
+            payload: Some(encrypted_chain),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let framed = encode_frame(&server_hello.encode_to_vec(), None).map_err(|e| err(&e))?;
+    to_client
+        .send(TransportEvent::DataReceived(framed.into()))
+        .await
+        .map_err(|e| err(&e))?;
+
+    // ClientFinish → transport keys.
+    let finish = next_frame(&from_client, &mut decoder, &mut first).await?;
+    let finish = wa::HandshakeMessage::decode_from_slice(&finish).map_err(|e| err(&e))?;
+    let client_finish = finish
+        .client_finish
+        .into_option()
+        .ok_or("no client finish")?;
+    let client_static = noise
+        .decrypt(&client_finish.r#static.ok_or("no client static key")?)
+        .map_err(|e| err(&e))?;
+    noise
+        .mix_shared_secret(server_ephemeral.private_key.serialize(), &client_static)
+        .map_err(|e| err(&e))?;
+    noise
+        .decrypt(&client_finish.payload.ok_or("no client payload")?)
+        .map_err(|e| err(&e))?;
+    // Named from the initiator's view: (client→server, server→client).
+    let (_, server_to_client) = noise.finish().map_err(|e| err(&e))?;
+    let mut counter = 0;
+    let mut send_node = async |node: whatsapp_rust::wacore_binary::Node| -> Result<(), String> {
+        let plain = whatsapp_rust::wacore_binary::marshal::marshal(&node).map_err(|e| err(&e))?;
+        let sealed = server_to_client
+            .encrypt_with_counter(counter, &plain)
+            .map_err(|e| err(&e))?;
+        counter += 1;
+        let framed = encode_frame(&sealed, None).map_err(|e| err(&e))?;
+        to_client
+            .send(TransportEvent::DataReceived(framed.into()))
+            .await
+            .map_err(|e| err(&e))
+    };
+
+    match scenario {
+        Scenario::Qr | Scenario::QrThenDrop => {
+            // What the real server sends an unpaired companion; the refs
+            // name the connection they came from.
+            let refs = [format!("REF-{connection}-A"), format!("REF-{connection}-B")];
+            send_node(
+                NodeBuilder::new("iq")
+                    .attr("id", "pair-1")
+                    .attr("type", "set")
+                    .attr("xmlns", "md")
+                    .attr("from", "s.whatsapp.net")
+                    .children([NodeBuilder::new("pair-device")
+                        .children(
+                            refs.iter().map(|r| {
+                                NodeBuilder::new("ref").bytes(r.as_bytes().to_vec()).build()
+                            }),
+                        )
+                        .build()])
+                    .build(),
+            )
+            .await?;
+        }
+        Scenario::Replaced => {
+            send_node(
+                NodeBuilder::new("stream:error")
+                    .children([NodeBuilder::new("conflict")
+                        .attr("type", "replaced")
+                        .build()])
+                    .build(),
+            )
+            .await?;
+        }
+        Scenario::LoggedOut => {
+            send_node(NodeBuilder::new("stream:error").attr("code", "401").build()).await?;
+        }
+    }
+    if let Scenario::QrThenDrop = scenario {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = to_client
+            .send(TransportEvent::Disconnected(DisconnectReason::ReadError(
+                "fake server dropped the connection".into(),
+            )))
+            .await;
+        return Ok(());
+    }
+    // Keep the "socket" open, draining whatever the client sends.
+    while from_client.recv().await.is_ok() {}
+    Ok(())
+}
+
+fn hook(scenarios: &[Scenario]) -> (TestHook, Arc<AtomicUsize>) {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let hook = TestHook {
+        transport: Arc::new(FakeWhatsApp {
+            scenarios: scenarios.to_vec(),
+            connections: Arc::clone(&connections),
+        }),
+        // Pinned so the client makes no HTTP request for the current version.
+        version: (2, 3000, 1_000_000_000),
+    };
+    (hook, connections)
+}
+
+fn start(scenarios: &[Scenario]) -> (TestServer, Arc<AtomicUsize>) {
+    let (hook, connections) = hook(scenarios);
+    (TestServer::start_whatsapp(hook), connections)
+}
+
+/// The device's public keys in a QR payload (noise key, identity key): the
+/// same keys mean the same stored device.
+fn device_keys(code: &str) -> String {
+    code.split(',')
+        .skip(1)
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The current QR payload from the API, once there is one.
+fn qr(server: &TestServer) -> Option<String> {
+    let r = server.get("/api/v1/qr");
+    (r.status == 200).then(|| r.json()["qr"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn real_client_qr_code_reaches_the_api() {
+    let (server, connections) = start(&[Scenario::Qr]);
+    let code = eventually(30, "a QR code at /api/v1/qr", || qr(&server));
+    // "<ref>,<noise key>,<identity key>,<adv secret>[,<platform>]"
+    assert!(code.starts_with("REF-0-A,"), "{code}");
+    assert!(code.split(',').count() >= 4, "{code}");
+    let r = server.get("/api/v1/qr");
+    let expires_in = r.json()["expiresIn"].as_f64().unwrap();
+    assert!(expires_in > 0.0 && expires_in <= 60.0, "{}", r.text);
+
+    let status = server.get("/api/v1/status").json();
+    assert_eq!(status["qrReady"], true, "{status}");
+    assert_eq!(status["connected"], false, "{status}");
+    assert_eq!(status["state"], "qr", "{status}");
+
+    let svg = server.get("/api/v1/qr?format=svg");
+    assert_eq!(svg.status, 200);
+    assert!(svg.text.contains("<svg"), "{}", svg.text);
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+
+    // Graceful shutdown closes the client and stops the thread in time.
+    let started = Instant::now();
+    server.stop();
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn dropped_connection_is_retried_within_seconds() {
+    let (server, connections) = start(&[Scenario::QrThenDrop, Scenario::Qr]);
+    eventually(30, "the first connection", || {
+        (connections.load(Ordering::SeqCst) >= 1).then_some(())
+    });
+    let dropped = Instant::now();
+    eventually(10, "a second connection after the drop", || {
+        (connections.load(Ordering::SeqCst) >= 2).then_some(())
+    });
+    // The first reconnect comes within ~5 s (1 s by the backoff schedule).
+    assert!(
+        dropped.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        dropped.elapsed()
+    );
+    // A new client (from the same store) shows the new connection's codes.
+    let code = eventually(30, "a QR code from the new connection", || {
+        qr(&server).filter(|code| code.starts_with("REF-1-A,"))
+    });
+    assert!(code.split(',').count() >= 4, "{code}");
+}
+
+#[test]
+fn logged_out_stream_is_not_retried() {
+    let (server, connections) = start(&[Scenario::LoggedOut, Scenario::Qr]);
+    eventually(30, "state logged_out", || {
+        let status = server.get("/api/v1/status").json();
+        (status["state"] == "logged_out").then_some(status)
+    });
+    // Nothing more may happen: watch for a few reconnect periods.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "a logged-out session was retried"
+    );
+    let status = server.get("/api/v1/status").json();
+    assert_eq!(status["state"], "logged_out", "{status}");
+    assert_eq!(status["sessionExists"], false, "{status}");
+    // The device keys are gone with the store file.
+    assert!(!server.dir.0.join("session.db").exists());
+    assert_eq!(server.get("/api/v1/qr").status, 404);
+
+    // Asking again starts a new pairing, from a fresh store.
+    let r = server.post("/api/v1/session/logout", &serde_json::json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let code = eventually(30, "a QR code of the new pairing", || qr(&server));
+    assert!(code.starts_with("REF-1-A,"), "{code}");
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+    assert!(server.dir.0.join("session.db").exists());
+}
+
+#[test]
+fn the_device_keys_survive_a_restart() {
+    let (first_hook, _) = hook(&[Scenario::Qr]);
+    let server = TestServer::start_whatsapp(first_hook);
+    let before = device_keys(&eventually(30, "a QR code", || qr(&server)));
+    assert!(before.len() > 80, "two base64 keys expected: {before}");
+    let dir = server.stop();
+    let (second_hook, _) = hook(&[Scenario::Qr]);
+    let server = TestServer::start_whatsapp_in(dir, second_hook);
+    let after = device_keys(&eventually(30, "a QR code after the restart", || {
+        qr(&server)
+    }));
+    assert_eq!(before, after, "the restarted server made a new device");
+}
+
+#[test]
+fn logout_command_unlinks_and_stops_reconnecting() {
+    let (server, connections) = start(&[Scenario::Qr]);
+    let old_keys = device_keys(&eventually(30, "a QR code", || qr(&server)));
+    let r = server.post("/api/v1/session/logout", &serde_json::json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Answered once the keys are gone; the sink applies the state just after.
+    assert!(!server.dir.0.join("session.db").exists());
+    eventually(5, "state logged_out", || {
+        (server.get("/api/v1/status").json()["state"] == "logged_out").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+
+    // A new pairing starts from clean keys: a different device.
+    let r = server.post("/api/v1/session/logout", &serde_json::json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let code = eventually(30, "a QR code of the new pairing", || {
+        qr(&server).filter(|code| code.starts_with("REF-1-A,"))
+    });
+    assert_ne!(
+        device_keys(&code),
+        old_keys,
+        "the old device keys were reused"
+    );
+}
+
+#[test]
+fn replaced_session_backs_off_to_the_slowest_pace() {
+    let (server, connections) = start(&[Scenario::Replaced, Scenario::Qr]);
+    let status = eventually(30, "state disconnected", || {
+        let status = server.get("/api/v1/status").json();
+        (status["state"] == "disconnected").then_some(status)
+    });
+    assert!(
+        status["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("another client"),
+        "{status}"
+    );
+    // Not logged out: the keys stay, and it retries, but only after 60 s.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    assert!(server.dir.0.join("session.db").exists());
+}
