@@ -110,30 +110,13 @@ impl PendingFile {
     }
 }
 
-fn hash_up_to(reader: &mut dyn Read, max_bytes: u64) -> io::Result<(u64, String)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total: u64 = 0;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        total += n as u64;
-        if total > max_bytes {
-            return Err(io::Error::other(format!(
-                "larger than MEDIA_MAX_BYTES ({max_bytes} bytes)"
-            )));
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok((total, auth::hex(&hasher.finalize())))
-}
-
-fn copy_hashed(reader: &mut dyn Read, path: &Path, max_bytes: u64) -> io::Result<(u64, String)> {
-    let mut file = File::create(path)?;
+/// Reads `reader` to the end, hashing what it reads and passing it on to
+/// `out`; fails past `max_bytes`. A read error is reported as a failed download.
+fn hash_through(
+    reader: &mut dyn Read,
+    out: &mut dyn Write,
+    max_bytes: u64,
+) -> io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut total: u64 = 0;
@@ -151,10 +134,22 @@ fn copy_hashed(reader: &mut dyn Read, path: &Path, max_bytes: u64) -> io::Result
             )));
         }
         hasher.update(&buf[..n]);
-        file.write_all(&buf[..n])?;
+        out.write_all(&buf[..n])?;
     }
-    file.sync_all()?;
     Ok((total, auth::hex(&hasher.finalize())))
+}
+
+/// Size and SHA-256 of what `reader` holds, within `max_bytes`.
+fn hash_up_to(reader: &mut dyn Read, max_bytes: u64) -> io::Result<(u64, String)> {
+    hash_through(reader, &mut io::sink(), max_bytes)
+}
+
+/// Copies `reader` into a new file at `path`, durably, with size and SHA-256.
+fn copy_hashed(reader: &mut dyn Read, path: &Path, max_bytes: u64) -> io::Result<(u64, String)> {
+    let mut file = File::create(path)?;
+    let hashed = hash_through(reader, &mut file, max_bytes)?;
+    file.sync_all()?;
+    Ok(hashed)
 }
 
 /// A file extension for stored media: from the mime type, else a safe one from
