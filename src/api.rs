@@ -575,7 +575,7 @@ pub fn webhook_deliveries(
 }
 
 pub fn redeliver(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
-    if !db::redeliver(&ctx.db, params[0])? {
+    if !db::redeliver(&ctx.db, params[0], None)? {
         return Err(ApiError::NotFound("Delivery not found".into()));
     }
     ctx.webhooks.wake();

@@ -1294,7 +1294,7 @@ pub fn webhook_test(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Res
 /// `POST /webhooks/:id/deliveries/:delivery/redeliver`.
 pub fn redeliver(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
     read_form(ctx, req)?;
-    if !db::redeliver(&ctx.db, params[1])? {
+    if !db::redeliver(&ctx.db, params[1], Some(params[0]))? {
         return Err(ApiError::NotFound("Delivery not found".into()));
     }
     ctx.webhooks.wake();

@@ -792,14 +792,15 @@ pub fn set_webhook_active(conn: &Connection, id: &str, active: bool) -> DbResult
 }
 
 /// Starts a fresh run of the retry schedule for a delivery (same id, so the
-/// same `webhook-id`); false when there is no such delivery.
-pub fn redeliver(conn: &Connection, id: &str) -> DbResult<bool> {
+/// same `webhook-id`); false when there is no such delivery (of `webhook_id`,
+/// when given).
+pub fn redeliver(conn: &Connection, id: &str, webhook_id: Option<&str>) -> DbResult<bool> {
     Ok(conn
         .prepare_cached(
             "UPDATE webhook_deliveries SET status = 'pending', attempt_count = 0, next_attempt_at = ?2, updated_at = ?3
-             WHERE id = ?1",
+             WHERE id = ?1 AND (?4 IS NULL OR webhook_id = ?4)",
         )?
-        .execute(params![id, clock::now_millis(), clock::now_secs()])?
+        .execute(params![id, clock::now_millis(), clock::now_secs(), webhook_id])?
         > 0)
 }
 

@@ -587,6 +587,14 @@ fn webhooks_can_be_created_edited_toggled_tested_redelivered_and_deleted() {
     assert!(page.text.contains("Delivery queued again"));
     let got = receiver.wait_for(2, 10);
     assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    // A delivery is redelivered only under its own webhook.
+    let token = csrf(&s);
+    let r = dash_post(
+        &s,
+        &format!("/webhooks/other/deliveries/{delivery}/redeliver"),
+        &[("csrf", &token)],
+    );
+    assert_eq!(r.status, 404);
 
     let page = submit(&s, &format!("/webhooks/{id}/delete"), &[]);
     assert!(page.text.contains("Webhook deleted"));
