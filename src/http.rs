@@ -572,10 +572,36 @@ fn respond(raw: tiny_http::Request, response: Response) -> std::io::Result<()> {
     }
 }
 
-/// Binds the listener.
+/// Binds the listener with TCP_NODELAY, which every accepted connection
+/// inherits (Linux and the BSDs copy it from the listening socket). Without
+/// it, a response larger than one write (headers, then the body in 8 KiB
+/// pieces) meets Nagle's algorithm and the client's delayed ACK: ~40 ms per
+/// JSON page instead of a fraction of a millisecond.
 pub fn bind(host: &str, port: u16) -> Result<tiny_http::Server, String> {
-    tiny_http::Server::http((host, port))
-        .map_err(|e| format!("could not listen on {host}:{port} (HOST/PORT): {e}"))
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::net::ToSocketAddrs;
+    let fail =
+        |e: &dyn std::fmt::Display| format!("could not listen on {host}:{port} (HOST/PORT): {e}");
+    let mut last_error = String::from("the address resolves to nothing");
+    for addr in (host, port).to_socket_addrs().map_err(|e| fail(&e))? {
+        let listen = || -> std::io::Result<std::net::TcpListener> {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            // What std's TcpListener::bind does on Unix: a restart can rebind
+            // at once while old connections sit in TIME_WAIT.
+            socket.set_reuse_address(true)?;
+            socket.set_tcp_nodelay(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(1024)?;
+            Ok(socket.into())
+        };
+        match listen() {
+            Ok(listener) => {
+                return tiny_http::Server::from_listener(listener, None).map_err(|e| fail(&e));
+            }
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    Err(fail(&last_error))
 }
 
 /// The bound port of a server.

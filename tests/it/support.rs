@@ -100,12 +100,21 @@ impl TestServer {
         tune(&mut config);
         let server = whatsapp_api::start(config).expect("server starts");
         let base = format!("http://127.0.0.1:{}", server.port);
-        TestServer {
+        let s = TestServer {
             server: Some(server),
             base,
             dir,
             agent: agent(),
-        }
+        };
+        // The simulator starts connected, but its first event reaches the
+        // sink a moment after start() returns; tests begin from that state.
+        eventually(5, "the simulator to connect", || {
+            (s.request("GET", "/api/v1/health", &[], None)
+                .text
+                .contains("\"connected\""))
+            .then_some(())
+        });
+        s
     }
 
     /// Stops the server gracefully and returns its data dir.
