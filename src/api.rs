@@ -123,14 +123,32 @@ pub fn inbox_query(req: &Request, status: Option<&str>) -> Result<InboxQuery, Ap
     })
 }
 
+/// An inbox page, serialised straight from the rows (fields in the
+/// alphabetical order `json!` used).
+#[derive(serde::Serialize)]
+struct MessagePage<'a> {
+    count: usize,
+    messages: &'a [db::Message],
+    pagination: Value,
+}
+
+/// A conversation page, likewise.
+#[derive(serde::Serialize)]
+struct ConversationPage<'a> {
+    count: usize,
+    messages: &'a [db::Message],
+    pagination: Value,
+    phone: &'a str,
+}
+
 pub fn inbox(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
     let q = inbox_query(req, params.first().copied())?;
     let (rows, total) = db::inbox(&ctx.db, &q)?;
-    Ok(Response::ok(&json!({
-        "count": rows.len(),
-        "messages": rows.iter().map(db::Message::to_json).collect::<Vec<_>>(),
-        "pagination": pagination(q.page, q.limit, total),
-    })))
+    Ok(Response::ok(&MessagePage {
+        count: rows.len(),
+        messages: &rows,
+        pagination: pagination(q.page, q.limit, total),
+    }))
 }
 
 pub fn message(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
@@ -362,12 +380,12 @@ pub fn conversation_messages(
     let page = page_param(req.query("page"));
     let limit = limit_param(req.query("limit"), 50);
     let (rows, total) = db::conversation_messages(&ctx.db, params[0], page, limit)?;
-    Ok(Response::ok(&json!({
-        "phone": params[0],
-        "count": rows.len(),
-        "messages": rows.iter().map(db::Message::to_json).collect::<Vec<_>>(),
-        "pagination": pagination(page, limit, total),
-    })))
+    Ok(Response::ok(&ConversationPage {
+        count: rows.len(),
+        messages: &rows,
+        pagination: pagination(page, limit, total),
+        phone: params[0],
+    }))
 }
 
 pub fn qr(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {

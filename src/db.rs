@@ -137,24 +137,35 @@ fn message_from_row(r: &rusqlite::Row<'_>) -> DbResult<Message> {
 impl Message {
     /// The API's JSON for a message: the Node server's fields, then extras.
     pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "direction": self.direction,
-            "phone": self.phone,
-            "message": self.message,
-            "reply_status": self.reply_status,
-            "media_type": self.media_type,
-            "media_url": self.media_url,
-            "created_at": clock::format_datetime(self.created_at),
-            "wa_id": self.wa_id,
-            "sender_jid": self.sender_jid,
-            "push_name": self.push_name,
-            "delivery_status": self.delivery_status,
-            "media_mime": self.media_mime,
-            "media_size": self.media_size,
-            "media_error": self.media_error,
-            "in_reply_to": self.in_reply_to,
-        })
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// The API's JSON for a message, written straight to the output (an inbox
+/// page is 50 of these: no intermediate `Value` tree, which was most of the
+/// cost of a page). Keys in alphabetical order, byte for byte what `json!`
+/// (a sorted map) produced before.
+impl serde::Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(16))?;
+        m.serialize_entry("created_at", &clock::format_datetime(self.created_at))?;
+        m.serialize_entry("delivery_status", &self.delivery_status)?;
+        m.serialize_entry("direction", &self.direction)?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("in_reply_to", &self.in_reply_to)?;
+        m.serialize_entry("media_error", &self.media_error)?;
+        m.serialize_entry("media_mime", &self.media_mime)?;
+        m.serialize_entry("media_size", &self.media_size)?;
+        m.serialize_entry("media_type", &self.media_type)?;
+        m.serialize_entry("media_url", &self.media_url)?;
+        m.serialize_entry("message", &self.message)?;
+        m.serialize_entry("phone", &self.phone)?;
+        m.serialize_entry("push_name", &self.push_name)?;
+        m.serialize_entry("reply_status", &self.reply_status)?;
+        m.serialize_entry("sender_jid", &self.sender_jid)?;
+        m.serialize_entry("wa_id", &self.wa_id)?;
+        m.end()
     }
 }
 
@@ -1144,6 +1155,21 @@ mod tests {
             .is_some()
         );
         assert_eq!(inbox_count(&conn, None).unwrap(), 2);
+    }
+
+    #[test]
+    fn message_json_is_the_same_as_the_json_macro_form() {
+        let mut conn = open_memory().unwrap();
+        let m = store(&mut conn, "a", &incoming("W1", "1@s", "hé \"x\" %"), 10).unwrap();
+        let old = json!({
+            "id": m.id, "direction": m.direction, "phone": m.phone, "message": m.message,
+            "reply_status": m.reply_status, "media_type": m.media_type, "media_url": m.media_url,
+            "created_at": clock::format_datetime(m.created_at), "wa_id": m.wa_id,
+            "sender_jid": m.sender_jid, "push_name": m.push_name,
+            "delivery_status": m.delivery_status, "media_mime": m.media_mime,
+            "media_size": m.media_size, "media_error": m.media_error, "in_reply_to": m.in_reply_to,
+        });
+        assert_eq!(serde_json::to_string(&m).unwrap(), old.to_string());
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub enum Body {
 }
 
 impl Response {
-    pub fn json(status: u16, value: &Value) -> Response {
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
         Response {
             status,
             headers: vec![("Content-Type", "application/json; charset=utf-8".into())],
@@ -134,7 +134,7 @@ impl Response {
         }
     }
 
-    pub fn ok(value: &Value) -> Response {
+    pub fn ok(value: &impl serde::Serialize) -> Response {
         Response::json(200, value)
     }
 
