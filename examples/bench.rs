@@ -364,6 +364,7 @@ fn load_corpus(db_path: &Path, n: usize) -> Result<Corpus, String> {
         .map_err(err)?;
     }
     tx.commit().map_err(err)?;
+    db::optimize_search_index(&conn).map_err(err)?;
     drop(conn);
     let search_chat = &chats[chat_count / 2 + 1];
     Ok(Corpus {

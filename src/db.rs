@@ -19,7 +19,8 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// Version 2 added the trigram search index `messages_fts` (schema.sql
 /// creates it, empty); an older database also indexes the messages it holds.
 const UPGRADE_TO_2: &str = "INSERT INTO messages_fts (rowid, message)
-     SELECT seq, message FROM messages WHERE direction = 'incoming';";
+     SELECT seq, message FROM messages WHERE direction = 'incoming';
+     INSERT INTO messages_fts (messages_fts) VALUES ('optimize');";
 
 /// The five values of `messages.reply_status`.
 pub const REPLY_STATUSES: [&str; 5] = ["unread", "read", "replied", "ignored", "sent"];
@@ -53,6 +54,13 @@ fn configure(conn: &Connection) -> DbResult<()> {
 /// transaction does not spill pages to the WAL and read them back.
 pub fn tune_for_bulk_load(conn: &Connection) -> DbResult<()> {
     conn.pragma_update(None, "cache_size", -262_144)
+}
+
+/// Merges the search index into one segment. A bulk load in one transaction
+/// leaves it in many (each costs a lookup per query term); the live server
+/// adds one per stored message and FTS5's automerge keeps those few.
+pub fn optimize_search_index(conn: &Connection) -> DbResult<()> {
+    conn.execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('optimize');")
 }
 
 /// Brings the schema up to `SCHEMA_VERSION`. Refuses a database written by a
@@ -421,13 +429,14 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
         clauses.push("m.created_at < ?");
         args.push(until.into());
     }
-    let from_sql = if fts.is_some() {
-        "messages_fts CROSS JOIN messages m ON m.seq = messages_fts.rowid"
-    } else {
-        "messages m"
-    };
-    let filtered = q.search.is_some() || q.phone.is_some() || q.from.is_some() || q.until.is_some();
     let where_sql = clauses.join(" AND ");
+    let limit = i64::from(q.limit);
+    let offset = i64::from(q.page.saturating_sub(1)) * limit;
+    if fts.is_some() {
+        return inbox_from_candidates(conn, &where_sql, &args, offset, limit);
+    }
+    let from_sql = "messages m";
+    let filtered = q.search.is_some() || q.phone.is_some() || q.from.is_some() || q.until.is_some();
     let total: i64 = if filtered {
         conn.prepare_cached(&format!(
             "SELECT count(*) FROM {from_sql} WHERE {where_sql}"
@@ -436,8 +445,6 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
     } else {
         inbox_count(conn, q.status.as_deref())?
     };
-    let limit = i64::from(q.limit);
-    let offset = i64::from(q.page.saturating_sub(1)) * limit;
     let mut page_args = args;
     page_args.push(limit.into());
     page_args.push(offset.into());
@@ -449,6 +456,45 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
         .query_map(params_from_iter(page_args.iter()), message_from_row)?
         .collect::<DbResult<Vec<_>>>()?;
     Ok((rows, total))
+}
+
+/// The search path of `inbox`: one pass over the trigram candidates that
+/// pass every filter collects (created_at, seq) of each match, which gives
+/// both the total and, sorted, the page; then only the page's rows are read.
+/// (A count query plus a page query would run the index lookup and the LIKE
+/// checks twice.) One read transaction, so the page and the total agree.
+fn inbox_from_candidates(
+    conn: &Connection,
+    where_sql: &str,
+    args: &[rusqlite::types::Value],
+    offset: i64,
+    limit: i64,
+) -> DbResult<(Vec<Message>, i64)> {
+    let tx = conn.unchecked_transaction()?;
+    let mut matches: Vec<(i64, i64)> = tx
+        .prepare_cached(&format!(
+            "SELECT m.created_at, m.seq
+             FROM messages_fts CROSS JOIN messages m ON m.seq = messages_fts.rowid
+             WHERE {where_sql}"
+        ))?
+        .query_map(params_from_iter(args.iter()), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<DbResult<_>>()?;
+    // ORDER BY created_at DESC, seq DESC.
+    matches.sort_unstable_by(|a, b| b.cmp(a));
+    let mut by_seq = tx.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq = ?1"
+    ))?;
+    let rows = matches
+        .iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(|(_, seq)| by_seq.query_row([seq], message_from_row))
+        .collect::<DbResult<Vec<_>>>()?;
+    drop(by_seq);
+    tx.commit()?;
+    Ok((rows, matches.len() as i64))
 }
 
 /// Number of incoming messages with `status` (all of them for None), from the
