@@ -650,11 +650,21 @@ pub fn sim_inject(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, 
         filename: opt_string(&body, "filename")?,
         group,
     };
-    let wa_id = ctx
+    let injected = ctx
         .wa
         .call(|reply| WaCommand::SimInject { message, reply })
         .map_err(ApiError::Unavailable)?;
-    Ok(Response::json(201, &json!({ "wa_id": wa_id })))
+    // 201 only once the message is committed, as the real backend
+    // acknowledges WhatsApp only then.
+    match injected.committed.recv_timeout(crate::wa::COMMAND_TIMEOUT) {
+        Ok(Ok(())) => Ok(Response::json(201, &json!({ "wa_id": injected.wa_id }))),
+        Ok(Err(e)) => Err(ApiError::Unavailable(format!(
+            "the message could not be stored: {e}"
+        ))),
+        Err(_) => Err(ApiError::Unavailable(
+            "the event sink did not answer".into(),
+        )),
+    }
 }
 
 /// A plausible JID: `user@server`, no spaces or control characters.

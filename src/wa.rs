@@ -25,11 +25,13 @@ pub enum WaCommand {
     PairCode { phone: String, reply: Reply<String> },
     /// Unlink this device from the phone; the next pairing starts from clean keys.
     Logout { reply: Reply<()> },
-    /// Simulator only: inject an incoming message; answers its WhatsApp id once
-    /// the message is committed.
+    /// Simulator only: inject an incoming message. Answers at once with its
+    /// WhatsApp id and the channel on which the sink confirms the commit, so
+    /// the simulator is free for the next message while this one is stored
+    /// (the sink then commits the messages waiting together).
     SimInject {
         message: SimMessage,
-        reply: Reply<String>,
+        reply: Reply<Injected>,
     },
     /// Simulator only: drive the connection state.
     SimConnection { state: String, reply: Reply<()> },
@@ -75,6 +77,13 @@ pub struct SentRecord {
     pub text: String,
     pub quoted_wa_id: Option<String>,
     pub wa_id: String,
+}
+
+/// A simulator message on its way to the sink: its WhatsApp id, and where
+/// the sink answers once it is committed (or could not be).
+pub struct Injected {
+    pub wa_id: String,
+    pub committed: Receiver<Result<(), String>>,
 }
 
 /// Events from the backend, applied by the event sink (`sink.rs`).
