@@ -653,7 +653,46 @@ struct Row {
     name: String,
     result: WrkResult,
     rss_kib: u64,
+    /// CPU time (user + system) per request, microseconds: of the server, and
+    /// of wrk. Unlike requests/s, these hardly depend on what else the
+    /// machine is doing.
+    server_cpu_us: f64,
+    wrk_cpu_us: f64,
     note: String,
+}
+
+/// Linux's USER_HZ: /proc reports CPU times in 1/100 s.
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// user + system clock ticks from a /proc stat file: fields `a` and `a + 1`
+/// (1-based, as in proc(5)).
+fn stat_ticks(path: &str, a: usize) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return 0;
+    };
+    // The command name may hold spaces; fields after it start at 3.
+    let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let get = |n: usize| {
+        fields
+            .get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get(a) + get(a + 1)
+}
+
+/// CPU ticks so far: the server's own, and this process's waited-for children (wrk).
+fn cpu_now(pid: u32) -> (u64, u64) {
+    (
+        stat_ticks(&format!("/proc/{pid}/stat"), 14),
+        stat_ticks("/proc/self/stat", 16),
+    )
+}
+
+fn cpu_per_unit(before: (u64, u64), after: (u64, u64), units: u64) -> (f64, f64) {
+    let per = |ticks: u64| ticks as f64 / TICKS_PER_SEC * 1e6 / units.max(1) as f64;
+    (per(after.0 - before.0), per(after.1 - before.1))
 }
 
 struct SizeReport {
@@ -726,19 +765,21 @@ fn bench_size(o: &Options, n: usize) -> Result<SizeReport, String> {
             .unwrap_or(0)
     );
     println!();
-    println!("| workload | requests/s | p50 | p99 | server RSS |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| workload | requests/s | p50 | p99 | server RSS | server CPU/req | wrk CPU/req |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for row in &report.rows {
         println!(
-            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} |",
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.0} µs | {:.0} µs |",
             row.name,
             row.result.rps,
             row.result.p50_ms,
             row.result.p99_ms,
-            mib(row.rss_kib)
+            mib(row.rss_kib),
+            row.server_cpu_us,
+            row.wrk_cpu_us
         );
     }
-    println!("| idle (after start) | | | | {} |", mib(idle_kib));
+    println!("| idle (after start) | | | | {} | | |", mib(idle_kib));
     println!();
     println!(
         "start to healthy: {:.1} ms; release binary: {:.2} MB; corpus load: {:.1} s",
@@ -817,8 +858,10 @@ fn run_workloads(
         api_get(&agent, &url)?;
         eprintln!("bench: {n}: {name}");
         wrk(o, &url, None, 1)?; // warm-up, not reported
+        let cpu_before = cpu_now(pid);
         let (result, rss) = with_rss_peak(pid, || wrk(o, &url, None, o.duration));
         let result = result?;
+        let (server_cpu_us, wrk_cpu_us) = cpu_per_unit(cpu_before, cpu_now(pid), result.requests);
         if result.errors > 0 {
             return Err(format!("{name}: {} failed requests", result.errors));
         }
@@ -826,6 +869,8 @@ fn run_workloads(
             name,
             result,
             rss_kib: rss,
+            server_cpu_us,
+            wrk_cpu_us,
             note,
         });
     }
@@ -883,6 +928,7 @@ end
         )
     };
     let before = total(agent)?;
+    let cpu_before = cpu_now(pid);
     let started = Instant::now();
     let (result, rss) = with_rss_peak(pid, || -> Result<(WrkResult, Duration), String> {
         let r = wrk(
@@ -908,6 +954,7 @@ end
     });
     let (mut result, load_ended) = result?;
     let stored = total(agent)? - before;
+    let (server_cpu_us, wrk_cpu_us) = cpu_per_unit(cpu_before, cpu_now(pid), stored.max(1) as u64);
     let delivered = receiver.count.load(Ordering::SeqCst);
     let last = receiver
         .last
@@ -924,6 +971,8 @@ end
         name: "POST /api/v1/simulator/messages + webhook delivered (msg/s)".into(),
         result,
         rss_kib: rss,
+        server_cpu_us,
+        wrk_cpu_us,
         note: format!(
             "{stored} stored, {delivered} delivered; accepted {accepted_rps:.0}/s; webhook lag (commit to receiver) p50 {} ms, p99 {} ms; last delivery {} ms after the load ended",
             percentile(&lags, 0.5),

@@ -382,11 +382,81 @@ fn like_pattern(term: &str) -> String {
     p
 }
 
-/// The FTS5 query that finds rows containing `term` as a substring (case
-/// folded): one quoted phrase of the term's trigrams. None when the term is
-/// too short to have a trigram.
-fn fts_phrase(term: &str) -> Option<String> {
-    (term.chars().count() >= 3).then(|| format!("\"{}\"", term.replace('"', "\"\"")))
+/// How long a measured trigram document frequency is used before it is
+/// measured again. It only steers which trigrams filter the candidates,
+/// never which rows match, so a stale value costs time, not correctness.
+const TRIGRAM_DF_TTL: Duration = Duration::from_secs(600);
+/// Most trigram frequencies remembered per thread (then it starts afresh).
+const TRIGRAM_DF_MAX: usize = 4096;
+
+thread_local! {
+    /// Per thread, as every HTTP worker owns its connection: how many indexed
+    /// messages hold a trigram (the FTS5 query string), and when it was counted.
+    static TRIGRAM_DF: std::cell::RefCell<std::collections::HashMap<String, (i64, std::time::Instant)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// `"xyz"`: one trigram as an FTS5 string (the index folds its case).
+fn fts_string(trigram: &str) -> String {
+    format!("\"{}\"", trigram.replace('"', "\"\""))
+}
+
+/// How many indexed messages hold `trigram` (an FTS5 string), remembered.
+fn trigram_df(conn: &Connection, trigram: &str) -> DbResult<i64> {
+    let now = std::time::Instant::now();
+    if let Some(n) = TRIGRAM_DF.with(|m| {
+        m.borrow()
+            .get(trigram)
+            .filter(|(_, at)| now.duration_since(*at) < TRIGRAM_DF_TTL)
+            .map(|(n, _)| *n)
+    }) {
+        return Ok(n);
+    }
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?1")?
+        .query_row([trigram], |r| r.get(0))?;
+    TRIGRAM_DF.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= TRIGRAM_DF_MAX {
+            m.clear();
+        }
+        m.insert(trigram.to_string(), (n, now));
+    });
+    Ok(n)
+}
+
+/// The FTS5 query whose rows are the candidates for a substring search of
+/// `term`: the AND of its rarest trigrams. Every row that contains the term
+/// contains each of its trigrams (the index folds case at least as widely as
+/// LIKE), so any subset of them is a sound filter; the rare ones are cheap
+/// (a trigram such as "der", from "order", is in a quarter of all messages
+/// and reading its list costs milliseconds at 1M) and leave few candidates.
+/// None when the term is too short to have a trigram.
+fn fts_candidates_query(conn: &Connection, term: &str) -> DbResult<Option<String>> {
+    let chars: Vec<char> = term.chars().collect();
+    if chars.len() < 3 {
+        return Ok(None);
+    }
+    let mut trigrams: Vec<String> = chars
+        .windows(3)
+        .map(|w| fts_string(&w.iter().collect::<String>()))
+        .collect();
+    trigrams.sort_unstable();
+    trigrams.dedup();
+    let mut by_df = trigrams
+        .into_iter()
+        .map(|t| Ok((trigram_df(conn, &t)?, t)))
+        .collect::<DbResult<Vec<_>>>()?;
+    by_df.sort_unstable();
+    // The rarest, and up to two more that are nearly as rare.
+    let rarest = by_df[0].0;
+    let chosen: Vec<String> = by_df
+        .into_iter()
+        .take(3)
+        .filter(|(n, _)| *n <= rarest.saturating_mul(4))
+        .map(|(_, t)| t)
+        .collect();
+    Ok(Some(chosen.join(" ")))
 }
 
 /// One inbox page (incoming messages, newest first) and the total count.
@@ -402,7 +472,10 @@ fn fts_phrase(term: &str) -> Option<String> {
 ///   cost follows the number of matches, not the size of the inbox;
 /// - other filters: one count and one page over the status index.
 pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)> {
-    let fts = q.search.as_deref().and_then(fts_phrase);
+    let fts = match q.search.as_deref() {
+        Some(term) => fts_candidates_query(conn, term)?,
+        None => None,
+    };
     let mut clauses = vec!["m.direction = 'incoming'"];
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(phrase) = &fts {
@@ -1513,7 +1586,7 @@ mod tests {
                 reference_inbox(&conn, &q),
                 "round {round}: {q:?}"
             );
-            if total > 0 && q.search.as_deref().and_then(fts_phrase).is_some() {
+            if total > 0 && q.search.as_deref().is_some_and(|t| t.chars().count() >= 3) {
                 searched_with_hits += 1;
             }
         }
