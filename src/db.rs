@@ -426,37 +426,41 @@ fn trigram_df(conn: &Connection, trigram: &str) -> DbResult<i64> {
 }
 
 /// The FTS5 query whose rows are the candidates for a substring search of
-/// `term`: the AND of its rarest trigrams. Every row that contains the term
+/// `term`: the AND of two of its trigrams. Every row that contains the term
 /// contains each of its trigrams (the index folds case at least as widely as
-/// LIKE), so any subset of them is a sound filter; the rare ones are cheap
-/// (a trigram such as "der", from "order", is in a quarter of all messages
-/// and reading its list costs milliseconds at 1M) and leave few candidates.
-/// None when the term is too short to have a trigram.
+/// LIKE), so any subset of them is a sound filter. Chosen: the rarest one
+/// (a trigram such as "der", from "order", is in a quarter of all messages,
+/// and reading its list costs milliseconds at 1M), and the rarest from
+/// another word of the term (two trigrams of one word mostly find the same
+/// rows) or else one that does not overlap it. None when the term is too
+/// short to have a trigram.
 fn fts_candidates_query(conn: &Connection, term: &str) -> DbResult<Option<String>> {
     let chars: Vec<char> = term.chars().collect();
     if chars.len() < 3 {
         return Ok(None);
     }
-    let mut trigrams: Vec<String> = chars
-        .windows(3)
-        .map(|w| fts_string(&w.iter().collect::<String>()))
-        .collect();
+    // (document frequency, start, word of the trigram or None when it
+    // spans whitespace, FTS5 string)
+    let mut word = 0;
+    let mut trigrams = Vec::with_capacity(chars.len() - 2);
+    for (start, w) in chars.windows(3).enumerate() {
+        if start > 0 && chars[start - 1].is_whitespace() && !chars[start].is_whitespace() {
+            word += 1;
+        }
+        let in_word = (!w.iter().any(|c| c.is_whitespace())).then_some(word);
+        let text = fts_string(&w.iter().collect::<String>());
+        trigrams.push((trigram_df(conn, &text)?, start, in_word, text));
+    }
     trigrams.sort_unstable();
-    trigrams.dedup();
-    let mut by_df = trigrams
-        .into_iter()
-        .map(|t| Ok((trigram_df(conn, &t)?, t)))
-        .collect::<DbResult<Vec<_>>>()?;
-    by_df.sort_unstable();
-    // The rarest, and up to two more that are nearly as rare.
-    let rarest = by_df[0].0;
-    let chosen: Vec<String> = by_df
-        .into_iter()
-        .take(3)
-        .filter(|(n, _)| *n <= rarest.saturating_mul(4))
-        .map(|(_, t)| t)
-        .collect();
-    Ok(Some(chosen.join(" ")))
+    let (_, first_start, first_word, first) = &trigrams[0];
+    let other_word = trigrams
+        .iter()
+        .find(|t| t.2.is_some() && first_word.is_some() && t.2 != *first_word);
+    let apart = || trigrams.iter().find(|t| t.1.abs_diff(*first_start) >= 3);
+    Ok(Some(match other_word.or_else(apart) {
+        Some((_, _, _, second)) => format!("{first} {second}"),
+        None => first.clone(),
+    }))
 }
 
 /// One inbox page (incoming messages, newest first) and the total count.
