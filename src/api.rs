@@ -144,11 +144,12 @@ struct ConversationPage<'a> {
 pub fn inbox(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
     let q = inbox_query(req, params.first().copied())?;
     let (rows, total) = db::inbox(&ctx.db, &q)?;
-    Ok(Response::ok(&MessagePage {
+    let page = MessagePage {
         count: rows.len(),
         messages: &rows,
         pagination: pagination(q.page, q.limit, total),
-    }))
+    };
+    Ok(Response::json_sized(200, &page, 256 + 512 * rows.len()))
 }
 
 pub fn message(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
@@ -380,12 +381,13 @@ pub fn conversation_messages(
     let page = page_param(req.query("page"));
     let limit = limit_param(req.query("limit"), 50);
     let (rows, total) = db::conversation_messages(&ctx.db, params[0], page, limit)?;
-    Ok(Response::ok(&ConversationPage {
+    let page = ConversationPage {
         count: rows.len(),
         messages: &rows,
         pagination: pagination(page, limit, total),
         phone: params[0],
-    }))
+    };
+    Ok(Response::json_sized(200, &page, 256 + 512 * rows.len()))
 }
 
 pub fn qr(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {

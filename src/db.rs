@@ -933,33 +933,46 @@ pub fn delivery_heads(conn: &Connection) -> DbResult<Vec<DeliveryHead>> {
     .collect()
 }
 
-/// Up to `limit` pending deliveries of a webhook that are due, in order:
-/// (seq, public id, payload). Stops at the first one not yet due (FIFO).
+/// Up to `limit` pending deliveries of a webhook that are due, in order.
+/// Stops at the first one not yet due (FIFO).
 pub fn pending_deliveries(
     conn: &Connection,
     webhook_id: &str,
     limit: usize,
-) -> DbResult<Vec<(i64, String, String)>> {
+) -> DbResult<Vec<DueDelivery>> {
     let now = clock::now_millis();
     let rows = conn
         .prepare_cached(
-            "SELECT seq, id, payload, next_attempt_at FROM webhook_deliveries
+            "SELECT seq, id, event, payload, next_attempt_at FROM webhook_deliveries
              WHERE webhook_id = ?1 AND status = 'pending' ORDER BY seq LIMIT ?2",
         )?
         .query_map(params![webhook_id, limit as i64], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
+                DueDelivery {
+                    seq: r.get(0)?,
+                    id: r.get(1)?,
+                    event: r.get(2)?,
+                    payload: r.get(3)?,
+                },
+                r.get::<_, i64>(4)?,
             ))
         })?
         .collect::<DbResult<Vec<_>>>()?;
     Ok(rows
         .into_iter()
-        .take_while(|row| row.3 <= now)
-        .map(|(seq, id, payload, _)| (seq, id, payload))
+        .take_while(|(_, due_at)| *due_at <= now)
+        .map(|(d, _)| d)
         .collect())
+}
+
+/// A delivery that is due: what a lane needs to POST it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueDelivery {
+    pub seq: i64,
+    /// Public id (the `webhook-id` header).
+    pub id: String,
+    pub event: String,
+    pub payload: String,
 }
 
 /// Records one attempt.

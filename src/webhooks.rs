@@ -298,7 +298,7 @@ struct LaneReport {
 struct Job {
     url: String,
     secret: Option<String>,
-    deliveries: Vec<(i64, String, String)>,
+    deliveries: Vec<db::DueDelivery>,
 }
 
 struct Lane {
@@ -530,8 +530,8 @@ fn lane_main(
         .into();
     while let Ok(job) = jobs.recv() {
         let mut attempts = Vec::with_capacity(job.deliveries.len());
-        for (seq, id, body) in &job.deliveries {
-            let attempt = post(&agent, &job, *seq, id, body);
+        for delivery in &job.deliveries {
+            let attempt = post(&agent, &job, delivery);
             let ok = attempt.succeeded();
             attempts.push(attempt);
             if !ok || stopping.load(Ordering::SeqCst) {
@@ -551,18 +551,19 @@ fn lane_main(
 }
 
 /// One POST with every header of SPEC §8.
-fn post(agent: &ureq::Agent, job: &Job, seq: i64, id: &str, body: &str) -> Attempt {
+fn post(agent: &ureq::Agent, job: &Job, delivery: &db::DueDelivery) -> Attempt {
+    let (seq, id, body) = (
+        delivery.seq,
+        delivery.id.as_str(),
+        delivery.payload.as_str(),
+    );
     let at_ms = clock::now_millis();
     let started = Instant::now();
-    let event = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("event").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_default();
     let timestamp = clock::now_secs();
     let mut request = agent
         .post(&job.url)
         .header("Content-Type", "application/json")
-        .header("X-Webhook-Event", &event)
+        .header("X-Webhook-Event", &delivery.event)
         .header("webhook-id", id)
         .header("webhook-timestamp", timestamp.to_string());
     if let Some(secret) = &job.secret {
