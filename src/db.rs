@@ -470,10 +470,11 @@ fn fts_candidates_query(conn: &Connection, term: &str) -> DbResult<Option<String
 /// - no filter but the status: the page walks `messages_inbox_status` /
 ///   `messages_inbox_all` and stops after `limit` rows; the total comes from
 ///   `inbox_counts`;
-/// - a search of 3+ characters: the trigram index yields the candidate rows,
-///   each still checked with the exact LIKE; both the count and the page are
-///   driven from the candidates (a CROSS JOIN fixes that join order), so the
-///   cost follows the number of matches, not the size of the inbox;
+/// - a search of 3+ characters: the trigram index yields the candidate rows
+///   (`fts_candidates_query`), each still checked with the exact LIKE and
+///   the other filters; the total and the page come from one pass over the
+///   candidates (a CROSS JOIN fixes that join order), so the cost follows
+///   the candidates and matches, not the size of the inbox;
 /// - other filters: one count and one page over the status index.
 pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)> {
     let fts = match q.search.as_deref() {
