@@ -695,8 +695,17 @@ pub fn sim_connection(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respon
         ));
     }
     ctx.wa
-        .call(|reply| WaCommand::SimConnection { state, reply })
+        .call(|reply| WaCommand::SimConnection {
+            state: state.clone(),
+            reply,
+        })
         .map_err(ApiError::Unavailable)?;
+    // The event reaches the sink a moment later; answer once the new state
+    // is visible, so a client's next request (/status, /qr) sees it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while ctx.shared.connection().state.as_str() != state && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     Ok(Response::ok(&json!({ "success": true })))
 }
 
