@@ -2,7 +2,9 @@
 #   make run     build (release) and start the server, configured by the
 #                environment or a .env file (WHATSAPP_BACKEND=simulator for the sandbox)
 #   make test    every test: unit, DB, in-process HTTP, and the browser test
-#   make bench   the performance table of SPEC §12 (see BENCHMARKS.md)
+#   make bench   the performance table of SPEC §12 (see BENCHMARKS.md);
+#                BENCH_MESSAGES=1000000 for the large corpus
+#   make bench-scale  the same workloads at 10k, 100k and 1M messages
 #   make static  a static x86_64 musl binary
 #   make image   the container image (needs podman or docker)
 
@@ -11,7 +13,7 @@ export
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-compat test-fuzz test-browser lint stress soak bench bench-scale static image clean
+.PHONY: run test test-rust test-compat test-fuzz test-browser lint stress soak bench bench-tools bench-scale static image clean
 
 run:
 	$(CARGO) build --release
@@ -78,6 +80,23 @@ static:
 # podman's default OCI format has no HEALTHCHECK: build in Docker format.
 image:
 	$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) -f Containerfile -t $(IMAGE) .
+
+# The load generator is Debian's wrk; installed when missing (idempotent).
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y wrk; }
+
+BENCH_MESSAGES ?= 100000
+BENCH_ARGS ?=
+
+bench: bench-tools
+	$(CARGO) build --release --bin whatsapp-api --example bench
+	./target/release/examples/bench --messages $(BENCH_MESSAGES) $(BENCH_ARGS)
+
+bench-scale: bench-tools
+	$(CARGO) build --release --bin whatsapp-api --example bench
+	./target/release/examples/bench --scale $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -1,9 +1,10 @@
 -- whatsapp-api: the one definition of the application database.
 --
 -- Applied by db::migrate() at start-up. Every statement is idempotent
--- (IF NOT EXISTS), so this whole file describes schema version 1. Later
--- versions append numbered upgrade blocks in db.rs, gated on PRAGMA
--- user_version, and also update this file so a fresh database is current.
+-- (IF NOT EXISTS), so this whole file describes the current schema version
+-- (db::SCHEMA_VERSION). Upgrades of older databases that need more than a new
+-- object (filling it from existing rows) are numbered blocks in db.rs, gated
+-- on PRAGMA user_version.
 --
 -- Timestamps are UTC, stored as Unix seconds (INTEGER) unless noted.
 
@@ -70,6 +71,35 @@ CREATE INDEX IF NOT EXISTS messages_chat
 -- Receipts find outgoing messages by WhatsApp id.
 CREATE INDEX IF NOT EXISTS messages_wa_id
     ON messages (wa_id) WHERE direction = 'outgoing';
+
+-- Substring search over the text of incoming messages (the inbox `search`
+-- filter): a trigram index, so a search reads the rows holding the term's
+-- trigrams instead of every message. Contentless: the text itself stays in
+-- `messages`. It is only a candidate filter (its case folding is wider than
+-- LIKE's); the inbox query still applies the exact LIKE to each candidate,
+-- so results are identical with or without it. Terms under 3 characters have
+-- no trigram and fall back to the LIKE scan. Added in schema version 2.
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
+    -- messages.message of the incoming row whose seq is this rowid.
+    message,
+    tokenize = 'trigram',
+    content = '',
+    contentless_delete = 1
+);
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages
+WHEN NEW.direction = 'incoming' BEGIN
+    INSERT INTO messages_fts (rowid, message) VALUES (NEW.seq, NEW.message);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages
+WHEN OLD.direction = 'incoming' BEGIN
+    DELETE FROM messages_fts WHERE rowid = OLD.seq;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF message, direction ON messages
+BEGIN
+    DELETE FROM messages_fts WHERE rowid = OLD.seq AND OLD.direction = 'incoming';
+    INSERT INTO messages_fts (rowid, message)
+        SELECT NEW.seq, NEW.message WHERE NEW.direction = 'incoming';
+END;
 
 -- Number of incoming messages per reply_status, kept by the triggers below so
 -- an inbox page never counts the whole table.

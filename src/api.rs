@@ -123,14 +123,33 @@ pub fn inbox_query(req: &Request, status: Option<&str>) -> Result<InboxQuery, Ap
     })
 }
 
+/// An inbox page, serialised straight from the rows (fields in the
+/// alphabetical order `json!` used).
+#[derive(serde::Serialize)]
+struct MessagePage<'a> {
+    count: usize,
+    messages: &'a [db::Message],
+    pagination: Value,
+}
+
+/// A conversation page, likewise.
+#[derive(serde::Serialize)]
+struct ConversationPage<'a> {
+    count: usize,
+    messages: &'a [db::Message],
+    pagination: Value,
+    phone: &'a str,
+}
+
 pub fn inbox(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
     let q = inbox_query(req, params.first().copied())?;
     let (rows, total) = db::inbox(&ctx.db, &q)?;
-    Ok(Response::ok(&json!({
-        "count": rows.len(),
-        "messages": rows.iter().map(db::Message::to_json).collect::<Vec<_>>(),
-        "pagination": pagination(q.page, q.limit, total),
-    })))
+    let page = MessagePage {
+        count: rows.len(),
+        messages: &rows,
+        pagination: pagination(q.page, q.limit, total),
+    };
+    Ok(Response::json_sized(200, &page, 256 + 512 * rows.len()))
 }
 
 pub fn message(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
@@ -362,12 +381,13 @@ pub fn conversation_messages(
     let page = page_param(req.query("page"));
     let limit = limit_param(req.query("limit"), 50);
     let (rows, total) = db::conversation_messages(&ctx.db, params[0], page, limit)?;
-    Ok(Response::ok(&json!({
-        "phone": params[0],
-        "count": rows.len(),
-        "messages": rows.iter().map(db::Message::to_json).collect::<Vec<_>>(),
-        "pagination": pagination(page, limit, total),
-    })))
+    let page = ConversationPage {
+        count: rows.len(),
+        messages: &rows,
+        pagination: pagination(page, limit, total),
+        phone: params[0],
+    };
+    Ok(Response::json_sized(200, &page, 256 + 512 * rows.len()))
 }
 
 pub fn qr(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
@@ -692,11 +712,21 @@ pub fn sim_inject(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, 
         filename: opt_string(&body, "filename")?,
         group,
     };
-    let wa_id = ctx
+    let injected = ctx
         .wa
         .call(|reply| WaCommand::SimInject { message, reply })
         .map_err(ApiError::Unavailable)?;
-    Ok(Response::json(201, &json!({ "wa_id": wa_id })))
+    // 201 only once the message is committed, as the real backend
+    // acknowledges WhatsApp only then.
+    match injected.committed.recv_timeout(crate::wa::COMMAND_TIMEOUT) {
+        Ok(Ok(())) => Ok(Response::json(201, &json!({ "wa_id": injected.wa_id }))),
+        Ok(Err(e)) => Err(ApiError::Unavailable(format!(
+            "the message could not be stored: {e}"
+        ))),
+        Err(_) => Err(ApiError::Unavailable(
+            "the event sink did not answer".into(),
+        )),
+    }
 }
 
 /// A JID as the simulator accepts it: `user@server`, user of letters, digits
@@ -733,11 +763,11 @@ pub fn sim_connection(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respon
             reply,
         })
         .map_err(ApiError::Unavailable)?;
-    // The sink applies the state a moment later; answer once it has, so a
-    // client (and every test) sees the state it asked for.
+    // The event reaches the sink a moment later; answer once the new state
+    // is visible, so a client's next request (/status, /qr) sees it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     while ctx.shared.connection().state.as_str() != state && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
     Ok(Response::ok(&json!({ "success": true })))
 }

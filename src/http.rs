@@ -127,15 +127,25 @@ pub enum Body {
 }
 
 impl Response {
-    pub fn json(status: u16, value: &Value) -> Response {
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
+        Response::json_sized(status, value, 256)
+    }
+
+    /// `json` writing into a buffer of `capacity` bytes to begin with, so a
+    /// large page (an inbox page is ~22 KB) is not regrown and copied ~8 times.
+    pub fn json_sized(status: u16, value: &impl serde::Serialize, capacity: usize) -> Response {
+        let mut body = Vec::with_capacity(capacity);
+        if serde_json::to_writer(&mut body, value).is_err() {
+            body.clear();
+        }
         Response {
             status,
             headers: vec![("Content-Type", "application/json; charset=utf-8".into())],
-            body: Body::Bytes(serde_json::to_vec(value).unwrap_or_default()),
+            body: Body::Bytes(body),
         }
     }
 
-    pub fn ok(value: &Value) -> Response {
+    pub fn ok(value: &impl serde::Serialize) -> Response {
         Response::json(200, value)
     }
 
@@ -651,10 +661,36 @@ fn respond(raw: tiny_http::Request, response: Response) -> std::io::Result<()> {
     }
 }
 
-/// Binds the listener.
+/// Binds the listener with TCP_NODELAY, which every accepted connection
+/// inherits (Linux and the BSDs copy it from the listening socket). Without
+/// it, a response larger than one write (headers, then the body in 8 KiB
+/// pieces) meets Nagle's algorithm and the client's delayed ACK: ~40 ms per
+/// JSON page instead of a fraction of a millisecond.
 pub fn bind(host: &str, port: u16) -> Result<tiny_http::Server, String> {
-    tiny_http::Server::http((host, port))
-        .map_err(|e| format!("could not listen on {host}:{port} (HOST/PORT): {e}"))
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::net::ToSocketAddrs;
+    let fail =
+        |e: &dyn std::fmt::Display| format!("could not listen on {host}:{port} (HOST/PORT): {e}");
+    let mut last_error = String::from("the address resolves to nothing");
+    for addr in (host, port).to_socket_addrs().map_err(|e| fail(&e))? {
+        let listen = || -> std::io::Result<std::net::TcpListener> {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            // What std's TcpListener::bind does on Unix: a restart can rebind
+            // at once while old connections sit in TIME_WAIT.
+            socket.set_reuse_address(true)?;
+            socket.set_tcp_nodelay(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(1024)?;
+            Ok(socket.into())
+        };
+        match listen() {
+            Ok(listener) => {
+                return tiny_http::Server::from_listener(listener, None).map_err(|e| fail(&e));
+            }
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    Err(fail(&last_error))
 }
 
 /// The bound port of a server.

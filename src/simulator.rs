@@ -3,7 +3,7 @@
 //! Injected messages take the real path: media through `media::store`, the
 //! message to the event sink, and the answer only after the sink committed.
 
-use crate::wa::{IncomingMessage, SentRecord, SimMessage, WaCommand, WaEvent};
+use crate::wa::{IncomingMessage, Injected, SentRecord, SimMessage, WaCommand, WaEvent};
 use crate::{auth, media};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::path::PathBuf;
@@ -154,9 +154,9 @@ impl Simulator {
         let _ = self.events.send(event);
     }
 
-    /// Builds the message as the real backend would, hands it to the sink and
-    /// waits for the commit.
-    fn inject(&mut self, m: SimMessage) -> Result<String, String> {
+    /// Builds the message as the real backend would and hands it to the sink;
+    /// the caller waits for the commit on `Injected::committed`.
+    fn inject(&mut self, m: SimMessage) -> Result<Injected, String> {
         let wa_id = m.id.clone().unwrap_or_else(new_wa_id);
         let media = m.media_type.as_deref().map(|kind| match &m.media {
             Some(bytes) => media::store(
@@ -196,10 +196,9 @@ impl Simulator {
                 ack: Some(ack_tx),
             })
             .map_err(|_| "the event sink has stopped".to_string())?;
-        match ack_rx.recv_timeout(crate::wa::COMMAND_TIMEOUT) {
-            Ok(Ok(())) => Ok(wa_id),
-            Ok(Err(e)) => Err(format!("the message could not be stored: {e}")),
-            Err(_) => Err("the event sink did not answer".to_string()),
-        }
+        Ok(Injected {
+            wa_id,
+            committed: ack_rx,
+        })
     }
 }

@@ -15,6 +15,12 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+/// Most messages committed in one transaction.
+const MAX_BATCH: usize = 64;
+
+/// A message and where to acknowledge it.
+type Pending = (Box<IncomingMessage>, Option<crate::wa::Reply<()>>);
+
 /// Setting that remembers our own JID across restarts.
 const SETTING_ME: &str = "whatsapp.me";
 
@@ -39,8 +45,30 @@ pub fn spawn(
                 shared,
                 webhooks,
             };
-            for event in events {
-                sink.apply(event);
+            while let Ok(event) = events.recv() {
+                let WaEvent::Message { message, ack } = event else {
+                    sink.apply(event);
+                    continue;
+                };
+                // Group commit: the messages already waiting are stored in the
+                // same transaction (one WAL write and one index flush for all),
+                // and each is acknowledged only after that commit.
+                let mut batch = vec![(message, ack)];
+                let mut after = None;
+                while batch.len() < MAX_BATCH {
+                    match events.try_recv() {
+                        Ok(WaEvent::Message { message, ack }) => batch.push((message, ack)),
+                        Ok(other) => {
+                            after = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                sink.store_batch(batch);
+                if let Some(event) = after {
+                    sink.apply(event);
+                }
             }
             log::debug!("event sink stopped");
         })
@@ -143,6 +171,60 @@ impl Sink {
                     log::error!("applying a {} receipt failed: {e}", status.as_str());
                 }
             }
+        }
+    }
+
+    /// Stores messages and their deliveries in one transaction, then
+    /// acknowledges each. When that transaction fails, each message is tried
+    /// on its own, so one bad message cannot fail the others.
+    fn store_batch(&mut self, batch: Vec<Pending>) {
+        if batch.len() > 1 {
+            match self.store_together(&batch) {
+                Ok(stored) => {
+                    log::debug!("stored {} messages in one transaction", batch.len());
+                    self.after_commit(stored);
+                    for (_, ack) in batch {
+                        if let Some(ack) = ack {
+                            let _ = ack.send(Ok(()));
+                        }
+                    }
+                    return;
+                }
+                Err(e) => log::warn!(
+                    "storing {} messages together failed ({e}); one by one",
+                    batch.len()
+                ),
+            }
+        }
+        for (message, ack) in batch {
+            self.apply(WaEvent::Message { message, ack });
+        }
+    }
+
+    /// One transaction for every message of the batch; how many were new.
+    fn store_together(&mut self, batch: &[Pending]) -> db::DbResult<usize> {
+        let tx = self.conn.transaction()?;
+        let mut stored = 0;
+        for (m, _) in batch {
+            if let Some(row) = db::insert_incoming(&tx, &auth::uuid_v4(), m, clock::now_secs())? {
+                let payload =
+                    webhooks::payload(webhooks::MESSAGE_RECEIVED, webhooks::message_data(&row));
+                db::enqueue_deliveries(&tx, webhooks::MESSAGE_RECEIVED, &payload)?;
+                stored += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    /// Counts committed messages and wakes the webhook thread.
+    fn after_commit(&self, stored: usize) {
+        if stored > 0 {
+            self.shared
+                .metrics
+                .messages_in
+                .fetch_add(stored as u64, Ordering::Relaxed);
+            self.webhooks.wake();
         }
     }
 

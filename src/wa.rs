@@ -28,11 +28,13 @@ pub enum WaCommand {
     /// Start a new pairing (after a logout): QR codes follow. Fails while a
     /// paired session exists.
     Pair { reply: Reply<()> },
-    /// Simulator only: inject an incoming message; answers its WhatsApp id once
-    /// the message is committed.
+    /// Simulator only: inject an incoming message. Answers at once with its
+    /// WhatsApp id and the channel on which the sink confirms the commit, so
+    /// the simulator is free for the next message while this one is stored
+    /// (the sink then commits the messages waiting together).
     SimInject {
         message: SimMessage,
-        reply: Reply<String>,
+        reply: Reply<Injected>,
     },
     /// Simulator only: drive the connection state.
     SimConnection { state: String, reply: Reply<()> },
@@ -78,6 +80,13 @@ pub struct SentRecord {
     pub text: String,
     pub quoted_wa_id: Option<String>,
     pub wa_id: String,
+}
+
+/// A simulator message on its way to the sink: its WhatsApp id, and where
+/// the sink answers once it is committed (or could not be).
+pub struct Injected {
+    pub wa_id: String,
+    pub committed: Receiver<Result<(), String>>,
 }
 
 /// Events from the backend, applied by the event sink (`sink.rs`).

@@ -39,6 +39,8 @@ pub const EVENTS: [&str; 4] = [
 
 /// Deliveries handed to a lane at once (all in order, all due).
 const LANE_BATCH: usize = 64;
+/// How long a lane without work keeps its thread and connection.
+const LANE_IDLE: Duration = Duration::from_secs(60);
 /// Longest pause a receiver's Retry-After can ask for.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
 /// Most of a receiver's answer body that is read (and thrown away).
@@ -296,12 +298,15 @@ struct LaneReport {
 struct Job {
     url: String,
     secret: Option<String>,
-    deliveries: Vec<(i64, String, String)>,
+    deliveries: Vec<db::DueDelivery>,
 }
 
 struct Lane {
     jobs: Sender<Job>,
     busy: bool,
+    /// When it last got a job: an idle lane (thread and keep-alive
+    /// connection) is kept for `LANE_IDLE`, not rebuilt for every burst.
+    last_job: Instant,
 }
 
 struct Dispatcher {
@@ -374,8 +379,11 @@ impl Dispatcher {
         let now = clock::now_millis();
         let heads = db::delivery_heads(&self.conn)?;
         let mut next_due: Option<i64> = None;
-        self.lanes
-            .retain(|id, lane| lane.busy || heads.iter().any(|h| &h.webhook_id == id));
+        self.lanes.retain(|id, lane| {
+            lane.busy
+                || lane.last_job.elapsed() < LANE_IDLE
+                || heads.iter().any(|h| &h.webhook_id == id)
+        });
         for DeliveryHead {
             webhook_id,
             url,
@@ -397,8 +405,14 @@ impl Dispatcher {
             if !self.lanes.contains_key(&webhook_id) {
                 match self.start_lane(&webhook_id) {
                     Ok(jobs) => {
-                        self.lanes
-                            .insert(webhook_id.clone(), Lane { jobs, busy: false });
+                        self.lanes.insert(
+                            webhook_id.clone(),
+                            Lane {
+                                jobs,
+                                busy: false,
+                                last_job: Instant::now(),
+                            },
+                        );
                     }
                     Err(err) => {
                         log::error!("webhooks: could not start a lane: {err}");
@@ -417,6 +431,7 @@ impl Dispatcher {
                     .is_ok()
             {
                 lane.busy = true;
+                lane.last_job = Instant::now();
             }
         }
         Ok(next_due)
@@ -515,8 +530,8 @@ fn lane_main(
         .into();
     while let Ok(job) = jobs.recv() {
         let mut attempts = Vec::with_capacity(job.deliveries.len());
-        for (seq, id, body) in &job.deliveries {
-            let attempt = post(&agent, &job, *seq, id, body);
+        for delivery in &job.deliveries {
+            let attempt = post(&agent, &job, delivery);
             let ok = attempt.succeeded();
             attempts.push(attempt);
             if !ok || stopping.load(Ordering::SeqCst) {
@@ -536,18 +551,19 @@ fn lane_main(
 }
 
 /// One POST with every header of SPEC §8.
-fn post(agent: &ureq::Agent, job: &Job, seq: i64, id: &str, body: &str) -> Attempt {
+fn post(agent: &ureq::Agent, job: &Job, delivery: &db::DueDelivery) -> Attempt {
+    let (seq, id, body) = (
+        delivery.seq,
+        delivery.id.as_str(),
+        delivery.payload.as_str(),
+    );
     let at_ms = clock::now_millis();
     let started = Instant::now();
-    let event = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("event").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_default();
     let timestamp = clock::now_secs();
     let mut request = agent
         .post(&job.url)
         .header("Content-Type", "application/json")
-        .header("X-Webhook-Event", &event)
+        .header("X-Webhook-Event", &delivery.event)
         .header("webhook-id", id)
         .header("webhook-timestamp", timestamp.to_string());
     if let Some(secret) = &job.secret {

@@ -789,3 +789,45 @@ fn logout_then_pair_again() {
     });
     assert_eq!(s.get("/api/v1/qr").status, 200);
 }
+
+#[test]
+fn concurrent_injections_are_stored_and_announced_once_each() {
+    let s = TestServer::start();
+    let hook = WebhookReceiver::start();
+    let r = s.post(
+        "/api/v1/webhooks",
+        &json!({ "url": hook.url, "events": ["message.received"] }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    // Eight clients at once, so the sink finds several messages waiting and
+    // commits them together (group commit); the same WhatsApp id sent by
+    // every client is still stored once.
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let s = &s;
+            scope.spawn(move || {
+                for i in 0..10 {
+                    s.inject(
+                        &format!("1555000{t:04}@s.whatsapp.net"),
+                        &format!("t{t} m{i}"),
+                    );
+                }
+                let r = s.post(
+                    "/api/v1/simulator/messages",
+                    &json!({ "from": ALICE, "id": "SAME-ID", "text": "once" }),
+                );
+                assert_eq!(r.status, 201, "{}", r.text);
+            });
+        }
+    });
+    let v = s.get("/api/v1/inbox/all?limit=1").json();
+    assert_eq!(v["pagination"]["total"], 81);
+    let got = hook.wait_for(81, 10);
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["data"]["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 81);
+}
