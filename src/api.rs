@@ -40,11 +40,16 @@ fn date_param(req: &Request, name: &str) -> Result<Option<i64>, ApiError> {
 }
 
 /// A non-empty, trimmed text filter.
-fn text_param(req: &Request, name: &str) -> Option<String> {
-    req.query(name)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+/// A non-empty, trimmed text filter; a NUL byte (which no stored text can
+/// hold, and which SQLite's full-text query syntax cannot take) is a 400.
+fn text_param(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
+    let value = req.query(name).map(str::trim).filter(|s| !s.is_empty());
+    if value.is_some_and(|v| v.contains('\0')) {
+        return Err(ApiError::bad(format!(
+            "{name} must not contain a NUL character"
+        )));
+    }
+    Ok(value.map(str::to_string))
 }
 
 fn pagination(page: u32, limit: u32, total: i64) -> Value {
@@ -114,8 +119,8 @@ pub fn inbox_query(req: &Request, status: Option<&str>) -> Result<InboxQuery, Ap
     let until = date_param(req, "endDate")?.map(|day| day + 86_400);
     Ok(InboxQuery {
         status,
-        search: text_param(req, "search"),
-        phone: text_param(req, "phone"),
+        search: text_param(req, "search")?,
+        phone: text_param(req, "phone")?,
         from,
         until,
         page: page_param(req.query("page")),
@@ -607,7 +612,7 @@ pub fn redeliver(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response
 
 pub fn audit_logs(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
     let q = db::AuditQuery {
-        action: text_param(req, "action"),
+        action: text_param(req, "action")?,
         from: date_param(req, "startDate")?,
         until: date_param(req, "endDate")?.map(|d| d + 86_400),
         page: page_param(req.query("page")),

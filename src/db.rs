@@ -436,7 +436,8 @@ fn trigram_df(conn: &Connection, trigram: &str) -> DbResult<i64> {
 /// short to have a trigram.
 fn fts_candidates_query(conn: &Connection, term: &str) -> DbResult<Option<String>> {
     let chars: Vec<char> = term.chars().collect();
-    if chars.len() < 3 {
+    // FTS5 query strings end at a NUL; such a term takes the plain LIKE path.
+    if chars.len() < 3 || term.contains('\0') {
         return Ok(None);
     }
     // (document frequency, start, word of the trigram or None when it
