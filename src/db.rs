@@ -655,18 +655,6 @@ pub fn conversation_messages(
     Ok((rows, total))
 }
 
-/// The newest `limit` messages of a chat, oldest first (the conversation view).
-pub fn conversation_tail(conn: &Connection, phone: &str, limit: u32) -> DbResult<Vec<Message>> {
-    let mut rows = conn
-        .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ?1 ORDER BY seq DESC LIMIT ?2"
-        ))?
-        .query_map(params![phone, limit], message_from_row)?
-        .collect::<DbResult<Vec<_>>>()?;
-    rows.reverse();
-    Ok(rows)
-}
-
 // ───────────────────────────── idempotency ─────────────────────────────
 
 /// What an Idempotency-Key claim found.

@@ -293,7 +293,6 @@ impl Server {
     /// the sink drains, webhook lanes finish their attempt, audit flushes.
     pub fn shutdown(self) {
         let started = Instant::now();
-        self.shared.begin_shutdown();
         self.sweeper_stop
             .store(true, std::sync::atomic::Ordering::SeqCst);
         for _ in &self.workers {

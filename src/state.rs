@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 /// Where the WhatsApp connection stands.
@@ -83,7 +83,6 @@ pub struct Shared {
     pub body_readers: AtomicUsize,
     /// Clients whose request is in a handler (`timeouts` leaves them open).
     pub in_flight: crate::timeouts::InFlight,
-    shutting_down: AtomicBool,
 }
 
 impl Shared {
@@ -106,7 +105,6 @@ impl Shared {
             started: Instant::now(),
             body_readers: AtomicUsize::new(0),
             in_flight: Default::default(),
-            shutting_down: AtomicBool::new(false),
         }
     }
 
@@ -154,13 +152,5 @@ impl Shared {
         let user_ok = auth::ct_eq(user.as_bytes(), self.config.dashboard_user.as_bytes());
         let password_ok = auth::password_matches(password, &self.dashboard_password_hash);
         user_ok & password_ok
-    }
-
-    pub fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
     }
 }

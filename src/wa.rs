@@ -206,9 +206,6 @@ impl WaHandle {
     }
 }
 
-/// Receives commands on one end (backend side).
-pub type CommandReceiver = Receiver<WaCommand>;
-
 /// The `message` text of a media message without a caption.
 pub fn placeholder(kind: &str, filename: Option<&str>) -> String {
     match kind {
