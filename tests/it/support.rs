@@ -178,13 +178,7 @@ impl TestServer {
                     .then_some(())
             });
         }
-        let base = format!("http://127.0.0.1:{}", server.port);
-        TestServer {
-            server: Some(server),
-            base,
-            dir,
-            agent: agent(),
-        }
+        TestServer::around(server, dir)
     }
 
     /// Starts the real WhatsApp backend with its network replaced by
@@ -201,6 +195,10 @@ impl TestServer {
         let mut config = test_config(&dir.0);
         config.backend = whatsapp_api::config::Backend::WhatsApp;
         let server = whatsapp_api::start_with(config, Some(hook)).expect("server starts");
+        TestServer::around(server, dir)
+    }
+
+    fn around(server: whatsapp_api::Server, dir: Arc<TempDir>) -> TestServer {
         let base = format!("http://127.0.0.1:{}", server.port);
         TestServer {
             server: Some(server),
@@ -208,6 +206,10 @@ impl TestServer {
             dir,
             agent: agent(),
         }
+    }
+
+    pub fn delete(&self, path: &str) -> Resp {
+        self.request("DELETE", path, &[("X-API-Key", KEY)], None)
     }
 
     /// Stops the server gracefully and returns its data dir.

@@ -481,26 +481,8 @@ fn test_ping_update_delete_and_validation() {
             .status,
         404
     );
-    assert_eq!(
-        s.request(
-            "DELETE",
-            &format!("/api/v1/webhooks/{id}"),
-            &[("X-API-Key", KEY)],
-            None
-        )
-        .status,
-        200
-    );
-    assert_eq!(
-        s.request(
-            "DELETE",
-            &format!("/api/v1/webhooks/{id}"),
-            &[("X-API-Key", KEY)],
-            None
-        )
-        .status,
-        404
-    );
+    assert_eq!(s.delete(&format!("/api/v1/webhooks/{id}")).status, 200);
+    assert_eq!(s.delete(&format!("/api/v1/webhooks/{id}")).status, 404);
     assert_eq!(
         s.get(&format!("/api/v1/webhooks/{id}/deliveries")).status,
         404
