@@ -3,7 +3,9 @@
 
 use crate::clock;
 use crate::wa::{DeliveryStatus, IncomingMessage};
-use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
+use rusqlite::{
+    Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -28,26 +30,38 @@ pub const REPLY_STATUSES: [&str; 5] = ["unread", "read", "replied", "ignored", "
 /// Opens (creating if needed) the app database with the pragmas every
 /// connection needs: WAL, synchronous=NORMAL, foreign keys, a busy timeout.
 pub fn connect(path: &Path) -> DbResult<Connection> {
-    let conn = Connection::open(path)?;
-    configure(&conn)?;
+    let mut conn = Connection::open(path)?;
+    configure(&mut conn)?;
     Ok(conn)
 }
 
 /// An in-memory database with the real schema, for tests.
 pub fn open_memory() -> DbResult<Connection> {
-    let conn = Connection::open_in_memory()?;
-    configure(&conn)?;
+    let mut conn = Connection::open_in_memory()?;
+    configure(&mut conn)?;
     migrate(&conn)?;
     Ok(conn)
 }
 
-fn configure(conn: &Connection) -> DbResult<()> {
+fn configure(conn: &mut Connection) -> DbResult<()> {
+    // Every `transaction()` is a writer's: it takes the write lock at BEGIN,
+    // waiting out the busy timeout. A deferred one that reads first and then
+    // writes fails at once with SQLITE_BUSY (the busy handler cannot help) if
+    // another connection committed in between. Read snapshots ask for
+    // `Deferred` explicitly (`read_snapshot`).
+    conn.set_transaction_behavior(TransactionBehavior::Immediate);
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
+}
+
+/// A read-only transaction: one consistent snapshot for several queries,
+/// taking no write lock.
+fn read_snapshot(conn: &Connection) -> DbResult<Transaction<'_>> {
+    Transaction::new_unchecked(conn, TransactionBehavior::Deferred)
 }
 
 /// Gives a bulk loader's connection a large page cache (256 MiB), so one big
@@ -549,7 +563,7 @@ fn inbox_from_candidates(
     offset: i64,
     limit: i64,
 ) -> DbResult<(Vec<Message>, i64)> {
-    let tx = conn.unchecked_transaction()?;
+    let tx = read_snapshot(conn)?;
     let mut matches: Vec<(i64, i64)> = tx
         .prepare_cached(&format!(
             "SELECT m.created_at, m.seq
@@ -1559,6 +1573,30 @@ mod tests {
         let row = insert_incoming(&tx, id, m, at).unwrap();
         tx.commit().unwrap();
         row
+    }
+
+    /// A writer that reads before it writes while another connection
+    /// commits must wait its turn, not fail: a deferred transaction would get
+    /// SQLITE_BUSY here (its snapshot is stale) and lose its write.
+    #[test]
+    fn read_then_write_transactions_survive_a_concurrent_writer() {
+        let dir = std::env::temp_dir().join(format!("wa-db-{}", crate::auth::uuid_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("app.db");
+        let mut first = connect(&path).unwrap();
+        migrate(&first).unwrap();
+        let second = connect(&path).unwrap();
+        let tx = first.transaction().unwrap();
+        assert_eq!(get_setting(&tx, "k").unwrap(), None);
+        let other = std::thread::spawn(move || set_setting(&second, "other", "2"));
+        std::thread::sleep(Duration::from_millis(100));
+        set_setting(&tx, "k", "1").unwrap();
+        tx.commit().unwrap();
+        other.join().unwrap().unwrap();
+        assert_eq!(get_setting(&first, "k").unwrap().as_deref(), Some("1"));
+        assert_eq!(get_setting(&first, "other").unwrap().as_deref(), Some("2"));
+        drop(first);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
