@@ -118,26 +118,24 @@ impl Sink {
                     self.remember_me(jid);
                 }
                 let me = jid.or_else(|| self.shared.connection().me);
+                log::info!("WhatsApp connected as {}", me.as_deref().unwrap_or("?"));
+                // Queued before the new state shows: a webhook created by
+                // someone who saw "connected" is not sent this older event.
+                let data = webhooks::connected_data(me.as_deref());
+                self.emit(webhooks::CONNECTION_CONNECTED, data);
                 self.shared.update_connection(|c| {
                     c.state = ConnState::Connected;
                     c.qr = None;
-                    c.me = me.clone();
+                    c.me = me;
                     c.session_exists = true;
                     c.last_error = None;
                 });
-                log::info!("WhatsApp connected as {}", me.as_deref().unwrap_or("?"));
-                let data = webhooks::connected_data(me.as_deref());
-                self.emit(webhooks::CONNECTION_CONNECTED, data);
             }
             WaEvent::Disconnected {
                 reason,
                 will_reconnect,
             } => {
                 let was_connected = self.shared.connection().state == ConnState::Connected;
-                self.shared.update_connection(|c| {
-                    c.state = ConnState::Disconnected;
-                    c.last_error = Some(reason.clone());
-                });
                 log::warn!("WhatsApp disconnected: {reason} (will reconnect: {will_reconnect})");
                 if was_connected {
                     self.emit(
@@ -145,19 +143,16 @@ impl Sink {
                         webhooks::disconnected_data(&reason, will_reconnect),
                     );
                 }
+                self.shared.update_connection(|c| {
+                    c.state = ConnState::Disconnected;
+                    c.last_error = Some(reason);
+                });
             }
             WaEvent::LoggedOut { reason } => {
                 let was_connected = self.shared.connection().state == ConnState::Connected;
                 if let Err(e) = db::set_setting(&self.conn, SETTING_ME, "") {
                     log::error!("forgetting the linked account failed: {e}");
                 }
-                self.shared.update_connection(|c| {
-                    c.state = ConnState::LoggedOut;
-                    c.qr = None;
-                    c.me = None;
-                    c.session_exists = false;
-                    c.last_error = Some(reason.clone());
-                });
                 log::warn!("WhatsApp logged out: {reason}; pair again to reconnect");
                 if was_connected {
                     self.emit(
@@ -165,6 +160,13 @@ impl Sink {
                         webhooks::disconnected_data(&reason, false),
                     );
                 }
+                self.shared.update_connection(|c| {
+                    c.state = ConnState::LoggedOut;
+                    c.qr = None;
+                    c.me = None;
+                    c.session_exists = false;
+                    c.last_error = Some(reason);
+                });
             }
             WaEvent::Receipt { wa_ids, status } => {
                 if let Err(e) = db::advance_delivery_status(&self.conn, &wa_ids, status) {
