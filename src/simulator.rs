@@ -152,6 +152,13 @@ impl Simulator {
             },
         };
         let _ = self.events.send(event);
+        // Commands answer after the sink applied the new state, so whoever
+        // asked sees it at once (the real backend's states arrive from the
+        // network and are waited for where it matters).
+        let (done, applied) = bounded(1);
+        if self.events.send(WaEvent::Flush { done }).is_ok() {
+            let _ = applied.recv();
+        }
     }
 
     /// Builds the message as the real backend would and hands it to the sink;

@@ -168,6 +168,9 @@ impl Sink {
                     c.last_error = Some(reason);
                 });
             }
+            WaEvent::Flush { done } => {
+                let _ = done.send(Ok(()));
+            }
             WaEvent::Receipt { wa_ids, status } => {
                 if let Err(e) = db::advance_delivery_status(&self.conn, &wa_ids, status) {
                     log::error!("applying a {} receipt failed: {e}", status.as_str());

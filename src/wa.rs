@@ -116,6 +116,9 @@ pub enum WaEvent {
         wa_ids: Vec<String>,
         status: DeliveryStatus,
     },
+    /// The sink answers once every event sent before it is applied: a
+    /// backend that must not answer a command before its effect shows.
+    Flush { done: Reply<()> },
 }
 
 /// An incoming message as the backend delivers it, media already on disk.

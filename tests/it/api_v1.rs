@@ -21,6 +21,22 @@ fn health_needs_no_key_and_follows_the_connection() {
     assert_eq!(r.json(), json!({ "status": "disconnected" }));
 }
 
+/// A simulator state change is applied when its call returns, so a script
+/// can act on it at once. (Before, it reached the sink a moment later; the
+/// dashboard's re-pair test saw the stale state about once in 50 loaded runs.)
+#[test]
+fn simulator_state_changes_are_visible_when_the_call_returns() {
+    let s = TestServer::start();
+    for round in 0..25 {
+        for state in ["disconnected", "qr", "connected", "logged_out"] {
+            let r = s.post("/api/v1/simulator/connection", &json!({ "state": state }));
+            assert_eq!(r.status, 200, "{}", r.text);
+            let seen = s.get("/api/v1/status").json();
+            assert_eq!(seen["state"], state, "round {round}: {seen}");
+        }
+    }
+}
+
 #[test]
 fn status_has_the_node_fields_and_extras() {
     let s = TestServer::start();
