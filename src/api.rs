@@ -768,12 +768,8 @@ pub fn sim_connection(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respon
             reply,
         })
         .map_err(ApiError::Unavailable)?;
-    // The event reaches the sink a moment later; answer once the new state
-    // is visible, so a client's next request (/status, /qr) sees it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    while ctx.shared.connection().state.as_str() != state && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    // The simulator answers once the sink applied the state: the client's
+    // next request (/status, /qr) sees it.
     Ok(Response::ok(&json!({ "success": true })))
 }
 
