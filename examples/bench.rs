@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use whatsapp_api::rng::Rng;
 use whatsapp_api::{clock, db};
 
 const KEY: &str = "bench-api-key-0123456789abcdef0123456789";
@@ -104,27 +105,6 @@ fn run() -> Result<(), String> {
 }
 
 // ───────────────────────────── corpus ─────────────────────────────
-
-/// xorshift64*: seeded, so every run loads the same corpus.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
 
 const FIRST: [&str; 60] = [
     "Maria", "José", "Ana", "Luis", "Carmen", "Juan", "Sofia", "Pedro", "Lucia", "Diego", "Elena",
@@ -335,8 +315,8 @@ fn load_corpus(db_path: &Path, n: usize) -> Result<Corpus, String> {
                 _ => "ignored",
             }
         };
-        let id = format!("{:016x}-{:016x}", rng.next(), i);
-        let wa_id = format!("3EB0{:016X}", rng.next());
+        let id = format!("{:016x}-{:016x}", rng.next_u64(), i);
+        let wa_id = format!("3EB0{:016X}", rng.next_u64());
         let push_name = format!("{} {}", chat.first, chat.last);
         let group = chat.phone.ends_with("@g.us");
         let sender = if group {

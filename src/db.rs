@@ -1556,6 +1556,7 @@ pub fn legacy_setting_keys(conn: &Connection) -> DbResult<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
     use crate::wa::MediaInfo;
 
     fn incoming(wa_id: &str, chat: &str, text: &str) -> IncomingMessage {
@@ -1739,24 +1740,6 @@ mod tests {
         assert_eq!(find("a_b"), ["c"]);
         assert_eq!(find("hello"), ["d"]);
         assert_eq!(find("'; DROP TABLE messages; --"), Vec::<String>::new());
-    }
-
-    /// xorshift64*: a seeded generator, so a failure reproduces.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[self.below(items.len())]
-        }
     }
 
     /// Text pieces with the cases that matter: ASCII case, LIKE's `%`, `_`

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod qr;
 pub mod ratelimit;
+pub mod rng;
 pub mod router;
 pub mod simulator;
 pub mod sink;

@@ -12,18 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// A small xorshift PRNG: the seed is printed, so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use whatsapp_api::rng::Rng;
 
 fn all_wa_ids(server: &BinServer) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
@@ -60,6 +49,7 @@ fn kill_9_during_ingest_loses_and_duplicates_nothing() {
         .unwrap()
         .as_nanos() as u64
         | 1;
+    // Printed, so a failure can be replayed.
     eprintln!("crash test: {cycles} cycles, seed {seed}");
     let mut rng = Rng(seed);
     let dir = TempDir::new("kill9");
@@ -82,7 +72,7 @@ fn kill_9_during_ingest_loses_and_duplicates_nothing() {
         {
             let mut script = rx.script.lock().unwrap();
             script.clear();
-            for _ in 0..(rng.next() % 5) {
+            for _ in 0..(rng.next_u64() % 5) {
                 script.push((503, vec![]));
             }
         }
@@ -116,7 +106,7 @@ fn kill_9_during_ingest_loses_and_duplicates_nothing() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(100 + rng.next() % 400));
+        std::thread::sleep(Duration::from_millis(100 + rng.next_u64() % 400));
         server.kill9();
         stop.store(true, Ordering::SeqCst);
         for c in clients {
