@@ -861,6 +861,14 @@ fn run_workloads(
             format!("{matches} matching messages"),
         ),
         (
+            "GET /api/v1/inbox/all?phone=<10 digits of a chat>".to_string(),
+            format!(
+                "/api/v1/inbox/all?limit=50&phone={}",
+                &corpus.busy_phone[1..11]
+            ),
+            String::new(),
+        ),
+        (
             "GET /api/v1/conversations/:phone/messages?limit=50".to_string(),
             format!(
                 "/api/v1/conversations/{}/messages?limit=50",
