@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Times each dashboard page with a large database: 100,000 messages (and as
 # many audit rows) written straight into a fresh data dir by
-# load_messages.py, then the release binary serves them and curl fetches
-# every page a few times. Not part of `make test`; run by hand:
+# load_messages.py (in a venv with a recent SQLite), then the release binary
+# serves them and curl fetches every page a few times. Not part of `make test`; run by hand:
 #   cargo build --release && tests/browser/dashboard_timing.sh [messages] [runs]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,7 +33,12 @@ trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 
 start_server   # creates the schema
 stop_server
-python3 "$(dirname "$0")/load_messages.py" "$dir/data/whatsapp-api.db" "$messages"
+venv=target/tools/timing-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pysqlite3' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet pysqlite3-binary
+fi
+"$venv/bin/python" "$(dirname "$0")/load_messages.py" "$dir/data/whatsapp-api.db" "$messages"
 start_server
 
 curl -fs -H "X-API-Key: $API_KEY" -H 'Content-Type: application/json' \
@@ -45,7 +50,7 @@ msg="$(curl -fs -H "X-API-Key: $API_KEY" "$base/api/v1/inbox/all?limit=1" | pyth
 printf '%-48s %8s %8s %8s %9s\n' page "min ms" "med ms" "max ms" "bytes"
 for path in \
     "/" "/?status=all" "/?status=read&page=200" "/?status=all&page=1600" \
-    "/?status=all&search=invoice" "/?phone=1555000012" "/?status=all&startDate=2026-01-01&endDate=2026-01-31" \
+    "/?status=all&search=invoice" "/?phone=1555000012" "/?status=all&phone=1555" "/?status=all&startDate=2026-01-01&endDate=2026-01-31" \
     "/reply/$msg" "/status" "/login" "/webhooks" "/webhooks/$hook" "/settings" \
     "/audit-logs" "/audit-logs?action=dashboard_action" "/audit-logs?page=1000"; do
     times=()

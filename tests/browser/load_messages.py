@@ -9,10 +9,19 @@ Usage: load_messages.py <whatsapp-api.db> [N]
 """
 
 import random
-import sqlite3
 import sys
 import time
 import uuid
+
+# The schema's search index (FTS5 contentless_delete) needs SQLite 3.43+;
+# Debian 12's Python has 3.40, so dashboard_timing.sh installs
+# pysqlite3-binary (a newer SQLite) in a venv.
+try:
+    import pysqlite3 as sqlite3
+except ImportError:
+    import sqlite3
+if sqlite3.sqlite_version_info < (3, 43):
+    sys.exit(f"load_messages.py needs SQLite 3.43+, this Python has {sqlite3.sqlite_version}")
 
 WORDS = (
     "hello price order invoice delivery sunday open thanks question box "
