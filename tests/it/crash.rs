@@ -1,7 +1,8 @@
 //! Crash and disk tests on the real binary: `kill -9` at random moments during
 //! ingest with webhooks pending, then every acknowledged message is stored
-//! exactly once and delivered at least once; a full disk gives clear errors
-//! and no corruption, and the server recovers when space returns.
+//! exactly once and delivered at least once; a full disk, or a data dir
+//! that turns read-only under the server, gives clear errors and no
+//! corruption, and the server recovers when the disk does.
 //!
 //! `CRASH_CYCLES` sets how many kill/restart cycles run (3 in `make test`,
 //! more in `make stress`).
@@ -262,4 +263,173 @@ fn a_full_disk_fails_clearly_and_recovers() {
         "the log names the problem"
     );
     assert_eq!(integrity(&disk.path.join("whatsapp-api.db")), "ok");
+}
+
+/// An ext4 image on a loop device, mounted with `errors=remount-ro`, so a
+/// test can turn it read-only under a running server: the kernel refuses a
+/// plain `mount -o remount,ro` while files are open for writing (`EBUSY`),
+/// but an ext4 error (`trigger_fs_error` in sysfs) remounts it read-only at
+/// once, as a failing disk would.
+struct Ext4Disk {
+    image: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+fn run(cmd: &str, args: &[&std::ffi::OsStr]) -> bool {
+    std::process::Command::new(cmd)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Ext4Disk {
+    fn create() -> Option<Ext4Disk> {
+        let base = std::env::temp_dir().join(format!("wa-ext4-{}", whatsapp_api::auth::uuid_v4()));
+        let disk = Ext4Disk {
+            image: base.with_extension("img"),
+            path: base,
+        };
+        std::fs::create_dir_all(&disk.path).ok()?;
+        std::fs::File::create(&disk.image)
+            .and_then(|f| f.set_len(32 << 20))
+            .ok()?;
+        let made = run(
+            "mkfs.ext4",
+            &["-q".as_ref(), "-F".as_ref(), disk.image.as_os_str()],
+        );
+        (made && disk.mount()).then_some(disk)
+    }
+
+    fn mount(&self) -> bool {
+        run(
+            "mount",
+            &[
+                "-o".as_ref(),
+                "loop,errors=remount-ro".as_ref(),
+                self.image.as_os_str(),
+                self.path.as_os_str(),
+            ],
+        )
+    }
+
+    /// The loop device's name (`loop0`), from /proc/mounts.
+    fn device(&self) -> Option<String> {
+        let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+        let path = self.path.to_str()?;
+        mounts
+            .lines()
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .find(|f| f.len() > 1 && f[1] == path)
+            .and_then(|f| f[0].rsplit('/').next().map(str::to_string))
+    }
+
+    /// False where the kernel offers no trigger (the test is then skipped).
+    fn force_read_only(&self) -> bool {
+        let Some(device) = self.device() else {
+            return false;
+        };
+        std::fs::write(format!("/sys/fs/ext4/{device}/trigger_fs_error"), "1").is_ok()
+    }
+
+    /// Unmounts, repairs the journal the error aborted, mounts read-write.
+    fn repair_and_remount(&self) {
+        assert!(run("umount", &[self.path.as_os_str()]), "umount");
+        // e2fsck: 0 clean, 1 errors corrected.
+        let fsck = std::process::Command::new("e2fsck")
+            .arg("-fy")
+            .arg(&self.image)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(matches!(fsck.code(), Some(0 | 1)), "e2fsck: {fsck}");
+        assert!(self.mount(), "mount again");
+    }
+}
+
+impl Drop for Ext4Disk {
+    fn drop(&mut self) {
+        let _ = run("umount", &["-l".as_ref(), self.path.as_os_str()]);
+        let _ = std::fs::remove_dir_all(&self.path);
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+#[test]
+fn a_data_dir_turning_read_only_fails_clearly_and_recovers() {
+    let Some(disk) = Ext4Disk::create() else {
+        eprintln!("skipped: cannot make and mount an ext4 image here (needs root, loop devices)");
+        return;
+    };
+    let data = disk.path.join("data");
+    let server = BinServer::start(&data, &[]);
+    let inject = |server: &BinServer, text: &str| {
+        server.request(
+            "POST",
+            "/api/v1/simulator/messages",
+            Some(&json!({ "from": "15551234567@s.whatsapp.net", "text": text })),
+        )
+    };
+    let total = |server: &BinServer| {
+        server
+            .request("GET", "/api/v1/inbox/all?limit=10", None)
+            .json()["pagination"]["total"]
+            .clone()
+    };
+    assert_eq!(inject(&server, "before").status, 201);
+    // With `synchronous=NORMAL` (SPEC §5) a commit survives a process crash
+    // but reaches the disk only when the OS writes it back; a disk failing
+    // before that loses it, as a power cut would. Written back first here.
+    assert!(run("sync", &[]));
+    if !disk.force_read_only() {
+        eprintln!("skipped: this kernel has no ext4 trigger_fs_error");
+        return;
+    }
+    for i in 0..5 {
+        let r = inject(&server, &format!("while read-only {i}"));
+        assert_eq!(r.status, 503, "{}", r.text);
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("could not be stored"),
+            "{}",
+            r.text
+        );
+    }
+    // Reads keep working; nothing half-written shows.
+    assert_eq!(server.request("GET", "/api/v1/health", None).status, 200);
+    assert_eq!(total(&server), 1);
+    let log = server.output.clone();
+    assert!(server.terminate().success(), "a clean exit");
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("storing message") && l.contains("failed")),
+        "the log names the problem"
+    );
+    // Starting on it while it is read-only: one line, exit 2.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_whatsapp-api"))
+        .env_clear()
+        .env("DATA_DIR", &data)
+        .env("PORT", "0")
+        .env("WHATSAPP_BACKEND", "simulator")
+        .env("API_KEY", KEY)
+        .env("DASHBOARD_PASSWORD", DASH_PASSWORD)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not writable"), "{stderr}");
+    // Repaired and writable again: the data is intact and ingest resumes.
+    disk.repair_and_remount();
+    assert_eq!(integrity(&data.join("whatsapp-api.db")), "ok");
+    let server = BinServer::start(&data, &[]);
+    assert_eq!(total(&server), 1);
+    assert_eq!(inject(&server, "after").status, 201);
+    assert_eq!(total(&server), 2);
+    assert!(server.terminate().success());
 }
