@@ -97,6 +97,23 @@ fn init_logging(level: log::LevelFilter) {
         .init();
 }
 
+/// How often `serve` hands freed heap memory back to the OS.
+const TRIM_EVERY: Duration = Duration::from_secs(30);
+
+/// Returns the free memory glibc's allocator keeps to the OS. Each worker
+/// thread gets its own malloc arena, and memory freed there (a page's JSON,
+/// a search's matches) stays resident: a 30-minute soak grew from 51 to
+/// 67 MB, of which `malloc_trim` gave back 10-13 MB. musl's allocator
+/// (the static build) returns memory by itself; there this does nothing.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only takes the allocator's own locks; it is safe
+    // to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// `serve`: starts the server and runs until SIGTERM/SIGINT, or until a
 /// critical thread dies (then exits non-zero so the supervisor restarts us).
 fn serve(config: Config) -> Result<(), String> {
@@ -126,6 +143,7 @@ fn serve(config: Config) -> Result<(), String> {
             Backend::WhatsApp => "whatsapp",
         }
     );
+    let mut trimmed = Instant::now();
     let died = loop {
         select! {
             recv(signal_rx) -> signal => {
@@ -135,6 +153,10 @@ fn serve(config: Config) -> Result<(), String> {
             default(Duration::from_millis(250)) => {
                 if let Some(name) = server.dead_thread() {
                     break Some(name);
+                }
+                if trimmed.elapsed() >= TRIM_EVERY {
+                    release_free_memory();
+                    trimmed = Instant::now();
                 }
             },
         }
