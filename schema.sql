@@ -68,6 +68,10 @@ CREATE INDEX IF NOT EXISTS messages_inbox_all
 -- A conversation: one chat, oldest first.
 CREATE INDEX IF NOT EXISTS messages_chat
     ON messages (phone, seq);
+-- The inbox filtered by chat (the phone filter's by-chat plan): a chat's
+-- incoming messages, newest first, so its count and pages need no row reads.
+CREATE INDEX IF NOT EXISTS messages_chat_inbox
+    ON messages (phone, created_at DESC, seq DESC) WHERE direction = 'incoming';
 -- Receipts find outgoing messages by WhatsApp id.
 CREATE INDEX IF NOT EXISTS messages_wa_id
     ON messages (wa_id) WHERE direction = 'outgoing';

@@ -526,6 +526,8 @@ fn phone_plan(conn: &Connection, pattern: &str) -> DbResult<PhonePlan> {
 ///   the other filters; the total and the page come from one pass over the
 ///   candidates (a CROSS JOIN fixes that join order), so the cost follows
 ///   the candidates and matches, not the size of the inbox;
+/// - a phone filter matching few messages (`phone_plan`): the same one
+///   pass, over those chats' entries in `messages_chat_inbox`;
 /// - other filters: one count and one page over the status index.
 pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)> {
     let fts = match q.search.as_deref() {
@@ -534,6 +536,7 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
     };
     let mut clauses = vec!["m.direction = 'incoming'"];
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut by_chat = false;
     if let Some(phrase) = &fts {
         clauses.push("messages_fts MATCH ?");
         args.push(phrase.clone().into());
@@ -548,7 +551,9 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
     }
     if let Some(phone) = &q.phone {
         let pattern = like_pattern(phone);
-        let clause = match phone_plan(conn, &pattern)? {
+        let plan = phone_plan(conn, &pattern)?;
+        by_chat = plan == PhonePlan::ByChat;
+        let clause = match plan {
             PhonePlan::NoChat => return Ok((Vec::new(), 0)),
             PhonePlan::ByChat => MATCHING_CHATS,
             PhonePlan::Scan => "m.phone LIKE ? ESCAPE '\\'",
@@ -568,7 +573,13 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
     let limit = i64::from(q.limit);
     let offset = i64::from(q.page.saturating_sub(1)) * limit;
     if fts.is_some() {
-        return inbox_from_candidates(conn, &where_sql, &args, offset, limit);
+        let from = "messages_fts CROSS JOIN messages m ON m.seq = messages_fts.rowid";
+        return inbox_from_candidates(conn, from, &where_sql, &args, offset, limit);
+    }
+    if by_chat {
+        // (created_at, seq) of the chats' messages come from the
+        // `messages_chat_inbox` index alone; only the page's rows are read.
+        return inbox_from_candidates(conn, "messages m", &where_sql, &args, offset, limit);
     }
     let from_sql = "messages m";
     let filtered = q.search.is_some() || q.phone.is_some() || q.from.is_some() || q.until.is_some();
@@ -593,13 +604,15 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
     Ok((rows, total))
 }
 
-/// The search path of `inbox`: one pass over the trigram candidates that
+/// The search and by-chat paths of `inbox`: one pass over the candidates
+/// (`from_sql`: the trigram index's rows, or the chats' index entries) that
 /// pass every filter collects (created_at, seq) of each match, which gives
 /// both the total and, sorted, the page; then only the page's rows are read.
 /// (A count query plus a page query would run the index lookup and the LIKE
 /// checks twice.) One read transaction, so the page and the total agree.
 fn inbox_from_candidates(
     conn: &Connection,
+    from_sql: &str,
     where_sql: &str,
     args: &[rusqlite::types::Value],
     offset: i64,
@@ -608,9 +621,7 @@ fn inbox_from_candidates(
     let tx = read_snapshot(conn)?;
     let mut matches: Vec<(i64, i64)> = tx
         .prepare_cached(&format!(
-            "SELECT m.created_at, m.seq
-             FROM messages_fts CROSS JOIN messages m ON m.seq = messages_fts.rowid
-             WHERE {where_sql}"
+            "SELECT m.created_at, m.seq FROM {from_sql} WHERE {where_sql}"
         ))?
         .query_map(params_from_iter(args.iter()), |r| {
             Ok((r.get(0)?, r.get(1)?))
