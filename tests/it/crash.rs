@@ -186,6 +186,13 @@ impl Drop for SmallDisk {
     }
 }
 
+/// The answer to a message the disk could not take: 503 and a clear reason.
+fn assert_not_stored(r: &Resp) {
+    assert_eq!(r.status, 503, "{}", r.text);
+    let error = r.json()["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("could not be stored"), "{}", r.text);
+}
+
 fn integrity(db: &std::path::Path) -> String {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -229,14 +236,7 @@ fn a_full_disk_fails_clearly_and_recovers() {
         );
         if r.status == 503 {
             refused += 1;
-            assert!(
-                r.json()["error"]
-                    .as_str()
-                    .unwrap()
-                    .contains("could not be stored"),
-                "{}",
-                r.text
-            );
+            assert_not_stored(&r);
         }
     }
     assert!(refused > 0, "the disk never filled up");
@@ -387,16 +387,7 @@ fn a_data_dir_turning_read_only_fails_clearly_and_recovers() {
         return;
     }
     for i in 0..5 {
-        let r = inject(&server, &format!("while read-only {i}"));
-        assert_eq!(r.status, 503, "{}", r.text);
-        assert!(
-            r.json()["error"]
-                .as_str()
-                .unwrap()
-                .contains("could not be stored"),
-            "{}",
-            r.text
-        );
+        assert_not_stored(&inject(&server, &format!("while read-only {i}")));
     }
     // Reads keep working; nothing half-written shows.
     assert_eq!(server.request("GET", "/api/v1/health", None).status, 200);
