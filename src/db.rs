@@ -487,8 +487,9 @@ const MATCHING_CHATS: &str = "m.phone IN (SELECT phone FROM chats WHERE phone LI
 enum PhonePlan {
     /// No chat matches: no message can.
     NoChat,
-    /// Few messages match: read only their chats (by `messages_chat`) and
-    /// sort them; costs per matching message.
+    /// Few messages match: one pass over their chats' entries in
+    /// `messages_chat_inbox`, then only the page's rows; costs per matching
+    /// message.
     ByChat,
     /// Many match: one pass over the inbox, checking each phone; costs per
     /// message of the inbox, about a tenth of a matching one.
@@ -496,8 +497,9 @@ enum PhonePlan {
 }
 
 /// Picks the cheaper way to filter by the phone `pattern` (a LIKE pattern):
-/// it counts the matching chats' messages in the `messages_chat` index
-/// (microseconds per thousand) and compares that with the inbox's size.
+/// it counts the matching chats' messages (both directions, an upper bound)
+/// in the `messages_chat` index, microseconds per thousand, and compares
+/// that with the number of incoming messages.
 fn phone_plan(conn: &Connection, pattern: &str) -> DbResult<PhonePlan> {
     let matching: i64 = conn
         .prepare_cached(
