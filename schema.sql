@@ -3,8 +3,8 @@
 -- Applied by db::migrate() at start-up. Every statement is idempotent
 -- (IF NOT EXISTS), so this whole file describes the current schema version
 -- (db::SCHEMA_VERSION). Upgrades of older databases that need more than a new
--- object (filling it from existing rows) are numbered blocks in db.rs, gated
--- on PRAGMA user_version.
+-- object (a column added to an existing table, or filling a new object from
+-- existing rows) are numbered blocks in db.rs, gated on PRAGMA user_version.
 --
 -- Timestamps are UTC, stored as Unix seconds (INTEGER) unless noted.
 
@@ -20,15 +20,31 @@ CREATE TABLE IF NOT EXISTS messages (
     wa_id           TEXT,
     -- 'incoming' (from a customer) or 'outgoing' (a reply we sent).
     direction       TEXT    NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
-    -- Chat JID: the customer's JID in a direct chat, the group JID in a group.
+    -- Chat JID: the customer's JID in a direct chat (the phone-number JID once
+    -- the customer's LID is mapped, see lid_map), the group JID in a group.
     phone           TEXT    NOT NULL,
     -- Who wrote it: the customer's JID (phone-number JID when known, else LID);
     -- for outgoing rows our own JID or ''.
     sender_jid      TEXT    NOT NULL DEFAULT '',
+    -- The author's LID (WhatsApp's privacy id) when known; NULL otherwise.
+    -- Added in schema version 3.
+    sender_lid      TEXT,
+    -- The chat and author exactly as WhatsApp addressed the message (before
+    -- any LID mapping): with wa_id, the key redelivery is recognised by. NULL
+    -- for replies sent by this server and for imported rows. Version 3.
+    wa_chat         TEXT,
+    wa_sender       TEXT,
     -- The sender's WhatsApp display name at the time, if any.
     push_name       TEXT,
     -- Text, caption, or a placeholder such as '[Image]' or '[Location: 1, 2]'.
     message         TEXT    NOT NULL,
+    -- Set while the text is a stand-in for content still to come: 'view_once'
+    -- (kept from linked devices) or 'undecryptable' (a retry may bring it).
+    -- A later delivery of the content replaces the row in place. Version 3.
+    placeholder     TEXT    CHECK (placeholder IN ('view_once', 'undecryptable')),
+    -- Outgoing only: who sent it, 'api', 'dashboard', or 'phone' (our own
+    -- account from the phone or WhatsApp Web). Version 3.
+    source          TEXT    CHECK (source IN ('api', 'dashboard', 'phone')),
     -- Triage state: unread/read/replied/ignored for incoming, 'sent' for outgoing.
     reply_status    TEXT    NOT NULL
                     CHECK (reply_status IN ('unread', 'read', 'replied', 'ignored', 'sent')),
@@ -52,13 +68,24 @@ CREATE TABLE IF NOT EXISTS messages (
     -- The original WhatsApp message, protobuf-encoded, when the backend keeps it:
     -- what a quoted reply needs besides wa_id and sender_jid.
     raw             BLOB,
-    -- When the message was stored (Unix seconds, UTC).
-    created_at      INTEGER NOT NULL
+    -- When the message was sent (Unix seconds, UTC): WhatsApp's timestamp for
+    -- a received message (a backlog delivered after downtime keeps its real
+    -- times), the moment of sending for our replies.
+    created_at      INTEGER NOT NULL,
+    -- When this server stored it (Unix seconds, UTC); NULL for rows older
+    -- than schema version 3 that had none apart from created_at.
+    received_at     INTEGER
 );
 
--- Redelivery of the same WhatsApp message stores nothing twice.
-CREATE UNIQUE INDEX IF NOT EXISTS messages_wa_key
-    ON messages (phone, sender_jid, wa_id) WHERE wa_id IS NOT NULL;
+-- Redelivery of the same WhatsApp message stores nothing twice: unique on the
+-- chat, author and id as received (a LID learned in between changes `phone`,
+-- never this key). Version 3; it replaces a key on (phone, sender_jid, wa_id).
+CREATE UNIQUE INDEX IF NOT EXISTS messages_wa_received
+    ON messages (wa_chat, wa_sender, wa_id) WHERE wa_chat IS NOT NULL;
+-- Rows whose author is a LID not yet mapped to a phone number: found when the
+-- mapping arrives (stays small: mapped rows leave it).
+CREATE INDEX IF NOT EXISTS messages_lid_sender
+    ON messages (sender_jid) WHERE sender_jid LIKE '%@lid';
 -- The inbox pages: one status, newest first.
 CREATE INDEX IF NOT EXISTS messages_inbox_status
     ON messages (reply_status, created_at DESC, seq DESC) WHERE direction = 'incoming';
@@ -72,9 +99,28 @@ CREATE INDEX IF NOT EXISTS messages_chat
 -- incoming messages, newest first, so its count and pages need no row reads.
 CREATE INDEX IF NOT EXISTS messages_chat_inbox
     ON messages (phone, created_at DESC, seq DESC) WHERE direction = 'incoming';
+-- Messages whose media is still to be fetched (a download a restart cut
+-- short is resumed from here). Version 3.
+CREATE INDEX IF NOT EXISTS messages_media_pending
+    ON messages (seq) WHERE media_type IS NOT NULL AND media_url IS NULL AND media_error IS NULL;
 -- Receipts find outgoing messages by WhatsApp id.
 CREATE INDEX IF NOT EXISTS messages_wa_id
     ON messages (wa_id) WHERE direction = 'outgoing';
+
+-- LID ↔ phone number: WhatsApp addresses a customer by a privacy id (LID) or
+-- by phone number; every pair the WhatsApp backend reports is kept here (it
+-- outlives a logout, unlike the session store), so one customer stays one
+-- chat. Version 3.
+CREATE TABLE IF NOT EXISTS lid_map (
+    -- The LID JID, e.g. 123456789012345@lid.
+    lid         TEXT    PRIMARY KEY,
+    -- Its phone-number JID, e.g. 15551234567@s.whatsapp.net.
+    pn          TEXT    NOT NULL,
+    -- When the pair was last reported (Unix seconds).
+    updated_at  INTEGER NOT NULL
+);
+-- A phone number's LID (the author's sender_lid).
+CREATE INDEX IF NOT EXISTS lid_map_pn ON lid_map (pn);
 
 -- Substring search over the text of incoming messages (the inbox `search`
 -- filter): a trigram index, so a search reads the rows holding the term's
@@ -270,7 +316,10 @@ CREATE TABLE IF NOT EXISTS chats (
     -- seq of the newest message in the chat.
     last_seq  INTEGER NOT NULL,
     -- Incoming messages of this chat whose reply_status is 'unread'.
-    unread    INTEGER NOT NULL DEFAULT 0
+    unread    INTEGER NOT NULL DEFAULT 0,
+    -- The chat's disappearing-messages timer in seconds as its messages last
+    -- said (0: off; NULL: never said); our replies carry it. Version 3.
+    expiration INTEGER
 );
 CREATE INDEX IF NOT EXISTS chats_recent ON chats (last_seq DESC);
 
@@ -281,6 +330,10 @@ CREATE TRIGGER IF NOT EXISTS messages_chat_insert AFTER INSERT ON messages BEGIN
     ON CONFLICT (phone) DO UPDATE SET
         last_seq = max(last_seq, excluded.last_seq),
         unread = unread + excluded.unread;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_chat_delete AFTER DELETE ON messages
+WHEN OLD.direction = 'incoming' AND OLD.reply_status = 'unread' BEGIN
+    UPDATE chats SET unread = unread - 1 WHERE phone = OLD.phone;
 END;
 CREATE TRIGGER IF NOT EXISTS messages_chat_update AFTER UPDATE OF reply_status ON messages
 WHEN NEW.direction = 'incoming' BEGIN

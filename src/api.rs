@@ -192,18 +192,20 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
         Some(_) => return Err(ApiError::bad("message must be a string")),
     };
     let key = idempotency_key(req)?;
-    let result = send_reply(ctx, params[0], &text, key.as_deref())?;
+    let result = send_reply(ctx, params[0], &text, key.as_deref(), "api")?;
     Ok(Response::ok(&result))
 }
 
 /// Sends `text` as a quoted reply to incoming message `id`, stores it, marks
 /// the original replied and fires `message.sent`. Shared by the API and the
-/// dashboard. With an idempotency key, a repeat returns the first result.
+/// dashboard (`source`). With an idempotency key, a repeat returns the first
+/// result.
 pub fn send_reply(
     ctx: &mut Ctx,
     id: &str,
     text: &str,
     key: Option<&str>,
+    source: &str,
 ) -> Result<Value, ApiError> {
     let original = db::get_message(&ctx.db, id)?
         .ok_or_else(|| ApiError::NotFound("Message not found".into()))?;
@@ -224,7 +226,7 @@ pub fn send_reply(
             }
         }
     }
-    let outcome = deliver_reply(ctx, &original, text);
+    let outcome = deliver_reply(ctx, &original, text, source);
     if let Some(key) = key {
         match &outcome {
             Ok(value) => db::finish_idempotency(&ctx.db, key, id, 200, &value.to_string())?,
@@ -234,7 +236,12 @@ pub fn send_reply(
     outcome
 }
 
-fn deliver_reply(ctx: &mut Ctx, original: &db::Message, text: &str) -> Result<Value, ApiError> {
+fn deliver_reply(
+    ctx: &mut Ctx,
+    original: &db::Message,
+    text: &str,
+    source: &str,
+) -> Result<Value, ApiError> {
     require_connected(ctx)?;
     let quote = match &original.wa_id {
         Some(wa_id) => Some(Quote {
@@ -268,6 +275,7 @@ fn deliver_reply(ctx: &mut Ctx, original: &db::Message, text: &str) -> Result<Va
             sender_jid: &me,
             text,
             in_reply_to: &original.id,
+            source,
             created_at: now,
         },
     )?;
@@ -724,7 +732,7 @@ pub fn sim_inject(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, 
     // 201 only once the message is committed, as the real backend
     // acknowledges WhatsApp only then.
     match injected.committed.recv_timeout(crate::wa::COMMAND_TIMEOUT) {
-        Ok(Ok(())) => Ok(Response::json(201, &json!({ "wa_id": injected.wa_id }))),
+        Ok(Ok(_)) => Ok(Response::json(201, &json!({ "wa_id": injected.wa_id }))),
         Ok(Err(e)) => Err(ApiError::Unavailable(format!(
             "the message could not be stored: {e}"
         ))),
@@ -732,6 +740,91 @@ pub fn sim_inject(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, 
             "the event sink did not answer".into(),
         )),
     }
+}
+
+/// Largest timestamp the raw route takes (9999-12-31).
+const MAX_TIMESTAMP: i64 = 253_402_300_799;
+
+pub fn sim_raw(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let jid = |field: &str| -> Result<Option<String>, ApiError> {
+        let value = opt_string(&body, field)?;
+        match value {
+            Some(v) if !is_jid(&v) => Err(ApiError::bad(format!(
+                "{field} must be a JID such as 15551234567@s.whatsapp.net"
+            ))),
+            other => Ok(other),
+        }
+    };
+    let Some(from) = jid("from")? else {
+        return Err(ApiError::bad(
+            "from must be a JID such as 15551234567@s.whatsapp.net",
+        ));
+    };
+    let from_alt = jid("from_alt")?;
+    let group = jid("group")?;
+    if group.as_deref().is_some_and(|g| !g.ends_with("@g.us")) {
+        return Err(ApiError::bad("group must be a group JID ending in @g.us"));
+    }
+    let base64 = |field: &str| -> Result<Option<Vec<u8>>, ApiError> {
+        opt_string(&body, field)?
+            .map(|b64| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|_| ApiError::bad(format!("{field} is not valid base64")))
+            })
+            .transpose()
+    };
+    let Some(proto) = base64("proto_base64")?.filter(|p| !p.is_empty()) else {
+        return Err(ApiError::bad("proto_base64 is required"));
+    };
+    if !crate::whatsapp::is_message(&proto) {
+        return Err(ApiError::bad(
+            "proto_base64 is not a protobuf-encoded whatsapp.Message",
+        ));
+    }
+    let id = opt_string(&body, "id")?;
+    if id
+        .as_ref()
+        .is_some_and(|id| id.is_empty() || id.len() > 128)
+    {
+        return Err(ApiError::bad("id must be 1 to 128 characters"));
+    }
+    let timestamp = match body.get("timestamp") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64().filter(|t| (0..=MAX_TIMESTAMP).contains(t)) {
+            Some(t) => Some(t),
+            None => {
+                return Err(ApiError::bad(
+                    "timestamp must be Unix seconds (an integer from 0)",
+                ));
+            }
+        },
+    };
+    let from_me = match body.get("from_me") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::bad("from_me must be true or false")),
+    };
+    let message = crate::wa::RawMessage {
+        from,
+        from_alt,
+        proto,
+        id,
+        push_name: opt_string(&body, "push_name")?,
+        group,
+        timestamp,
+        media: base64("media_base64")?,
+        from_me,
+    };
+    let outcome = ctx
+        .wa
+        .call(|reply| WaCommand::SimRaw { message, reply })
+        .map_err(ApiError::Unavailable)?;
+    Ok(Response::json(
+        201,
+        &json!({ "wa_id": outcome.wa_id, "result": outcome.kind }),
+    ))
 }
 
 /// A JID as the simulator accepts it: `user@server`, user of letters, digits

@@ -728,6 +728,8 @@ fn write_bubble(out: &mut String, m: &db::Message, selected: bool) {
                 .as_deref()
                 .map(|n| format!("{} · ", escape(n)))
                 .unwrap_or_default()
+        } else if m.source.as_deref() == Some("phone") {
+            "You, on the phone · ".to_string()
         } else {
             "You · ".to_string()
         },
@@ -806,7 +808,7 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
     let key = form.get("key").filter(|k| {
         k.len() <= 255 && !k.is_empty() && k.bytes().all(|b| (0x21..0x7f).contains(&b))
     });
-    match api::send_reply(ctx, params[0], text, key) {
+    match api::send_reply(ctx, params[0], text, key, "dashboard") {
         Ok(_) => {
             audit(ctx, req, format!("replied to message {}", params[0]));
             Ok(done(ctx, &here, "Reply sent"))

@@ -2,7 +2,7 @@
 //! the program as small typed functions. No SQL lives anywhere else.
 
 use crate::clock;
-use crate::wa::{DeliveryStatus, IncomingMessage};
+use crate::wa::{DeliveryStatus, IncomingMessage, MediaInfo, PendingMedia};
 use rusqlite::{
     Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter,
 };
@@ -16,13 +16,43 @@ pub type DbResult<T> = Result<T, DbError>;
 /// The schema, applied at start-up.
 const SCHEMA: &str = include_str!("../schema.sql");
 /// `PRAGMA user_version` of a database `SCHEMA` has brought up to date.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 2 added the trigram search index `messages_fts` (schema.sql
 /// creates it, empty); an older database also indexes the messages it holds.
 const UPGRADE_TO_2: &str = "INSERT INTO messages_fts (rowid, message)
      SELECT seq, message FROM messages WHERE direction = 'incoming';
      INSERT INTO messages_fts (messages_fts) VALUES ('optimize');";
+
+/// Columns version 3 added to existing tables (before schema.sql runs, as
+/// its indexes name them): `(table, column, definition)`.
+const COLUMNS_OF_3: [(&str, &str, &str); 7] = [
+    ("messages", "sender_lid", "TEXT"),
+    ("messages", "wa_chat", "TEXT"),
+    ("messages", "wa_sender", "TEXT"),
+    (
+        "messages",
+        "placeholder",
+        "TEXT CHECK (placeholder IN ('view_once', 'undecryptable'))",
+    ),
+    (
+        "messages",
+        "source",
+        "TEXT CHECK (source IN ('api', 'dashboard', 'phone'))",
+    ),
+    ("messages", "received_at", "INTEGER"),
+    ("chats", "expiration", "INTEGER"),
+];
+
+/// Version 3 keys redelivery on the chat and author as received: existing
+/// messages keep theirs (phone and sender_jid were stored as received, or
+/// mapped from a LID the old key also missed). Replies get their source, and
+/// every row an arrival time.
+const UPGRADE_TO_3: &str = "UPDATE messages SET wa_chat = phone, wa_sender = sender_jid
+         WHERE direction = 'incoming' AND wa_id IS NOT NULL;
+     UPDATE messages SET source = 'api' WHERE direction = 'outgoing' AND wa_id IS NOT NULL;
+     UPDATE messages SET received_at = created_at;
+     DROP INDEX IF EXISTS messages_wa_key;";
 
 /// The five values of `messages.reply_status`.
 pub const REPLY_STATUSES: [&str; 5] = ["unread", "read", "replied", "ignored", "sent"];
@@ -87,16 +117,30 @@ pub fn migrate(conn: &Connection) -> DbResult<()> {
         )));
     }
     // Every statement in schema.sql is idempotent, so every version simply
-    // runs it; the steps below fill what it created for rows that predate it.
-    // Version 0 is a new, empty file: nothing to fill.
+    // runs it, after adding the columns it expects to tables that predate
+    // them; the steps after it fill what it created for rows that predate it.
+    // Version 0 is a new, empty file: nothing to add or fill.
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    if (1..3).contains(&version) {
+        for (table, column, definition) in COLUMNS_OF_3 {
+            if !table_columns(&tx, table)?.iter().any(|c| c == column) {
+                tx.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {definition};"
+                ))?;
+            }
+        }
+    }
     let mut steps = String::new();
     if version == 1 {
         steps.push_str(UPGRADE_TO_2);
     }
-    conn.execute_batch(&format!(
-        "BEGIN;\n{SCHEMA}\n{steps}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+    if (1..3).contains(&version) {
+        steps.push_str(UPGRADE_TO_3);
+    }
+    tx.execute_batch(&format!(
+        "{SCHEMA}\n{steps}\nPRAGMA user_version = {SCHEMA_VERSION};"
     ))?;
-    Ok(())
+    tx.commit()
 }
 
 // ───────────────────────────── messages ─────────────────────────────
@@ -122,16 +166,28 @@ pub struct Message {
     pub media_error: Option<String>,
     pub in_reply_to: Option<String>,
     pub created_at: i64,
+    pub sender_lid: Option<String>,
+    /// Outgoing: `api`, `dashboard` or `phone`.
+    pub source: Option<String>,
+    /// `view_once` / `undecryptable` while the text is a stand-in.
+    pub placeholder: Option<String>,
+    /// When this server stored it (rows from before schema 3: created_at).
+    pub received_at: i64,
 }
 
 const MESSAGE_COLUMNS: &str = "seq, id, wa_id, direction, phone, sender_jid, push_name, message, \
      reply_status, delivery_status, media_type, media_url, media_mime, media_size, media_sha256, \
-     media_error, in_reply_to, created_at";
+     media_error, in_reply_to, created_at, sender_lid, source, placeholder, \
+     coalesce(received_at, created_at)";
 
 /// `MESSAGE_COLUMNS` of the table aliased `m`.
 const MESSAGE_COLUMNS_M: &str = "m.seq, m.id, m.wa_id, m.direction, m.phone, m.sender_jid, \
      m.push_name, m.message, m.reply_status, m.delivery_status, m.media_type, m.media_url, \
-     m.media_mime, m.media_size, m.media_sha256, m.media_error, m.in_reply_to, m.created_at";
+     m.media_mime, m.media_size, m.media_sha256, m.media_error, m.in_reply_to, m.created_at, \
+     m.sender_lid, m.source, m.placeholder, coalesce(m.received_at, m.created_at)";
+
+/// How many columns `MESSAGE_COLUMNS` reads (a query's own columns follow).
+const MESSAGE_COLUMN_COUNT: usize = 22;
 
 fn message_from_row(r: &rusqlite::Row<'_>) -> DbResult<Message> {
     Ok(Message {
@@ -153,6 +209,10 @@ fn message_from_row(r: &rusqlite::Row<'_>) -> DbResult<Message> {
         media_error: r.get(15)?,
         in_reply_to: r.get(16)?,
         created_at: r.get(17)?,
+        sender_lid: r.get(18)?,
+        source: r.get(19)?,
+        placeholder: r.get(20)?,
+        received_at: r.get(21)?,
     })
 }
 
@@ -170,7 +230,7 @@ impl Message {
 impl serde::Serialize for Message {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(16))?;
+        let mut m = s.serialize_map(Some(19))?;
         m.serialize_entry("created_at", &clock::format_datetime(self.created_at))?;
         m.serialize_entry("delivery_status", &self.delivery_status)?;
         m.serialize_entry("direction", &self.direction)?;
@@ -184,50 +244,303 @@ impl serde::Serialize for Message {
         m.serialize_entry("message", &self.message)?;
         m.serialize_entry("phone", &self.phone)?;
         m.serialize_entry("push_name", &self.push_name)?;
+        m.serialize_entry("received_at", &clock::format_datetime(self.received_at))?;
         m.serialize_entry("reply_status", &self.reply_status)?;
         m.serialize_entry("sender_jid", &self.sender_jid)?;
+        m.serialize_entry("sender_lid", &self.sender_lid)?;
+        m.serialize_entry("source", &self.source)?;
         m.serialize_entry("wa_id", &self.wa_id)?;
         m.end()
     }
 }
 
-/// Stores an incoming message; `None` when this WhatsApp message (same chat,
-/// sender and id) is already stored — redelivery is harmless.
-pub fn insert_incoming(
+/// What storing a received message did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    /// A new row: a customer's message, or our own sent from the phone.
+    New(Message),
+    /// The placeholder row of this message now holds its content (same id).
+    Filled(Message),
+    /// Stored before: a redelivery.
+    Duplicate,
+}
+
+/// Stores a message as WhatsApp delivered it, in the caller's transaction:
+/// learns the LID pairs it carries (merging a LID chat into its phone-number
+/// chat), maps a LID chat and author to phone numbers, and inserts it once —
+/// keyed on (chat, author, id) as received — or fills in the placeholder row
+/// it was waiting for. Our own messages from the phone become outgoing rows
+/// (source `phone`) and mark the chat's newest incoming message before them
+/// `replied`. `id` is the public id a new row gets; `now` is its arrival.
+pub fn store_received(
     tx: &Transaction<'_>,
     id: &str,
     m: &IncomingMessage,
-    created_at: i64,
-) -> DbResult<Option<Message>> {
+    now: i64,
+) -> DbResult<Received> {
+    for (lid, pn) in &m.mappings {
+        learn_lid(tx, lid, pn, now)?;
+    }
+    let chat = phone_of(tx, &m.chat)?;
+    let sender = phone_of(tx, &m.sender)?;
+    let sender_lid = if is_lid(&m.sender) {
+        Some(m.sender.clone())
+    } else {
+        lid_of(tx, &sender)?
+    };
+    let existing: Option<(String, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT id, placeholder FROM messages WHERE wa_chat = ?1 AND wa_sender = ?2 AND wa_id = ?3",
+        )?
+        .query_row(params![m.chat, m.sender, m.wa_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    if let Some((existing_id, placeholder)) = existing {
+        if placeholder.is_some() && m.placeholder.is_none() {
+            fill_placeholder(tx, &existing_id, m)?;
+            let row = get_message(tx, &existing_id)?.expect("the row was just updated");
+            return Ok(Received::Filled(row));
+        }
+        return Ok(Received::Duplicate);
+    }
+    if m.from_me && outgoing_exists(tx, &chat, &m.wa_id)? {
+        // A reply this server sent, echoed back by another of our devices.
+        return Ok(Received::Duplicate);
+    }
+    // WhatsApp's time, unless it is missing or absurd (a clock a day ahead).
+    let created_at = m
+        .timestamp
+        .filter(|t| *t > 0 && *t <= now + 86_400)
+        .unwrap_or(now);
     let media = m.media.as_ref();
+    let (direction, reply_status, delivery_status, source) = if m.from_me {
+        ("outgoing", "sent", Some("sent"), Some("phone"))
+    } else {
+        ("incoming", "unread", None, None)
+    };
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO messages (id, wa_id, direction, phone, sender_jid, push_name, message,
-                 reply_status, media_type, media_url, media_mime, media_size, media_sha256,
-                 media_error, raw, created_at)
-             VALUES (?1, ?2, 'incoming', ?3, ?4, ?5, ?6, 'unread', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+            "INSERT INTO messages (id, wa_id, direction, phone, sender_jid, sender_lid, wa_chat,
+                 wa_sender, push_name, message, reply_status, delivery_status, source, placeholder,
+                 media_type, media_url, media_mime, media_size, media_sha256, media_error, raw,
+                 created_at, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18, ?19, ?20, ?21, ?22, ?23)
              ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             id,
             m.wa_id,
+            direction,
+            chat,
+            sender,
+            sender_lid,
             m.chat,
             m.sender,
             m.push_name,
             m.text,
+            reply_status,
+            delivery_status,
+            source,
+            m.placeholder.map(|p| p.as_str()),
             media.map(|x| &x.kind),
-            media.and_then(|x| x.file_name.as_ref()).map(|f| format!("/media/{f}")),
+            media
+                .and_then(|x| x.file_name.as_ref())
+                .map(|f| format!("/media/{f}")),
             media.and_then(|x| x.mime.as_ref()),
             media.and_then(|x| x.size).map(|s| s as i64),
             media.and_then(|x| x.sha256.as_ref()),
             media.and_then(|x| x.error.as_ref()),
             m.raw,
             created_at,
+            now,
         ])?;
     if inserted == 0 {
+        return Ok(Received::Duplicate);
+    }
+    if m.from_me {
+        // Answered on the phone: nobody should answer again.
+        tx.prepare_cached(
+            "UPDATE messages SET reply_status = 'replied'
+             WHERE seq = (SELECT seq FROM messages
+                          WHERE phone = ?1 AND direction = 'incoming' AND created_at <= ?2
+                          ORDER BY created_at DESC, seq DESC LIMIT 1)
+               AND reply_status IN ('unread', 'read')",
+        )?
+        .execute(params![chat, created_at])?;
+    }
+    if let Some(seconds) = m.expiration {
+        set_chat_expiration(tx, &chat, seconds)?;
+    }
+    let row = get_message(tx, id)?.expect("the row was just inserted");
+    Ok(Received::New(row))
+}
+
+/// Records the fetched media of a row still waiting for it; the row when
+/// it was waiting (None: another download got there first).
+pub fn set_media(tx: &Transaction<'_>, id: &str, media: &MediaInfo) -> DbResult<Option<Message>> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE messages SET media_url = ?2, media_mime = coalesce(?3, media_mime),
+                 media_size = coalesce(?4, media_size), media_sha256 = ?5, media_error = ?6
+             WHERE id = ?1 AND media_type IS NOT NULL AND media_url IS NULL
+               AND media_error IS NULL",
+        )?
+        .execute(params![
+            id,
+            media.file_name.as_ref().map(|f| format!("/media/{f}")),
+            media.mime,
+            media.size.map(|s| s as i64),
+            media.sha256,
+            media.error,
+        ])?;
+    if changed == 0 {
         return Ok(None);
     }
     get_message(tx, id)
+}
+
+/// Stored messages still waiting for their media, oldest first.
+pub fn pending_media(conn: &Connection, limit: u32) -> DbResult<Vec<PendingMedia>> {
+    conn.prepare_cached(
+        "SELECT id, wa_id, wa_chat, wa_sender, direction, raw FROM messages
+         WHERE media_type IS NOT NULL AND media_url IS NULL AND media_error IS NULL
+           AND raw IS NOT NULL AND wa_chat IS NOT NULL
+         ORDER BY seq LIMIT ?1",
+    )?
+    .query_map([limit], |r| {
+        Ok(PendingMedia {
+            id: r.get(0)?,
+            wa_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            chat: r.get(2)?,
+            sender: r.get(3)?,
+            from_me: r.get::<_, String>(4)? == "outgoing",
+            raw: r.get(5)?,
+        })
+    })?
+    .collect()
+}
+
+/// A placeholder row takes the content that arrived for it.
+fn fill_placeholder(tx: &Transaction<'_>, id: &str, m: &IncomingMessage) -> DbResult<()> {
+    let media = m.media.as_ref();
+    tx.prepare_cached(
+        "UPDATE messages SET message = ?2, placeholder = NULL, raw = ?3,
+             push_name = coalesce(?4, push_name), media_type = ?5, media_url = ?6,
+             media_mime = ?7, media_size = ?8, media_sha256 = ?9, media_error = ?10
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        m.text,
+        m.raw,
+        m.push_name,
+        media.map(|x| &x.kind),
+        media
+            .and_then(|x| x.file_name.as_ref())
+            .map(|f| format!("/media/{f}")),
+        media.and_then(|x| x.mime.as_ref()),
+        media.and_then(|x| x.size).map(|s| s as i64),
+        media.and_then(|x| x.sha256.as_ref()),
+        media.and_then(|x| x.error.as_ref()),
+    ])?;
+    Ok(())
+}
+
+/// Whether an outgoing message with this WhatsApp id exists in the chat.
+fn outgoing_exists(tx: &Transaction<'_>, chat: &str, wa_id: &str) -> DbResult<bool> {
+    tx.prepare_cached(
+        "SELECT 1 FROM messages WHERE wa_id = ?1 AND direction = 'outgoing' AND phone = ?2",
+    )?
+    .query_row(params![wa_id, chat], |_| Ok(()))
+    .optional()
+    .map(|found| found.is_some())
+}
+
+fn is_lid(jid: &str) -> bool {
+    jid.ends_with("@lid")
+}
+
+/// The phone-number JID of a mapped LID; any other JID as it is.
+pub fn phone_of(conn: &Connection, jid: &str) -> DbResult<String> {
+    if !is_lid(jid) {
+        return Ok(jid.to_string());
+    }
+    Ok(conn
+        .prepare_cached("SELECT pn FROM lid_map WHERE lid = ?1")?
+        .query_row([jid], |r| r.get(0))
+        .optional()?
+        .unwrap_or_else(|| jid.to_string()))
+}
+
+/// The LID known for a phone-number JID.
+pub fn lid_of(conn: &Connection, pn: &str) -> DbResult<Option<String>> {
+    conn.prepare_cached("SELECT lid FROM lid_map WHERE pn = ?1 ORDER BY updated_at DESC LIMIT 1")?
+        .query_row([pn], |r| r.get(0))
+        .optional()
+}
+
+/// Records that `lid` is `pn`. When the pair is new (or the LID moved to
+/// another number), the LID's chat is merged into the phone-number chat and
+/// its messages' authors take the number (keeping the LID as sender_lid).
+/// True when something changed.
+pub fn learn_lid(tx: &Transaction<'_>, lid: &str, pn: &str, now: i64) -> DbResult<bool> {
+    if !is_lid(lid) || is_lid(pn) || lid == pn {
+        return Ok(false);
+    }
+    let changed = tx
+        .prepare_cached(
+            "INSERT INTO lid_map (lid, pn, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (lid) DO UPDATE SET pn = excluded.pn, updated_at = excluded.updated_at
+                 WHERE pn <> excluded.pn",
+        )?
+        .execute(params![lid, pn, now])?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "UPDATE messages SET phone = ?2,
+             sender_lid = CASE WHEN sender_jid = ?1 THEN ?1 ELSE sender_lid END,
+             sender_jid = CASE WHEN sender_jid = ?1 THEN ?2 ELSE sender_jid END
+         WHERE phone = ?1",
+    )?
+    .execute(params![lid, pn])?;
+    // Its messages in groups (the index holds only unmapped LID authors).
+    tx.prepare_cached(
+        "UPDATE messages SET sender_jid = ?2, sender_lid = ?1
+         WHERE sender_jid = ?1 AND sender_jid LIKE '%@lid'",
+    )?
+    .execute(params![lid, pn])?;
+    // The per-chat counters follow their messages.
+    tx.prepare_cached(
+        "INSERT INTO chats (phone, last_seq, unread, expiration)
+             SELECT ?2, last_seq, unread, expiration FROM chats WHERE phone = ?1
+         ON CONFLICT (phone) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),
+             unread = unread + excluded.unread,
+             expiration = coalesce(expiration, excluded.expiration)",
+    )?
+    .execute(params![lid, pn])?;
+    tx.prepare_cached("DELETE FROM chats WHERE phone = ?1")?
+        .execute([lid])?;
+    Ok(true)
+}
+
+/// Records a chat's disappearing-messages timer (0: off).
+pub fn set_chat_expiration(conn: &Connection, chat: &str, seconds: u32) -> DbResult<()> {
+    conn.prepare_cached("UPDATE chats SET expiration = ?2 WHERE phone = ?1")?
+        .execute(params![chat, seconds])?;
+    Ok(())
+}
+
+/// A chat's disappearing-messages timer, when it has one on.
+pub fn chat_expiration(conn: &Connection, chat: &str) -> DbResult<Option<u32>> {
+    Ok(conn
+        .prepare_cached("SELECT expiration FROM chats WHERE phone = ?1")?
+        .query_row([chat], |r| r.get::<_, Option<u32>>(0))
+        .optional()?
+        .flatten()
+        .filter(|s| *s > 0))
 }
 
 /// What an outgoing row records.
@@ -238,6 +551,8 @@ pub struct Outgoing<'a> {
     pub sender_jid: &'a str,
     pub text: &'a str,
     pub in_reply_to: &'a str,
+    /// `api` or `dashboard`.
+    pub source: &'a str,
     pub created_at: i64,
 }
 
@@ -245,8 +560,8 @@ pub struct Outgoing<'a> {
 pub fn insert_outgoing(tx: &Transaction<'_>, o: &Outgoing<'_>) -> DbResult<Message> {
     tx.prepare_cached(
         "INSERT INTO messages (id, wa_id, direction, phone, sender_jid, message, reply_status,
-             delivery_status, in_reply_to, created_at)
-         VALUES (?1, ?2, 'outgoing', ?3, ?4, ?5, 'sent', 'sent', ?6, ?7)",
+             delivery_status, in_reply_to, source, created_at, received_at)
+         VALUES (?1, ?2, 'outgoing', ?3, ?4, ?5, 'sent', 'sent', ?6, ?7, ?8, ?8)",
     )?
     .execute(params![
         o.id,
@@ -255,6 +570,7 @@ pub fn insert_outgoing(tx: &Transaction<'_>, o: &Outgoing<'_>) -> DbResult<Messa
         o.sender_jid,
         o.text,
         o.in_reply_to,
+        o.source,
         o.created_at
     ])?;
     get_message(tx, o.id).map(|m| m.expect("the row was just inserted"))
@@ -680,14 +996,9 @@ pub fn conversations(
     let total: i64 = conn
         .prepare_cached("SELECT count(*) FROM chats")?
         .query_row([], |r| r.get(0))?;
-    let cols = MESSAGE_COLUMNS
-        .split(", ")
-        .map(|c| format!("m.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
     let rows = conn
         .prepare_cached(&format!(
-            "SELECT {cols}, c.unread FROM chats c JOIN messages m ON m.seq = c.last_seq
+            "SELECT {MESSAGE_COLUMNS_M}, c.unread FROM chats c JOIN messages m ON m.seq = c.last_seq
              ORDER BY c.last_seq DESC LIMIT ?1 OFFSET ?2"
         ))?
         .query_map(
@@ -696,7 +1007,7 @@ pub fn conversations(
                 let last = message_from_row(r)?;
                 Ok(Conversation {
                     phone: last.phone.clone(),
-                    unread: r.get(18)?,
+                    unread: r.get(MESSAGE_COLUMN_COUNT)?,
                     last,
                 })
             },
@@ -1615,7 +1926,6 @@ pub fn legacy_setting_keys(conn: &Connection) -> DbResult<Vec<String>> {
 mod tests {
     use super::*;
     use crate::rng::Rng;
-    use crate::wa::MediaInfo;
 
     fn incoming(wa_id: &str, chat: &str, text: &str) -> IncomingMessage {
         IncomingMessage {
@@ -1627,9 +1937,17 @@ mod tests {
         }
     }
 
+    /// Stores `m` as sent and received at `at`; the row when it is new.
     fn store(conn: &mut Connection, id: &str, m: &IncomingMessage, at: i64) -> Option<Message> {
         let tx = conn.transaction().unwrap();
-        let row = insert_incoming(&tx, id, m, at).unwrap();
+        let m = IncomingMessage {
+            timestamp: Some(at),
+            ..m.clone()
+        };
+        let row = match store_received(&tx, id, &m, at).unwrap() {
+            Received::New(row) | Received::Filled(row) => Some(row),
+            Received::Duplicate => None,
+        };
         tx.commit().unwrap();
         row
     }
@@ -1700,6 +2018,8 @@ mod tests {
             "sender_jid": m.sender_jid, "push_name": m.push_name,
             "delivery_status": m.delivery_status, "media_mime": m.media_mime,
             "media_size": m.media_size, "media_error": m.media_error, "in_reply_to": m.in_reply_to,
+            "received_at": clock::format_datetime(m.received_at), "sender_lid": m.sender_lid,
+            "source": m.source,
         });
         assert_eq!(serde_json::to_string(&m).unwrap(), old.to_string());
     }
@@ -1876,6 +2196,52 @@ mod tests {
         (all[start..end].to_vec(), total)
     }
 
+    /// The counts the triggers (and the chat merge) keep equal a fresh count.
+    fn assert_kept_counts_are_exact(conn: &Connection) {
+        let counted = |sql: &str| -> Vec<(String, i64)> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<DbResult<_>>()
+                .unwrap()
+        };
+        assert_eq!(
+            counted(
+                "SELECT reply_status, n FROM inbox_counts WHERE reply_status <> 'sent' AND n > 0 ORDER BY 1"
+            ),
+            counted(
+                "SELECT reply_status, count(*) FROM messages WHERE direction = 'incoming'
+                 GROUP BY 1 ORDER BY 1"
+            )
+        );
+        assert_eq!(
+            counted("SELECT phone, unread FROM chats WHERE unread > 0 ORDER BY 1"),
+            counted(
+                "SELECT phone, count(*) FROM messages
+                 WHERE direction = 'incoming' AND reply_status = 'unread' GROUP BY 1 ORDER BY 1"
+            )
+        );
+        // Every chat with messages has its row, pointing at one of its own.
+        let orphans: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM (SELECT phone, max(seq) AS s FROM messages GROUP BY phone) m
+                 LEFT JOIN chats c ON c.phone = m.phone WHERE c.last_seq IS NULL OR c.last_seq < m.s",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(orphans, 0);
+        let mapped_chats: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM chats WHERE phone IN (SELECT lid FROM lid_map)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(mapped_chats, 0, "a mapped LID kept its own chat");
+    }
+
     #[test]
     fn inbox_fast_paths_match_the_plain_query() {
         let mut rng = Rng(0x5EED_1234_ABCD_0001);
@@ -1921,10 +2287,16 @@ mod tests {
             texts.push(text);
         }
         tx.commit().unwrap();
-        // The triggers must follow later changes too: deletes, status changes, edits.
-        for _ in 0..60 {
+        // The triggers must follow later changes too: deletes, status changes,
+        // edits; and so must the received-message paths: new messages from
+        // LID chats, LIDs mapped to numbers (merging chats), our own messages
+        // from the phone, placeholders filled in.
+        let lids = ["77001@lid", "77002@lid", "77003@lid"];
+        let numbers = ["77001@s.whatsapp.net", "15551@s.whatsapp.net", "4479@s"];
+        let mut received = 0;
+        for _ in 0..240 {
             let id = format!("m{}", rng.below(800));
-            match rng.below(3) {
+            match rng.below(7) {
                 0 => {
                     conn.execute("DELETE FROM messages WHERE id = ?1", [&id])
                         .unwrap();
@@ -1932,7 +2304,7 @@ mod tests {
                 1 => {
                     set_reply_status(&conn, &id, rng.pick(&statuses)).unwrap();
                 }
-                _ => {
+                2 => {
                     let text = random_text(&mut rng);
                     conn.execute(
                         "UPDATE messages SET message = ?2 WHERE id = ?1",
@@ -1941,8 +2313,49 @@ mod tests {
                     .unwrap();
                     texts.push(text);
                 }
+                3 | 4 => {
+                    received += 1;
+                    let chat = if rng.below(2) == 0 {
+                        rng.pick(&lids)
+                    } else {
+                        rng.pick(&phones)
+                    };
+                    let text = random_text(&mut rng);
+                    let placeholder = rng.below(4) == 0;
+                    let m = IncomingMessage {
+                        wa_id: format!("r{received}"),
+                        chat: chat.into(),
+                        sender: chat.into(),
+                        text: text.clone(),
+                        from_me: rng.below(4) == 0,
+                        placeholder: placeholder.then_some(crate::wa::Placeholder::Undecryptable),
+                        timestamp: Some(1_700_000_000 + 3600 * rng.below(40) as i64),
+                        ..Default::default()
+                    };
+                    let tx = conn.transaction().unwrap();
+                    store_received(&tx, &format!("r{received}"), &m, 1_800_000_000).unwrap();
+                    if placeholder && rng.below(2) == 0 {
+                        let filled = IncomingMessage {
+                            placeholder: None,
+                            text: random_text(&mut rng),
+                            ..m
+                        };
+                        let again = store_received(&tx, "unused", &filled, 1_800_000_000).unwrap();
+                        assert!(matches!(again, Received::Filled(_)), "{again:?}");
+                        texts.push(filled.text);
+                    }
+                    tx.commit().unwrap();
+                    texts.push(text);
+                }
+                5 => {
+                    let tx = conn.transaction().unwrap();
+                    learn_lid(&tx, rng.pick(&lids), rng.pick(&numbers), 1_800_000_000).unwrap();
+                    tx.commit().unwrap();
+                }
+                _ => {}
             }
         }
+        assert_kept_counts_are_exact(&conn);
         let mut searched_with_hits = 0;
         let mut phone_plans = std::collections::HashMap::new();
         for round in 0..1500 {
@@ -2046,6 +2459,313 @@ mod tests {
         assert_eq!(n, 1);
     }
 
+    /// A database written by schema version 2 (its schema.sql, kept as a
+    /// fixture) upgrades in place: rows keep their data and gain the new
+    /// columns, and a redelivery of a stored message is still recognised.
+    #[test]
+    fn upgrade_from_version_2_keeps_every_message() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&mut conn).unwrap();
+        conn.execute_batch(include_str!("../tests/fixtures/schema-v2.sql"))
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO messages (id, wa_id, direction, phone, sender_jid, message, reply_status,
+                 created_at)
+             VALUES ('in1', 'W1', 'incoming', '1@s.whatsapp.net', '1@s.whatsapp.net',
+                 'where is my order', 'unread', 100);
+             INSERT INTO messages (id, wa_id, direction, phone, sender_jid, message, reply_status,
+                 delivery_status, in_reply_to, created_at)
+             VALUES ('out1', 'W2', 'outgoing', '1@s.whatsapp.net', 'me', 'on its way', 'sent',
+                 'delivered', 'in1', 101);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let incoming = get_message(&conn, "in1").unwrap().unwrap();
+        assert_eq!(
+            (
+                incoming.message.as_str(),
+                incoming.created_at,
+                incoming.received_at
+            ),
+            ("where is my order", 100, 100)
+        );
+        let outgoing = get_message(&conn, "out1").unwrap().unwrap();
+        assert_eq!(outgoing.source.as_deref(), Some("api"));
+        assert_eq!(outgoing.delivery_status.as_deref(), Some("delivered"));
+        // The old key is gone, the received key holds the old row.
+        let old_index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'messages_wa_key'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old_index, 0);
+        let tx = conn.transaction().unwrap();
+        let again = store_received(&tx, "dup", &incoming_at("W1", "1@s.whatsapp.net", 100), 200);
+        assert_eq!(again.unwrap(), Received::Duplicate);
+        tx.commit().unwrap();
+        // Counts, chats and search still agree.
+        assert_eq!(inbox_count(&conn, Some("unread")).unwrap(), 1);
+        let q = InboxQuery {
+            search: Some("my order".into()),
+            page: 1,
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(inbox(&conn, &q).unwrap().1, 1);
+        assert_eq!(chat_expiration(&conn, "1@s.whatsapp.net").unwrap(), None);
+        assert_kept_counts_are_exact(&conn);
+        // Upgrading again changes nothing.
+        migrate(&conn).unwrap();
+        assert_eq!(get_message(&conn, "in1").unwrap().unwrap(), incoming);
+    }
+
+    fn incoming_at(wa_id: &str, chat: &str, at: i64) -> IncomingMessage {
+        IncomingMessage {
+            timestamp: Some(at),
+            ..incoming(wa_id, chat, "x")
+        }
+    }
+
+    fn receive(conn: &mut Connection, id: &str, m: &IncomingMessage, now: i64) -> Received {
+        let tx = conn.transaction().unwrap();
+        let got = store_received(&tx, id, m, now).unwrap();
+        tx.commit().unwrap();
+        got
+    }
+
+    const LID: &str = "123456789012345@lid";
+    const PN: &str = "15551234567@s.whatsapp.net";
+
+    #[test]
+    fn a_lid_chat_merges_into_the_phone_number_chat() {
+        let mut conn = open_memory().unwrap();
+        // Before its number is known, the customer writes under a LID …
+        receive(&mut conn, "a", &incoming_at("1", LID, 10), 10);
+        receive(&mut conn, "b", &incoming_at("2", LID, 11), 11);
+        // … and in a group, too.
+        let in_group = IncomingMessage {
+            sender: LID.into(),
+            ..incoming_at("3", "9@g.us", 12)
+        };
+        receive(&mut conn, "c", &in_group, 12);
+        assert_eq!(get_message(&conn, "a").unwrap().unwrap().phone, LID);
+        // A message revealing the pair: one chat from now on.
+        let with_pair = IncomingMessage {
+            mappings: vec![(LID.into(), PN.into())],
+            ..incoming_at("4", LID, 13)
+        };
+        let Received::New(row) = receive(&mut conn, "d", &with_pair, 13) else {
+            panic!()
+        };
+        assert_eq!((row.phone.as_str(), row.sender_jid.as_str()), (PN, PN));
+        assert_eq!(row.sender_lid.as_deref(), Some(LID));
+        for id in ["a", "b"] {
+            let m = get_message(&conn, id).unwrap().unwrap();
+            assert_eq!((m.phone.as_str(), m.sender_jid.as_str()), (PN, PN), "{id}");
+            assert_eq!(m.sender_lid.as_deref(), Some(LID));
+        }
+        let member = get_message(&conn, "c").unwrap().unwrap();
+        assert_eq!(
+            (member.phone.as_str(), member.sender_jid.as_str()),
+            ("9@g.us", PN)
+        );
+        // One chat with every unread message; the LID's chat is gone.
+        let (chats, total) = conversations(&conn, 1, 10).unwrap();
+        assert_eq!(total, 2);
+        let chat = chats.iter().find(|c| c.phone == PN).unwrap();
+        assert_eq!((chat.unread, chat.last.id.as_str()), (3, "d"));
+        assert_eq!(conversation_messages(&conn, PN, 1, 10).unwrap().1, 3);
+        // Later messages under the LID alone land in the same chat.
+        let Received::New(later) = receive(&mut conn, "e", &incoming_at("5", LID, 14), 14) else {
+            panic!()
+        };
+        assert_eq!(later.phone, PN);
+        // A message from the number shows the LID it is known by.
+        let Received::New(by_number) = receive(&mut conn, "f", &incoming_at("6", PN, 15), 15)
+        else {
+            panic!()
+        };
+        assert_eq!(by_number.sender_lid.as_deref(), Some(LID));
+        assert_kept_counts_are_exact(&conn);
+    }
+
+    #[test]
+    fn a_redelivery_after_a_mapping_is_stored_once() {
+        let mut conn = open_memory().unwrap();
+        let first = incoming_at("W1", LID, 10);
+        assert!(matches!(
+            receive(&mut conn, "a", &first, 10),
+            Received::New(_)
+        ));
+        // The mapping arrives in between (with another message) …
+        let other = IncomingMessage {
+            mappings: vec![(LID.into(), PN.into())],
+            ..incoming_at("W2", LID, 11)
+        };
+        receive(&mut conn, "b", &other, 11);
+        // … and WhatsApp redelivers the first one, now with the pair.
+        let again = IncomingMessage {
+            mappings: vec![(LID.into(), PN.into())],
+            ..first
+        };
+        assert_eq!(receive(&mut conn, "c", &again, 12), Received::Duplicate);
+        assert_eq!(inbox_count(&conn, None).unwrap(), 2);
+    }
+
+    #[test]
+    fn own_messages_from_the_phone_are_replies() {
+        let mut conn = open_memory().unwrap();
+        receive(&mut conn, "q1", &incoming_at("1", PN, 100), 100);
+        receive(&mut conn, "q2", &incoming_at("2", PN, 200), 200);
+        // Typed on the phone at 150: it answers the first question only.
+        let own = IncomingMessage {
+            sender: "15550000000@s.whatsapp.net".into(),
+            from_me: true,
+            ..incoming_at("3", PN, 150)
+        };
+        let Received::New(row) = receive(&mut conn, "r", &own, 300) else {
+            panic!()
+        };
+        assert_eq!(row.direction, "outgoing");
+        assert_eq!(
+            (
+                row.reply_status.as_str(),
+                row.delivery_status.as_deref(),
+                row.source.as_deref()
+            ),
+            ("sent", Some("sent"), Some("phone"))
+        );
+        assert_eq!(
+            get_message(&conn, "q1").unwrap().unwrap().reply_status,
+            "replied"
+        );
+        assert_eq!(
+            get_message(&conn, "q2").unwrap().unwrap().reply_status,
+            "unread"
+        );
+        // A reply this server sent, echoed back from another device, is not
+        // stored twice.
+        let tx = conn.transaction().unwrap();
+        insert_outgoing(
+            &tx,
+            &Outgoing {
+                id: "api",
+                wa_id: "SENT",
+                phone: PN,
+                sender_jid: "",
+                text: "y",
+                in_reply_to: "q2",
+                source: "api",
+                created_at: 400,
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let echo = IncomingMessage {
+            wa_id: "SENT".into(),
+            ..own
+        };
+        assert_eq!(receive(&mut conn, "x", &echo, 401), Received::Duplicate);
+        assert_kept_counts_are_exact(&conn);
+    }
+
+    #[test]
+    fn a_placeholder_is_filled_in_place() {
+        let mut conn = open_memory().unwrap();
+        let placeholder = IncomingMessage {
+            text: "[Message could not be decrypted yet]".into(),
+            placeholder: Some(crate::wa::Placeholder::Undecryptable),
+            ..incoming_at("W", PN, 10)
+        };
+        let Received::New(row) = receive(&mut conn, "p", &placeholder, 10) else {
+            panic!()
+        };
+        assert_eq!(row.placeholder.as_deref(), Some("undecryptable"));
+        // The same placeholder again changes nothing.
+        assert_eq!(
+            receive(&mut conn, "x", &placeholder, 11),
+            Received::Duplicate
+        );
+        let content = IncomingMessage {
+            text: "the real text".into(),
+            placeholder: None,
+            ..placeholder.clone()
+        };
+        let Received::Filled(row) = receive(&mut conn, "y", &content, 12) else {
+            panic!()
+        };
+        assert_eq!(
+            (row.id.as_str(), row.message.as_str()),
+            ("p", "the real text")
+        );
+        assert_eq!(row.placeholder, None);
+        // Once filled, neither the content nor a placeholder replaces it.
+        assert_eq!(receive(&mut conn, "z", &content, 13), Received::Duplicate);
+        assert_eq!(
+            receive(&mut conn, "z", &placeholder, 13),
+            Received::Duplicate
+        );
+        let q = InboxQuery {
+            search: Some("real text".into()),
+            page: 1,
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(inbox(&conn, &q).unwrap().1, 1);
+        assert_eq!(inbox_count(&conn, None).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_backlog_keeps_whatsapps_times() {
+        let mut conn = open_memory().unwrap();
+        let Received::New(row) = receive(&mut conn, "a", &incoming_at("1", PN, 1_000), 5_000)
+        else {
+            panic!()
+        };
+        assert_eq!((row.created_at, row.received_at), (1_000, 5_000));
+        // No time, or one from the future: the arrival.
+        let none = IncomingMessage {
+            timestamp: None,
+            ..incoming("2", PN, "x")
+        };
+        let Received::New(row) = receive(&mut conn, "b", &none, 5_000) else {
+            panic!()
+        };
+        assert_eq!(row.created_at, 5_000);
+        let Received::New(row) = receive(
+            &mut conn,
+            "c",
+            &incoming_at("3", PN, 5_000 + 2 * 86_400),
+            5_000,
+        ) else {
+            panic!()
+        };
+        assert_eq!(row.created_at, 5_000);
+    }
+
+    #[test]
+    fn a_chat_remembers_its_disappearing_timer() {
+        let mut conn = open_memory().unwrap();
+        let timed = IncomingMessage {
+            expiration: Some(604_800),
+            ..incoming_at("1", PN, 10)
+        };
+        receive(&mut conn, "a", &timed, 10);
+        assert_eq!(chat_expiration(&conn, PN).unwrap(), Some(604_800));
+        // A message without a timer says nothing about it.
+        receive(&mut conn, "b", &incoming_at("2", PN, 11), 11);
+        assert_eq!(chat_expiration(&conn, PN).unwrap(), Some(604_800));
+        set_chat_expiration(&conn, PN, 0).unwrap();
+        assert_eq!(chat_expiration(&conn, PN).unwrap(), None);
+    }
+
     #[test]
     fn delivery_status_only_moves_forward() {
         let mut conn = open_memory().unwrap();
@@ -2060,6 +2780,7 @@ mod tests {
                 sender_jid: "",
                 text: "y",
                 in_reply_to: "in",
+                source: "api",
                 created_at: 2,
             },
         )

@@ -27,7 +27,7 @@ pub fn store(
     let name = format!("{}.{}", auth::uuid_v4(), extension(mime, filename));
     let partial = dir.join(format!(".{name}.part"));
     match copy_hashed(reader, &partial, max_bytes) {
-        Ok((size, sha)) => match std::fs::rename(&partial, dir.join(&name)) {
+        Ok((size, sha)) => match rename_durably(&partial, &dir.join(&name)) {
             Ok(()) => {
                 info.file_name = Some(name);
                 info.size = Some(size);
@@ -80,9 +80,18 @@ impl PendingFile {
             mime: mime.map(str::to_string),
             ..Default::default()
         };
-        let hashed = File::open(&partial).and_then(|mut file| hash_up_to(&mut file, max_bytes));
+        // Opened for writing so that its data can be synced before the rename.
+        let hashed = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&partial)
+            .and_then(|mut file| {
+                let hashed = hash_up_to(&mut file, max_bytes)?;
+                file.sync_all()?;
+                Ok(hashed)
+            });
         match hashed.and_then(|(size, sha)| {
-            std::fs::rename(&partial, &target)?;
+            rename_durably(&partial, &target)?;
             Ok((size, sha))
         }) {
             Ok((size, sha)) => {
@@ -108,6 +117,17 @@ impl PendingFile {
             ..Default::default()
         }
     }
+}
+
+/// Moves a synced file into place and syncs the directory, so that after a
+/// power cut the file is there under its name (a rename lives in the
+/// directory, not in the file).
+fn rename_durably(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::rename(from, to)?;
+    if let Some(dir) = to.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Reads `reader` to the end, hashing what it reads and passing it on to

@@ -77,6 +77,7 @@ pub const ROUTES: &[Route] = &[
     r(Get,    "/metrics",                                 ApiKeyOrBasic, api::metrics),
     // ── simulator (sandbox) ─────────────────────────────────────────────────────────
     r(Post,   "/api/v1/simulator/messages",               Simulator,     api::sim_inject),
+    r(Post,   "/api/v1/simulator/raw",                    Simulator,     api::sim_raw),
     r(Post,   "/api/v1/simulator/connection",             Simulator,     api::sim_connection),
     r(Get,    "/api/v1/simulator/sent",                   Simulator,     api::sim_sent),
     r(Post,   "/api/v1/simulator/fail-sends",             Simulator,     api::sim_fail_sends),

@@ -3,8 +3,11 @@
 //! Injected messages take the real path: media through `media::store`, the
 //! message to the event sink, and the answer only after the sink committed.
 
-use crate::wa::{IncomingMessage, Injected, SentRecord, SimMessage, WaCommand, WaEvent};
-use crate::{auth, media};
+use crate::wa::{
+    Inbound, IncomingMessage, Injected, MediaInfo, RawMessage, RawOutcome, SentRecord, SimMessage,
+    Stored, WaCommand, WaEvent,
+};
+use crate::{auth, media, whatsapp};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::path::PathBuf;
 use std::thread::JoinHandle;
@@ -56,10 +59,7 @@ struct Simulator {
 
 /// A WhatsApp-looking message id.
 fn new_wa_id() -> String {
-    format!(
-        "3EB0{}",
-        auth::hex(&auth::random_bytes::<8>()).to_ascii_uppercase()
-    )
+    crate::wa::new_message_id()
 }
 
 impl Simulator {
@@ -111,6 +111,9 @@ impl Simulator {
             }
             WaCommand::SimInject { message, reply } => {
                 let _ = reply.send(self.inject(message));
+            }
+            WaCommand::SimRaw { message, reply } => {
+                let _ = reply.send(self.raw(message));
             }
             WaCommand::SimConnection { state, reply } => {
                 self.set_state(&state);
@@ -165,47 +168,148 @@ impl Simulator {
     /// the caller waits for the commit on `Injected::committed`.
     fn inject(&mut self, m: SimMessage) -> Result<Injected, String> {
         let wa_id = m.id.clone().unwrap_or_else(new_wa_id);
-        let media = m.media_type.as_deref().map(|kind| match &m.media {
-            Some(bytes) => media::store(
-                &self.config.media_dir,
-                kind,
-                m.mime.as_deref(),
-                m.filename.as_deref(),
-                &mut bytes.as_slice(),
-                self.config.media_max_bytes,
-            ),
-            None => crate::wa::MediaInfo {
-                kind: kind.to_string(),
-                mime: m.mime.clone(),
-                error: Some("no media was attached".into()),
-                ..Default::default()
-            },
-        });
         let text = match (&m.text, &m.media_type) {
             (Some(t), _) if !t.is_empty() => t.clone(),
             (_, Some(kind)) => crate::wa::placeholder(kind, m.filename.as_deref()),
             _ => String::new(),
         };
-        let message = IncomingMessage {
+        let mut message = IncomingMessage {
             wa_id: wa_id.clone(),
             chat: m.group.clone().unwrap_or_else(|| m.from.clone()),
             sender: m.from,
             push_name: m.push_name,
             text,
-            media,
-            raw: None,
-            timestamp: None,
+            ..Default::default()
         };
-        let (ack_tx, ack_rx) = bounded(1);
+        let Some(kind) = m.media_type else {
+            // Text: answered at once, so the simulator is free for the next
+            // message while the sink commits this one with others.
+            let (ack_tx, ack_rx) = bounded(1);
+            self.events
+                .send(WaEvent::Message {
+                    message: Box::new(message),
+                    ack: Some(ack_tx),
+                })
+                .map_err(|_| "the event sink has stopped".to_string())?;
+            return Ok(Injected {
+                wa_id,
+                committed: ack_rx,
+            });
+        };
+        let file = match m.media {
+            Some(bytes) => Some((bytes, m.mime.clone(), m.filename.clone())),
+            None => None,
+        };
+        message.media = Some(MediaInfo {
+            kind: kind.clone(),
+            mime: m.mime.clone(),
+            size: file.as_ref().map(|(bytes, _, _)| bytes.len() as u64),
+            error: file.is_none().then(|| "no media was attached".to_string()),
+            ..Default::default()
+        });
+        let stored = self.store(message)?;
+        if let (Some(id), Some((bytes, mime, filename))) = (stored.fetch_media.clone(), file) {
+            self.store_media(&id, &kind, mime.as_deref(), filename.as_deref(), &bytes)?;
+        }
+        let (done, committed) = bounded(1);
+        let _ = done.send(Ok(stored));
+        Ok(Injected { wa_id, committed })
+    }
+
+    /// A message given as its protobuf, translated by the real backend's
+    /// code; `media` stands in for the file the real backend downloads.
+    fn raw(&mut self, mut raw: RawMessage) -> Result<RawOutcome, String> {
+        let wa_id = raw.id.get_or_insert_with(new_wa_id).clone();
+        let kind = match whatsapp::translate_raw(&raw, SIM_ME)? {
+            Inbound::Ignored(why) => {
+                log::debug!("simulator: raw message {wa_id} not stored: {why}");
+                "ignored"
+            }
+            Inbound::Update(update) => {
+                self.wait(|ack| WaEvent::Update { update, ack })?;
+                "update"
+            }
+            Inbound::Message { mut message, media } => {
+                let max = self.config.media_max_bytes;
+                message.media = media.as_ref().map(|spec| spec.announced(max));
+                let stored = self.store(*message)?;
+                if let (Some(id), Some(spec)) = (stored.fetch_media, media) {
+                    match &raw.media {
+                        Some(bytes) => {
+                            let mime = spec.mime.as_deref();
+                            let name = spec.file_name.as_deref();
+                            self.store_media(&id, spec.kind, mime, name, bytes)?
+                        }
+                        None => self.record_media(
+                            &id,
+                            MediaInfo {
+                                kind: spec.kind.to_string(),
+                                error: Some(
+                                    "download failed: no media_base64 stood in for the file".into(),
+                                ),
+                                ..Default::default()
+                            },
+                        )?,
+                    }
+                }
+                "message"
+            }
+        };
+        Ok(RawOutcome { wa_id, kind })
+    }
+
+    /// Hands a message to the sink and waits for its commit.
+    fn store(&mut self, message: IncomingMessage) -> Result<Stored, String> {
+        let message = Box::new(message);
+        self.wait(|ack| WaEvent::Message { message, ack })
+    }
+
+    /// Stores a file as the real backend stores a download, after its
+    /// message, and has the sink record it.
+    fn store_media(
+        &mut self,
+        id: &str,
+        kind: &str,
+        mime: Option<&str>,
+        filename: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<(), String> {
+        let info = media::store(
+            &self.config.media_dir,
+            kind,
+            mime,
+            filename,
+            &mut &bytes[..],
+            self.config.media_max_bytes,
+        );
+        self.record_media(id, info)
+    }
+
+    fn record_media(&mut self, id: &str, media: MediaInfo) -> Result<(), String> {
+        let (done, applied) = bounded(1);
         self.events
-            .send(WaEvent::Message {
-                message: Box::new(message),
-                ack: Some(ack_tx),
+            .send(WaEvent::Media {
+                id: id.to_string(),
+                media: Box::new(media),
+                done: Some(done),
             })
             .map_err(|_| "the event sink has stopped".to_string())?;
-        Ok(Injected {
-            wa_id,
-            committed: ack_rx,
-        })
+        applied
+            .recv()
+            .map_err(|_| "the event sink has stopped".to_string())?
+    }
+
+    /// Sends an event built around an answer channel and waits for it.
+    fn wait(
+        &mut self,
+        event: impl FnOnce(Option<crate::wa::Reply<Stored>>) -> WaEvent,
+    ) -> Result<Stored, String> {
+        let (ack_tx, ack_rx) = bounded(1);
+        self.events
+            .send(event(Some(ack_tx)))
+            .map_err(|_| "the event sink has stopped".to_string())?;
+        ack_rx
+            .recv()
+            .map_err(|_| "the event sink has stopped".to_string())?
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::db;
 use crate::state::{ConnState, QrCode, Shared};
-use crate::wa::{IncomingMessage, WaEvent};
+use crate::wa::{IncomingMessage, MediaInfo, Reply, Stored, Update, UpdateAction, WaEvent};
 use crate::webhooks::{self, WebhookWaker};
 use crate::{auth, clock};
 use crossbeam_channel::Receiver;
@@ -19,7 +19,7 @@ use std::time::Instant;
 const MAX_BATCH: usize = 64;
 
 /// A message and where to acknowledge it.
-type Pending = (Box<IncomingMessage>, Option<crate::wa::Reply<()>>);
+type Pending = (Box<IncomingMessage>, Option<Reply<Stored>>);
 
 /// Setting that remembers our own JID across restarts.
 const SETTING_ME: &str = "whatsapp.me";
@@ -93,7 +93,24 @@ impl Sink {
                     );
                 }
                 if let Some(ack) = ack {
-                    let _ = ack.send(result.map(|_| ()).map_err(|e| e.to_string()));
+                    let _ = ack.send(result.map_err(|e| e.to_string()));
+                }
+            }
+            WaEvent::Update { update, ack } => {
+                let result = self.apply_update(&update);
+                if let Err(e) = &result {
+                    log::error!(
+                        "applying update {} in {} failed: {e}",
+                        update.wa_id,
+                        update.chat
+                    );
+                }
+                if let Some(ack) = ack {
+                    let _ = ack.send(
+                        result
+                            .map(|()| Stored::default())
+                            .map_err(|e| e.to_string()),
+                    );
                 }
             }
             WaEvent::Qr { code, valid_for } => {
@@ -171,6 +188,19 @@ impl Sink {
             WaEvent::Flush { done } => {
                 let _ = done.send(Ok(()));
             }
+            WaEvent::Media { id, media, done } => {
+                let result = self.apply_media(&id, &media);
+                if let Err(e) = &result {
+                    log::error!("recording the media of message {id} failed: {e}");
+                }
+                if let Some(done) = done {
+                    let _ = done.send(result.map_err(|e| e.to_string()));
+                }
+            }
+            WaEvent::PendingMedia { reply } => {
+                let pending = db::pending_media(&self.conn, 100).map_err(|e| e.to_string());
+                let _ = reply.send(pending);
+            }
             WaEvent::Receipt { wa_ids, status } => {
                 if let Err(e) = db::advance_delivery_status(&self.conn, &wa_ids, status) {
                     log::error!("applying a {} receipt failed: {e}", status.as_str());
@@ -187,10 +217,9 @@ impl Sink {
             match self.store_together(&batch) {
                 Ok(stored) => {
                     log::debug!("stored {} messages in one transaction", batch.len());
-                    self.after_commit(stored);
-                    for (_, ack) in batch {
+                    for ((_, ack), stored) in batch.into_iter().zip(stored) {
                         if let Some(ack) = ack {
-                            let _ = ack.send(Ok(()));
+                            let _ = ack.send(Ok(stored));
                         }
                     }
                     return;
@@ -206,52 +235,78 @@ impl Sink {
         }
     }
 
-    /// One transaction for every message of the batch; how many were new.
-    fn store_together(&mut self, batch: &[Pending]) -> db::DbResult<usize> {
+    /// One transaction for every message of the batch.
+    fn store_together(&mut self, batch: &[Pending]) -> db::DbResult<Vec<Stored>> {
         let tx = self.conn.transaction()?;
-        let mut stored = 0;
+        let mut stored = Vec::with_capacity(batch.len());
+        let mut counts = Counts::default();
         for (m, _) in batch {
-            if let Some(row) = db::insert_incoming(&tx, &auth::uuid_v4(), m, clock::now_secs())? {
-                let payload =
-                    webhooks::payload(webhooks::MESSAGE_RECEIVED, webhooks::message_data(&row));
-                db::enqueue_deliveries(&tx, webhooks::MESSAGE_RECEIVED, &payload)?;
-                stored += 1;
-            }
+            stored.push(store_one(&tx, m, &mut counts)?);
         }
         tx.commit()?;
+        self.after_commit(counts);
         Ok(stored)
     }
 
     /// Counts committed messages and wakes the webhook thread.
-    fn after_commit(&self, stored: usize) {
-        if stored > 0 {
-            self.shared
-                .metrics
-                .messages_in
-                .fetch_add(stored as u64, Ordering::Relaxed);
+    fn after_commit(&self, counts: Counts) {
+        let metrics = &self.shared.metrics;
+        metrics
+            .messages_in
+            .fetch_add(counts.received, Ordering::Relaxed);
+        metrics
+            .messages_out
+            .fetch_add(counts.sent, Ordering::Relaxed);
+        if counts.queued > 0 {
             self.webhooks.wake();
         }
     }
 
-    /// Stores the message and its deliveries in one transaction. Ok(false):
-    /// it was a redelivery, already stored.
-    fn store_message(&mut self, m: &IncomingMessage) -> db::DbResult<bool> {
+    /// Stores the message and its deliveries in one transaction.
+    fn store_message(&mut self, m: &IncomingMessage) -> db::DbResult<Stored> {
         let tx = self.conn.transaction()?;
-        let created_at = clock::now_secs();
-        let Some(row) = db::insert_incoming(&tx, &auth::uuid_v4(), m, created_at)? else {
-            return Ok(false);
-        };
-        let payload = webhooks::payload(webhooks::MESSAGE_RECEIVED, webhooks::message_data(&row));
-        let queued = db::enqueue_deliveries(&tx, webhooks::MESSAGE_RECEIVED, &payload)?;
+        let mut counts = Counts::default();
+        let stored = store_one(&tx, m, &mut counts)?;
         tx.commit()?;
-        self.shared
-            .metrics
-            .messages_in
-            .fetch_add(1, Ordering::Relaxed);
-        if queued > 0 {
-            self.webhooks.wake();
+        self.after_commit(counts);
+        Ok(stored)
+    }
+
+    /// Records fetched media and announces the message it completes (its
+    /// webhook waited for the file).
+    fn apply_media(&mut self, id: &str, media: &MediaInfo) -> db::DbResult<()> {
+        let tx = self.conn.transaction()?;
+        let mut counts = Counts::default();
+        if let Some(row) = db::set_media(&tx, id, media)? {
+            counts.queued += announce(&tx, &row)?;
         }
-        Ok(true)
+        tx.commit()?;
+        self.after_commit(counts);
+        Ok(())
+    }
+
+    /// A reaction, edit or deletion: recorded by the conversation features
+    /// when they exist; until then logged. A chat's disappearing-messages
+    /// timer is kept for replies.
+    fn apply_update(&mut self, u: &Update) -> db::DbResult<()> {
+        let tx = self.conn.transaction()?;
+        let now = clock::now_secs();
+        for (lid, pn) in &u.mappings {
+            db::learn_lid(&tx, lid, pn, now)?;
+        }
+        match &u.action {
+            UpdateAction::Expiration { seconds } => {
+                let chat = db::phone_of(&tx, &u.chat)?;
+                db::set_chat_expiration(&tx, &chat, *seconds)?;
+            }
+            action => log::debug!(
+                "update {} from {} in {} not applied: {action:?}",
+                u.wa_id,
+                u.sender,
+                u.chat
+            ),
+        }
+        tx.commit()
     }
 
     fn remember_me(&self, jid: &str) {
@@ -274,4 +329,56 @@ impl Sink {
             Err(e) => log::error!("queueing {event} webhooks failed: {e}"),
         }
     }
+}
+
+/// What a transaction stored, for the metrics and the webhook wake-up.
+#[derive(Default)]
+struct Counts {
+    received: u64,
+    sent: u64,
+    queued: usize,
+}
+
+/// Stores one message and its webhook deliveries in `tx`: `message.received`
+/// for a customer's message (again, with the content, when it fills in a
+/// placeholder), `message.sent` with source `phone` for our own. A message
+/// whose media is still to be fetched is announced once the file is in
+/// (`apply_media`), so its webhook carries the file's URL.
+fn store_one(
+    tx: &rusqlite::Transaction<'_>,
+    m: &IncomingMessage,
+    counts: &mut Counts,
+) -> db::DbResult<Stored> {
+    let row = match db::store_received(tx, &auth::uuid_v4(), m, clock::now_secs())? {
+        db::Received::New(row) => {
+            if row.direction == "outgoing" {
+                counts.sent += 1;
+            } else {
+                counts.received += 1;
+            }
+            row
+        }
+        db::Received::Filled(row) => row,
+        db::Received::Duplicate => return Ok(Stored::default()),
+    };
+    let media_pending =
+        row.media_type.is_some() && row.media_url.is_none() && row.media_error.is_none();
+    if media_pending {
+        return Ok(Stored {
+            fetch_media: Some(row.id),
+        });
+    }
+    counts.queued += announce(tx, &row)?;
+    Ok(Stored::default())
+}
+
+/// Queues the webhook deliveries that announce a stored message.
+fn announce(tx: &rusqlite::Transaction<'_>, row: &db::Message) -> db::DbResult<usize> {
+    let event = if row.direction == "outgoing" {
+        webhooks::MESSAGE_SENT
+    } else {
+        webhooks::MESSAGE_RECEIVED
+    };
+    let payload = webhooks::payload(event, webhooks::message_data(row));
+    db::enqueue_deliveries(tx, event, &payload)
 }

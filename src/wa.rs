@@ -36,6 +36,12 @@ pub enum WaCommand {
         message: SimMessage,
         reply: Reply<Injected>,
     },
+    /// Simulator only: a WhatsApp message as its protobuf, translated by the
+    /// real backend's code (`whatsapp::translate_raw`). Answers once applied.
+    SimRaw {
+        message: RawMessage,
+        reply: Reply<RawOutcome>,
+    },
     /// Simulator only: drive the connection state.
     SimConnection { state: String, reply: Reply<()> },
     /// Simulator only: what the app has sent.
@@ -73,6 +79,35 @@ pub struct SimMessage {
     pub group: Option<String>,
 }
 
+/// A message given as its protobuf (`POST /api/v1/simulator/raw`): the
+/// envelope WhatsApp's stanza would carry, and the encoded `whatsapp.Message`.
+#[derive(Debug, Clone, Default)]
+pub struct RawMessage {
+    /// The customer (the chat of a direct message; the author in a group).
+    pub from: String,
+    /// The phone-number JID WhatsApp names alongside a LID `from`, or the
+    /// LID alongside a phone number.
+    pub from_alt: Option<String>,
+    pub proto: Vec<u8>,
+    pub id: Option<String>,
+    pub push_name: Option<String>,
+    pub group: Option<String>,
+    /// When WhatsApp says it was sent (Unix seconds).
+    pub timestamp: Option<i64>,
+    /// Stands in for the downloaded file of a media message.
+    pub media: Option<Vec<u8>>,
+    /// Our own account sent it (from the phone) into the chat `from`.
+    pub from_me: bool,
+}
+
+/// What became of a raw message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawOutcome {
+    pub wa_id: String,
+    /// `message` (stored or already stored), `update`, or `ignored`.
+    pub kind: &'static str,
+}
+
 /// One message the simulator was asked to send.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SentRecord {
@@ -86,7 +121,7 @@ pub struct SentRecord {
 /// the sink answers once it is committed (or could not be).
 pub struct Injected {
     pub wa_id: String,
-    pub committed: Receiver<Result<(), String>>,
+    pub committed: Receiver<Result<Stored, String>>,
 }
 
 /// Events from the backend, applied by the event sink (`sink.rs`).
@@ -105,12 +140,29 @@ pub enum WaEvent {
     },
     /// Unlinked from the phone (or 401): no reconnect until a new pairing.
     LoggedOut { reason: String },
-    /// An incoming message. The sink commits it (and its webhook deliveries),
-    /// then answers on `ack`; the backend acknowledges WhatsApp only after that.
+    /// A message (a customer's, or our own from another device). The sink
+    /// commits it (and its webhook deliveries), then answers on `ack`; the
+    /// backend acknowledges WhatsApp only after that.
     Message {
         message: Box<IncomingMessage>,
-        ack: Option<Reply<()>>,
+        ack: Option<Reply<Stored>>,
     },
+    /// A reaction, edit, deletion or chat setting; answered like a message.
+    Update {
+        update: Box<Update>,
+        ack: Option<Reply<Stored>>,
+    },
+    /// The media of message `id` was fetched (or given up on). The sink
+    /// records it and announces the message to webhooks; `done` answers
+    /// once that is committed.
+    Media {
+        id: String,
+        media: Box<MediaInfo>,
+        done: Option<Reply<()>>,
+    },
+    /// Which stored messages still wait for their media (a download cut
+    /// short by a restart): at most 100, oldest first.
+    PendingMedia { reply: Reply<Vec<PendingMedia>> },
     /// A delivery receipt for messages we sent.
     Receipt {
         wa_ids: Vec<String>,
@@ -121,30 +173,170 @@ pub enum WaEvent {
     Flush { done: Reply<()> },
 }
 
-/// An incoming message as the backend delivers it, media already on disk.
+/// A message from WhatsApp as the inbox stores it: one a customer sent, or one
+/// our own account sent from the phone or WhatsApp Web (`from_me`). Chat and
+/// sender are as WhatsApp addressed them; the sink maps a LID to its phone
+/// number from the LID table (and `mappings`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IncomingMessage {
     /// WhatsApp's message id.
     pub wa_id: String,
-    /// Chat JID (customer or group).
+    /// Chat JID as received, without device: the customer (phone number or
+    /// LID) or the group.
     pub chat: String,
-    /// Author JID (phone-number JID when known).
+    /// Author JID as received, without device.
     pub sender: String,
+    /// LID ↔ phone-number pairs this message revealed, as `(lid, phone)`.
+    pub mappings: Vec<(String, String)>,
     pub push_name: Option<String>,
     /// Text, caption or placeholder.
     pub text: String,
+    /// The media as announced (kind, mime, size); the file follows later.
     pub media: Option<MediaInfo>,
-    /// The original protobuf, for quoting later.
+    /// The original protobuf, for quoting later and for media downloads.
     pub raw: Option<Vec<u8>>,
     /// When WhatsApp says it was sent (Unix seconds); the sink uses arrival
     /// time when absent.
     pub timestamp: Option<i64>,
+    /// Sent by our own account from another device: stored as outgoing.
+    pub from_me: bool,
+    /// A stand-in for content that may arrive later (replaced in place).
+    pub placeholder: Option<Placeholder>,
+    /// The chat's disappearing-messages timer this message carries (seconds).
+    pub expiration: Option<u32>,
+}
+
+/// Why a row shows a placeholder instead of the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placeholder {
+    /// View-once content never reaches linked devices.
+    ViewOnce,
+    /// The message could not be decrypted (yet): a retry may bring it.
+    Undecryptable,
+}
+
+impl Placeholder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placeholder::ViewOnce => "view_once",
+            Placeholder::Undecryptable => "undecryptable",
+        }
+    }
+
+    /// The row's text while the content is missing.
+    pub fn text(self) -> &'static str {
+        match self {
+            Placeholder::ViewOnce => "[View-once message: open it on the phone]",
+            Placeholder::Undecryptable => "[Message could not be decrypted yet]",
+        }
+    }
+}
+
+/// A change to a message already sent (a reaction, an edit, a deletion) or
+/// to its chat, rather than a new message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// WhatsApp's id of the update itself.
+    pub wa_id: String,
+    /// Chat and author as received (see `IncomingMessage`).
+    pub chat: String,
+    pub sender: String,
+    pub from_me: bool,
+    /// LID ↔ phone-number pairs it revealed, as `(lid, phone)`.
+    pub mappings: Vec<(String, String)>,
+    pub action: UpdateAction,
+}
+
+/// What an `Update` does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpdateAction {
+    /// A reaction to message `target`; an empty emoji removes it.
+    Reaction { target: String, emoji: String },
+    /// Message `target` now reads `text`.
+    Edit { target: String, text: String },
+    /// Message `target` was deleted for everyone.
+    Revoke { target: String },
+    /// The chat's disappearing-messages timer changed (0: off).
+    Expiration { seconds: u32 },
+    /// Another change to an existing message (a pin, keep-in-chat, a poll
+    /// option, an encrypted reaction …): `kind` names its protobuf field.
+    Other { kind: String },
+}
+
+/// One thing that arrived from WhatsApp, translated: what both backends hand
+/// the sink.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    /// A message for the inbox (or our own, from another device), with the
+    /// media it announces (fetched after the message is stored).
+    Message {
+        message: Box<IncomingMessage>,
+        media: Option<MediaSpec>,
+    },
+    /// A change to a message or chat.
+    Update(Box<Update>),
+    /// Not a chat message at all (protocol housekeeping, a status update, a
+    /// channel post): why, for the debug log.
+    Ignored(&'static str),
+}
+
+/// The media part of a message, before it is downloaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaSpec {
+    /// image, video, video_note, audio, document, sticker.
+    pub kind: &'static str,
+    pub mime: Option<String>,
+    /// The sender's file name (documents).
+    pub file_name: Option<String>,
+    /// The size WhatsApp announces, checked against MEDIA_MAX_BYTES before
+    /// anything is downloaded.
+    pub announced_len: Option<u64>,
+}
+
+impl MediaSpec {
+    /// What the row records before the file arrives: kind, mime and the
+    /// announced size; an announced size over `max_bytes` is refused here,
+    /// so nothing is downloaded for it.
+    pub fn announced(&self, max_bytes: u64) -> MediaInfo {
+        let over = self.announced_len.filter(|len| *len > max_bytes);
+        MediaInfo {
+            kind: self.kind.to_string(),
+            mime: self.mime.clone(),
+            size: self.announced_len,
+            error: over.map(|len| {
+                format!("larger than MEDIA_MAX_BYTES ({max_bytes} bytes): {len} bytes announced")
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// A stored message whose media has not been fetched yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingMedia {
+    /// Public id of the row.
+    pub id: String,
+    pub wa_id: String,
+    /// Chat and author as WhatsApp addressed the message.
+    pub chat: String,
+    pub sender: String,
+    pub from_me: bool,
+    /// The message's protobuf, which holds the media keys.
+    pub raw: Vec<u8>,
+}
+
+/// The sink's answer to a stored message or update.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The public id of the row whose media is to be fetched now: a new row
+    /// (or a placeholder just filled in) whose media has no file yet.
+    pub fetch_media: Option<String>,
 }
 
 /// A message's media as stored (or not) by `media::store`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MediaInfo {
-    /// image, video, audio, document, sticker.
+    /// image, video, video_note, audio, document, sticker.
     pub kind: String,
     pub mime: Option<String>,
     /// File name under the media dir, when stored.
@@ -214,6 +406,7 @@ pub fn placeholder(kind: &str, filename: Option<&str>) -> String {
     match kind {
         "image" => "[Image]".into(),
         "video" => "[Video]".into(),
+        "video_note" => "[Video note]".into(),
         "audio" => "[Audio]".into(),
         "voice" => "[Voice message]".into(),
         "sticker" => "[Sticker]".into(),
@@ -233,4 +426,14 @@ pub fn location_placeholder(lat: f64, lon: f64) -> String {
 /// `[Contact: name]`.
 pub fn contact_placeholder(name: &str) -> String {
     format!("[Contact: {name}]")
+}
+
+/// A fresh WhatsApp message id in the form WhatsApp Web uses ("3EB0" and 18
+/// upper-case hex digits), chosen before a message is sent so that the row,
+/// the send and any retry of it share one id.
+pub fn new_message_id() -> String {
+    format!(
+        "3EB0{}",
+        crate::auth::hex(&crate::auth::random_bytes::<9>()).to_ascii_uppercase()
+    )
 }

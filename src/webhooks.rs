@@ -71,9 +71,12 @@ pub fn message_data(m: &db::Message) -> Value {
         "mediaMime": m.media_mime,
         "mediaSize": m.media_size,
         "isGroup": m.phone.ends_with("@g.us"),
+        "senderLid": m.sender_lid,
+        "receivedAt": clock::format_iso_millis(m.received_at * 1000),
     });
     if m.direction == "outgoing" {
         data["inReplyTo"] = json!(m.in_reply_to);
+        data["source"] = json!(m.source);
     }
     data
 }

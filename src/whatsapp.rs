@@ -25,7 +25,10 @@
 mod translate;
 
 use crate::media;
-use crate::wa::{COMMAND_TIMEOUT, MediaInfo, Quote, Reply, WaCommand, WaEvent};
+use crate::wa::{
+    COMMAND_TIMEOUT, Inbound, MediaInfo, MediaSpec, Quote, RawMessage, Reply, Stored, WaCommand,
+    WaEvent,
+};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::future::Future;
 use std::io::IsTerminal;
@@ -36,16 +39,20 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use translate::{MediaSpec, Signal};
-use whatsapp_rust::download::Downloadable;
+use translate::Signal;
+use whatsapp_rust::buffa::Message as _;
+use whatsapp_rust::download::{DownloadParams, Downloadable};
+use whatsapp_rust::http::HttpStatusError;
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::prelude::{
-    Bot, Client, Event, EventHandler, InboundMessage, Jid, MessageBuilderExt, MessageExt,
+    Bot, Client, Event, EventHandler, InboundMessage, Jid, MessageBuilderExt, MessageInfo,
     SqliteStore, wa as proto,
 };
 use whatsapp_rust::transport::{Transport, TransportEvent, TransportFactory};
 use whatsapp_rust::wacore::runtime::{AbortHandle, Runtime};
+use whatsapp_rust::wacore_binary::jid::JidExt;
 use whatsapp_rust::{InboundDurabilityHook, anyhow, async_channel};
+use whatsapp_rust::{MediaRetryResult, MediaReuploadRequest};
 
 /// What the backend needs from the configuration.
 pub struct WhatsAppConfig {
@@ -72,6 +79,21 @@ impl std::fmt::Debug for TestHook {
             .field("version", &self.version)
             .finish_non_exhaustive()
     }
+}
+
+/// The crate's HTTP client (media downloads and uploads, the version
+/// lookup) with timeouts: ureq waits forever by default, and one stalled
+/// download would then hold a blocking thread for good.
+fn http_client() -> whatsapp_rust::http::UreqHttpClient {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .timeout_per_write(Some(Duration::from_secs(60)))
+        .max_idle_connections(8)
+        .build()
+        .into();
+    whatsapp_rust::http::UreqHttpClient::with_agent(agent)
 }
 
 /// The pause before reconnect attempt `failures + 1`: the first within about
@@ -117,6 +139,11 @@ pub fn spawn(
                 return;
             }
             let (signal_tx, signal_rx) = mpsc::unbounded_channel();
+            let media = MediaFetcher::new(
+                events.clone(),
+                config.media_dir.clone(),
+                config.media_max_bytes,
+            );
             let supervisor = Supervisor {
                 config,
                 events,
@@ -126,6 +153,7 @@ pub fn spawn(
                 generation: 0,
                 failures: 0,
                 paired: false,
+                media,
             };
             runtime.block_on(supervisor.run());
             // Drops leftover tasks (and with them every event sender).
@@ -217,6 +245,8 @@ struct Supervisor {
     failures: u32,
     /// Whether the store held a paired device when the last client started.
     paired: bool,
+    /// Media downloads, shared by every client this supervisor starts.
+    media: MediaFetcher,
 }
 
 impl Supervisor {
@@ -324,6 +354,7 @@ impl Supervisor {
         };
         let builder = Bot::builder()
             .with_backend(store)
+            .with_http_client(http_client())
             .with_runtime(CurrentThreadRuntime)
             .with_event_handler(Forwarder {
                 generation,
@@ -455,7 +486,7 @@ impl Supervisor {
                 let client = Arc::clone(client);
                 tokio::spawn(async move {
                     for item in batch.iter() {
-                        if let Err(e) = inbox.commit(&client, item).await {
+                        if let Err(e) = inbox.commit(&client, &item.info, &item.message).await {
                             log::error!("storing recovered message {} failed: {e}", item.info.id);
                         }
                     }
@@ -482,6 +513,10 @@ impl Supervisor {
                 self.failures = 0;
                 let jid = client.pn().map(|j| j.to_non_ad_string());
                 self.emit(WaEvent::Connected { jid }).await;
+                self.resume_media(client);
+            }
+            Signal::Placeholder(message) => {
+                self.emit(WaEvent::Message { message, ack: None }).await;
             }
             Signal::Disconnected { reason } => seen.disconnect = Some(reason),
             Signal::LoggedOut { reason } => seen.logged_out = Some(reason),
@@ -590,9 +625,51 @@ impl Supervisor {
     fn inbox(&self) -> DurableInbox {
         DurableInbox {
             events: self.events.clone(),
-            media_dir: self.config.media_dir.clone(),
-            media_max_bytes: self.config.media_max_bytes,
+            media: self.media.clone(),
         }
+    }
+
+    /// Fetches the media of messages stored before a restart cut their
+    /// download short.
+    fn resume_media(&self, client: &Arc<Client>) {
+        let events = self.events.clone();
+        let fetcher = self.media.clone();
+        let client = Arc::clone(client);
+        tokio::spawn(async move {
+            let asked = tokio::task::spawn_blocking(move || {
+                let (reply, answer) = bounded(1);
+                events.send(WaEvent::PendingMedia { reply }).ok()?;
+                answer.recv_timeout(COMMAND_TIMEOUT).ok()?.ok()
+            })
+            .await;
+            let Ok(Some(pending)) = asked else { return };
+            for p in pending {
+                let message = match proto::Message::decode_from_slice(&p.raw) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        log::warn!("message {}: its stored protobuf does not decode: {e}", p.id);
+                        continue;
+                    }
+                };
+                let (Some(spec), Ok(chat), Ok(sender)) = (
+                    translate::media_spec(&message),
+                    p.chat.parse::<Jid>(),
+                    p.sender.parse::<Jid>(),
+                ) else {
+                    continue;
+                };
+                let job = MediaJob {
+                    id: p.id,
+                    message,
+                    spec,
+                    wa_id: p.wa_id,
+                    chat,
+                    sender,
+                    from_me: p.from_me,
+                };
+                fetcher.spawn(Arc::clone(&client), job);
+            }
+        });
     }
 
     /// Hands an event to the sink without ever blocking the runtime thread.
@@ -736,22 +813,21 @@ impl EventHandler for Forwarder {
 #[derive(Clone)]
 struct DurableInbox {
     events: Sender<WaEvent>,
-    media_dir: PathBuf,
-    media_max_bytes: u64,
+    media: MediaFetcher,
 }
 
 #[whatsapp_rust::async_trait]
 impl InboundDurabilityHook for DurableInbox {
     /// All or nothing: an error suppresses the acks of the whole batch and
-    /// WhatsApp redelivers it; messages already stored are then ignored by the
-    /// database's unique key on (chat, sender, WhatsApp id).
+    /// WhatsApp redelivers it; messages already stored are then recognised
+    /// by the database's unique key on (chat, sender, WhatsApp id) as received.
     async fn on_messages(
         &self,
         client: Arc<Client>,
         batch: &[InboundMessage],
     ) -> anyhow::Result<()> {
         for item in batch {
-            self.commit(&client, item)
+            self.commit(&client, &item.info, &item.message)
                 .await
                 .map_err(|e| anyhow::anyhow!("message {}: {e}", item.info.id))?;
         }
@@ -760,36 +836,70 @@ impl InboundDurabilityHook for DurableInbox {
 }
 
 impl DurableInbox {
-    /// Translates, downloads the media and waits for the sink's commit.
-    ///
-    /// Media is downloaded here, before the ack, so a message and its file
-    /// are one unit: a crash mid-download means WhatsApp redelivers the
-    /// message and the download is retried (the media key exists only in the
-    /// message, and media URLs expire, so a later download could be too late).
-    /// The price is that a slow download holds back the messages behind it,
-    /// bounded by the crate's download timeouts.
-    async fn commit(&self, client: &Arc<Client>, item: &InboundMessage) -> Result<(), String> {
-        let Some((mut message, media)) = translate::incoming(&item.info, &item.message) else {
-            return Ok(());
-        };
-        if let Some(lid) = translate::lid_sender(&message)
-            && let Ok(Some(entry)) = client.get_lid_pn_entry(&lid).await
-        {
-            let pn = format!("{}@s.whatsapp.net", entry.phone_number);
-            translate::apply_phone_number(&mut message, &lid.to_string(), &pn);
+    /// Translates one message and waits for the sink's commit; its media is
+    /// fetched afterwards, in the background: a download never holds up the
+    /// acknowledgement, and a redelivery (already stored) downloads nothing.
+    async fn commit(
+        &self,
+        client: &Arc<Client>,
+        info: &MessageInfo,
+        message: &proto::Message,
+    ) -> Result<(), String> {
+        match translate::inbound(info, message) {
+            Inbound::Ignored(why) => {
+                log::debug!(
+                    "message {} from {} not stored: {why}",
+                    info.id,
+                    info.source.sender
+                );
+                Ok(())
+            }
+            Inbound::Update(mut update) => {
+                learn_from_store(client, &mut update.mappings, [&update.chat, &update.sender])
+                    .await;
+                self.store(|ack| WaEvent::Update { update, ack }).await?;
+                Ok(())
+            }
+            Inbound::Message {
+                message: mut incoming,
+                media,
+            } => {
+                learn_from_store(
+                    client,
+                    &mut incoming.mappings,
+                    [&incoming.chat, &incoming.sender],
+                )
+                .await;
+                incoming.media = media
+                    .as_ref()
+                    .map(|spec| spec.announced(self.media.max_bytes));
+                let stored = self
+                    .store(|ack| WaEvent::Message {
+                        message: incoming,
+                        ack,
+                    })
+                    .await?;
+                if let (Some(id), Some(spec)) = (stored.fetch_media, media) {
+                    let base = translate::unwrap(message).clone();
+                    self.media
+                        .spawn(Arc::clone(client), MediaJob::new(id, info, base, spec));
+                }
+                Ok(())
+            }
         }
-        if let Some(spec) = media {
-            let base = item.message.get_base_message();
-            message.media = Some(self.download(client, base, spec).await);
-        }
+    }
+
+    /// Hands an event to the sink and waits (on a blocking thread, never the
+    /// runtime's) for its answer.
+    async fn store(
+        &self,
+        event: impl FnOnce(Option<crate::wa::Reply<Stored>>) -> WaEvent + Send + 'static,
+    ) -> Result<Stored, String> {
         let events = self.events.clone();
         tokio::task::spawn_blocking(move || {
             let (ack_tx, ack_rx) = bounded(1);
             events
-                .send(WaEvent::Message {
-                    message: Box::new(message),
-                    ack: Some(ack_tx),
-                })
+                .send(event(Some(ack_tx)))
                 .map_err(|_| "the event sink has stopped".to_string())?;
             match ack_rx.recv_timeout(COMMAND_TIMEOUT) {
                 Ok(result) => result,
@@ -799,71 +909,298 @@ impl DurableInbox {
         .await
         .map_err(|e| format!("commit task failed: {e}"))?
     }
+}
 
-    /// Streams the media into the media dir. Never fails: an over-size or
-    /// failed download keeps the reason and no file.
-    async fn download(
-        &self,
-        client: &Arc<Client>,
-        base: &proto::Message,
-        spec: MediaSpec,
-    ) -> MediaInfo {
-        let kind = spec.kind;
-        let mime = spec.mime.clone();
-        let failed = |error: String| MediaInfo {
-            kind: kind.to_string(),
-            mime: mime.clone(),
-            size: spec.announced_len,
-            error: Some(error),
-            ..Default::default()
-        };
-        if let Some(len) = spec.announced_len.filter(|len| *len > self.media_max_bytes) {
-            return failed(format!(
-                "larger than MEDIA_MAX_BYTES ({} bytes): {len} bytes announced",
-                self.media_max_bytes
-            ));
+/// Adds the phone numbers the crate's own LID store knows (learned from
+/// device lists, notifications and earlier messages) for LIDs among `jids`
+/// that the message did not map itself.
+async fn learn_from_store<'a>(
+    client: &Client,
+    mappings: &mut Vec<(String, String)>,
+    jids: impl IntoIterator<Item = &'a String>,
+) {
+    for jid in jids {
+        if mappings.iter().any(|(lid, _)| lid == jid) {
+            continue;
         }
-        let Some(source) = downloadable(base) else {
-            return failed("the message carries no downloadable media".into());
+        let Ok(lid) = jid.parse::<Jid>() else {
+            continue;
         };
-        let (pending, file) = match media::PendingFile::create(
-            &self.media_dir,
-            mime.as_deref(),
-            spec.file_name.as_deref(),
-        ) {
-            Ok(created) => created,
-            Err(e) => return failed(format!("could not store the file: {e}")),
-        };
-        match client.download_to_writer(source, file).await {
-            Ok(file) => {
-                drop(file);
-                let max = self.media_max_bytes;
-                let finish_mime = mime.clone();
-                tokio::task::spawn_blocking(move || {
-                    pending.finish(kind, finish_mime.as_deref(), max)
-                })
-                .await
-                .unwrap_or_else(|e| failed(format!("could not store the file: {e}")))
-            }
-            Err(e) => pending.abandon(kind, mime.as_deref(), format!("download failed: {e}")),
+        if !lid.is_lid() {
+            continue;
+        }
+        if let Ok(Some(entry)) = client.get_lid_pn_entry(&lid).await {
+            mappings.push((
+                jid.clone(),
+                format!("{}@s.whatsapp.net", entry.phone_number),
+            ));
         }
     }
 }
 
-fn downloadable(m: &proto::Message) -> Option<&dyn Downloadable> {
-    if let Some(x) = m.image_message.as_option() {
-        Some(x)
-    } else if let Some(x) = m.video_message.as_option() {
-        Some(x)
-    } else if let Some(x) = m.audio_message.as_option() {
-        Some(x)
-    } else if let Some(x) = m.document_message.as_option() {
-        Some(x)
-    } else if let Some(x) = m.sticker_message.as_option() {
-        Some(x)
-    } else {
-        None
+/// What a media download needs: the stored row, the message's media fields
+/// and where it was received (for a re-upload request).
+struct MediaJob {
+    /// Public id of the row the file belongs to.
+    id: String,
+    message: proto::Message,
+    spec: MediaSpec,
+    wa_id: String,
+    chat: Jid,
+    sender: Jid,
+    from_me: bool,
+}
+
+impl MediaJob {
+    fn new(id: String, info: &MessageInfo, message: proto::Message, spec: MediaSpec) -> MediaJob {
+        MediaJob {
+            id,
+            message,
+            spec,
+            wa_id: info.id.to_string(),
+            chat: info.source.chat.clone(),
+            sender: info.source.sender.clone(),
+            from_me: info.source.is_from_me,
+        }
     }
+}
+
+/// Fetches media in the background after the message is stored: a few at a
+/// time, each download bounded by the HTTP client's connect and per-read
+/// timeouts, retried, and recovered with WhatsApp's media re-upload when the
+/// file has expired on its servers. The result goes to the sink, which
+/// records it and only then announces the message to webhooks.
+#[derive(Clone)]
+struct MediaFetcher {
+    events: Sender<WaEvent>,
+    dir: PathBuf,
+    max_bytes: u64,
+    /// Downloads at once; the rest wait their turn.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Rows with a download running (the sweep at connect skips them).
+    running: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Pauses before each attempt (`MEDIA_RETRY_DELAYS`).
+    delays: &'static [Duration],
+}
+
+/// Pauses before the download attempts of one file.
+const MEDIA_RETRY_DELAYS: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+];
+/// Downloads running at once.
+const MEDIA_SLOTS: usize = 4;
+/// A bound on one whole attempt, beyond the per-read timeouts (a 64 MiB
+/// file at 100 KB/s takes about 11 minutes).
+const MEDIA_ATTEMPT_LIMIT: Duration = Duration::from_secs(20 * 60);
+
+impl MediaFetcher {
+    fn new(events: Sender<WaEvent>, dir: PathBuf, max_bytes: u64) -> MediaFetcher {
+        MediaFetcher {
+            events,
+            dir,
+            max_bytes,
+            slots: Arc::new(tokio::sync::Semaphore::new(MEDIA_SLOTS)),
+            running: Default::default(),
+            delays: &MEDIA_RETRY_DELAYS,
+        }
+    }
+
+    /// Starts a download unless one runs for that row already.
+    fn spawn(&self, client: Arc<Client>, job: MediaJob) {
+        {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if !running.insert(job.id.clone()) {
+                return;
+            }
+        }
+        let fetcher = self.clone();
+        tokio::spawn(async move {
+            let id = job.id.clone();
+            let media = match fetcher.slots.clone().acquire_owned().await {
+                Ok(_slot) => fetcher.fetch(&client, job).await,
+                Err(_) => return,
+            };
+            let events = fetcher.events.clone();
+            let sent = id.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let (done, applied) = bounded(1);
+                if events
+                    .send(WaEvent::Media {
+                        id: sent,
+                        media: Box::new(media),
+                        done: Some(done),
+                    })
+                    .is_ok()
+                {
+                    let _ = applied.recv_timeout(COMMAND_TIMEOUT);
+                }
+            })
+            .await;
+            fetcher
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        });
+    }
+
+    /// Every attempt at one file; the last failure's reason when none works.
+    async fn fetch(&self, client: &Arc<Client>, job: MediaJob) -> MediaInfo {
+        let spec = &job.spec;
+        let failed = |error: String| MediaInfo {
+            kind: spec.kind.to_string(),
+            mime: spec.mime.clone(),
+            size: spec.announced_len,
+            error: Some(error),
+            ..Default::default()
+        };
+        let Some(original) = translate::downloadable(&job.message) else {
+            return failed("the message carries no downloadable media".into());
+        };
+        let mut reuploaded: Option<DownloadParams> = None;
+        let mut last_error = String::new();
+        for delay in self.delays {
+            tokio::time::sleep(*delay).await;
+            let source: &dyn Downloadable = match &reuploaded {
+                Some(params) => params,
+                None => original,
+            };
+            match self.attempt(client, source, spec).await {
+                Ok(media) => return media,
+                Err(Attempt::Final(media)) => return media,
+                Err(Attempt::Expired(error)) if reuploaded.is_none() => {
+                    log::info!(
+                        "media of message {} expired ({error}); asking for a re-upload",
+                        job.wa_id
+                    );
+                    match reupload(client, &job, original).await {
+                        Ok(params) => {
+                            reuploaded = Some(params);
+                            // The re-uploaded file is there now: try it at once.
+                            let source: &dyn Downloadable = reuploaded.as_ref().expect("just set");
+                            match self.attempt(client, source, spec).await {
+                                Ok(media) | Err(Attempt::Final(media)) => return media,
+                                Err(Attempt::Expired(e) | Attempt::Retry(e)) => last_error = e,
+                            }
+                        }
+                        Err(e) => last_error = format!("{error}; re-upload failed: {e}"),
+                    }
+                }
+                Err(Attempt::Expired(error) | Attempt::Retry(error)) => last_error = error,
+            }
+            log::warn!(
+                "downloading the media of message {} failed: {last_error}",
+                job.wa_id
+            );
+        }
+        failed(format!("download failed: {last_error}"))
+    }
+
+    /// One download into a fresh `.part` file, moved into place (fsynced)
+    /// when it is complete.
+    async fn attempt(
+        &self,
+        client: &Arc<Client>,
+        source: &dyn Downloadable,
+        spec: &MediaSpec,
+    ) -> Result<MediaInfo, Attempt> {
+        let kind = spec.kind;
+        let (pending, file) =
+            media::PendingFile::create(&self.dir, spec.mime.as_deref(), spec.file_name.as_deref())
+                .map_err(|e| Attempt::Retry(format!("could not create the file: {e}")))?;
+        let download = client.download_to_writer(source, file);
+        match tokio::time::timeout(MEDIA_ATTEMPT_LIMIT, download).await {
+            Ok(Ok(file)) => {
+                drop(file);
+                let (max, mime) = (self.max_bytes, spec.mime.clone());
+                let media =
+                    tokio::task::spawn_blocking(move || pending.finish(kind, mime.as_deref(), max))
+                        .await
+                        .map_err(|e| Attempt::Retry(format!("could not store the file: {e}")))?;
+                // Over the size limit is final; a failed write may pass next time.
+                match &media.error {
+                    None => Ok(media),
+                    Some(e) if e.contains("MEDIA_MAX_BYTES") => Err(Attempt::Final(media)),
+                    Some(e) => Err(Attempt::Retry(e.clone())),
+                }
+            }
+            Ok(Err(e)) => {
+                let _ = pending.abandon(kind, None, String::new());
+                let expired = e
+                    .downcast_ref::<HttpStatusError>()
+                    .is_some_and(|s| matches!(s.status, 404 | 410));
+                let reason = format!("{e:#}");
+                Err(if expired {
+                    Attempt::Expired(reason)
+                } else {
+                    Attempt::Retry(reason)
+                })
+            }
+            Err(_) => {
+                let _ = pending.abandon(kind, None, String::new());
+                Err(Attempt::Retry(format!(
+                    "took longer than {} s",
+                    MEDIA_ATTEMPT_LIMIT.as_secs()
+                )))
+            }
+        }
+    }
+}
+
+/// How a download attempt failed.
+enum Attempt {
+    /// Worth another try later.
+    Retry(String),
+    /// WhatsApp's copy is gone (404/410): a re-upload may bring it back.
+    Expired(String),
+    /// No try will do better (over the size limit).
+    Final(MediaInfo),
+}
+
+/// Asks the sender's phone, through WhatsApp, to upload expired media again;
+/// the same file under a new path.
+async fn reupload(
+    client: &Client,
+    job: &MediaJob,
+    original: &dyn Downloadable,
+) -> Result<DownloadParams, String> {
+    let media_key = original.media_key().ok_or("the message has no media key")?;
+    let participant = job.chat.is_group().then_some(&job.sender);
+    let request = MediaReuploadRequest {
+        msg_id: &job.wa_id,
+        chat_jid: &job.chat,
+        media_key,
+        is_from_me: job.from_me,
+        participant,
+    };
+    match client.media_reupload().request(&request).await {
+        Ok(MediaRetryResult::Success { direct_path }) => Ok(DownloadParams::encrypted(
+            direct_path,
+            media_key,
+            original.file_sha256().unwrap_or_default(),
+            original.file_enc_sha256().unwrap_or_default(),
+            original.file_length().unwrap_or(0),
+            original.app_info(),
+        )),
+        Ok(other) => Err(format!("WhatsApp answered {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Whether `bytes` decode as a `whatsapp.Message`.
+pub fn is_message(bytes: &[u8]) -> bool {
+    proto::Message::decode_from_slice(bytes).is_ok()
+}
+
+/// Translates a message given as its protobuf (the simulator's raw route)
+/// with exactly the code that translates what WhatsApp delivers to the real
+/// backend: same kinds, wrappers, placeholders, timestamps, own messages and
+/// LID pairs. `me` is our own account, the author of a `from_me` message.
+pub fn translate_raw(raw: &RawMessage, me: &str) -> Result<Inbound, String> {
+    let (info, message) = translate::raw_message(raw, me)?;
+    Ok(translate::inbound(&info, &message))
 }
 
 /// The crate's runtime interface on our current-thread tokio runtime. Unlike
@@ -941,11 +1278,10 @@ mod tests {
             .client()
     }
 
-    fn inbound(message: proto::Message) -> InboundMessage {
-        use whatsapp_rust::prelude::MessageInfo;
+    fn inbound(id: &str, message: proto::Message) -> InboundMessage {
         use whatsapp_rust::types::message::MessageSource;
         let info = MessageInfo {
-            id: "3EB0HOOK".into(),
+            id: id.into(),
             source: MessageSource {
                 chat: "15551234567@s.whatsapp.net".parse().unwrap(),
                 sender: "15551234567@s.whatsapp.net".parse().unwrap(),
@@ -959,18 +1295,38 @@ mod tests {
             .build()
     }
 
-    /// A stand-in sink: answers every message with `answer`, and hands the
-    /// messages back when the hook is done.
-    fn fake_sink(
-        answer: Result<(), String>,
-    ) -> (Sender<WaEvent>, JoinHandle<Vec<crate::wa::IncomingMessage>>) {
+    /// What the stand-in sink saw, in order.
+    #[derive(Debug)]
+    enum Seen {
+        Message(crate::wa::IncomingMessage),
+        Media(String, MediaInfo),
+    }
+
+    /// A stand-in sink: answers every message with `answer` (asking for the
+    /// media of messages that announce some), records media, and hands
+    /// everything back once the senders are gone.
+    fn fake_sink(answer: Result<(), String>) -> (Sender<WaEvent>, JoinHandle<Vec<Seen>>) {
         let (tx, rx) = bounded::<WaEvent>(16);
         let join = std::thread::spawn(move || {
             let mut got = Vec::new();
             for event in rx {
-                if let WaEvent::Message { message, ack } = event {
-                    got.push(*message);
-                    let _ = ack.unwrap().send(answer.clone());
+                match event {
+                    WaEvent::Message { message, ack } => {
+                        let stored = Stored {
+                            fetch_media: message
+                                .media
+                                .as_ref()
+                                .filter(|m| m.error.is_none())
+                                .map(|_| format!("row-{}", message.wa_id)),
+                        };
+                        got.push(Seen::Message(*message));
+                        let _ = ack.unwrap().send(answer.clone().map(|()| stored));
+                    }
+                    WaEvent::Media { id, media, done } => {
+                        got.push(Seen::Media(id, *media));
+                        let _ = done.unwrap().send(Ok(()));
+                    }
+                    _ => {}
                 }
             }
             got
@@ -986,8 +1342,14 @@ mod tests {
             .block_on(future)
     }
 
+    fn inbox(events: Sender<WaEvent>, dir: PathBuf) -> DurableInbox {
+        let mut media = MediaFetcher::new(events.clone(), dir, 1000);
+        media.delays = &[Duration::ZERO, Duration::ZERO];
+        DurableInbox { events, media }
+    }
+
     #[test]
-    fn hook_returns_only_after_the_sink_committed() {
+    fn hook_commits_first_and_fetches_media_afterwards() {
         let dir = std::env::temp_dir().join(format!("wa-hook-{}", crate::auth::uuid_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let image = |len: u64| proto::Message {
@@ -1001,33 +1363,58 @@ mod tests {
             ..Default::default()
         };
         let (events, sink) = fake_sink(Ok(()));
-        let inbox = DurableInbox {
-            events,
-            media_dir: dir.clone(),
-            media_max_bytes: 1000,
-        };
+        let hook = inbox(events, dir.clone());
         let batch = [
-            inbound(proto::Message::text("hello")),
-            // Announced over the limit: not downloaded at all.
-            inbound(image(5000)),
-            // No media key or path: the download fails, the message stays.
-            inbound(image(10)),
+            inbound("TEXT", proto::Message::text("hello")),
+            // Announced over the limit: refused before anything is fetched.
+            inbound("BIG", image(5000)),
+            // Fetched after its commit; without a media key the download
+            // fails, and the message stays.
+            inbound("SMALL", image(10)),
         ];
         let result = run(async {
             let client = offline_client().await;
-            inbox.on_messages(client, &batch).await
+            let result = hook.on_messages(client, &batch).await;
+            // The download runs on after the hook returned: wait for it.
+            for _ in 0..200 {
+                if hook.media.running.lock().unwrap().is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            result
         });
         assert!(result.is_ok(), "{result:?}");
-        drop(inbox);
+        drop(hook);
         let got = sink.join().unwrap();
-        assert_eq!(got.len(), 3);
-        assert_eq!(got[0].text, "hello");
-        let big = got[1].media.clone().unwrap();
+        let [
+            Seen::Message(text),
+            Seen::Message(big),
+            Seen::Message(small),
+            Seen::Media(id, fetched),
+        ] = &got[..]
+        else {
+            panic!("{got:?}");
+        };
+        assert_eq!(text.text, "hello");
+        let big = big.media.clone().unwrap();
         assert!(big.error.unwrap().contains("MEDIA_MAX_BYTES"));
         assert_eq!((big.file_name, big.size), (None, Some(5000)));
-        let failed = got[2].media.clone().unwrap();
-        assert!(failed.error.is_some() && failed.file_name.is_none());
-        assert_eq!(got[2].text, "[Image]");
+        // Stored first, without a file, the media still to come.
+        assert_eq!(small.text, "[Image]");
+        let announced = small.media.clone().unwrap();
+        assert!(announced.error.is_none() && announced.file_name.is_none());
+        // Then its download, which failed for good.
+        assert_eq!(id, "row-SMALL");
+        assert!(
+            fetched
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("download failed"),
+            "{fetched:?}"
+        );
+        assert!(fetched.file_name.is_none());
         // No file, not even a partial one, is left behind.
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -1037,20 +1424,15 @@ mod tests {
     fn hook_fails_when_the_sink_could_not_commit() {
         // An error means no ack: WhatsApp redelivers the batch.
         let (events, sink) = fake_sink(Err("disk full".into()));
-        let inbox = DurableInbox {
-            events,
-            media_dir: std::env::temp_dir(),
-            media_max_bytes: 1000,
-        };
+        let hook = inbox(events, std::env::temp_dir());
         let result = run(async {
             let client = offline_client().await;
-            inbox
-                .on_messages(client, &[inbound(proto::Message::text("hello"))])
+            hook.on_messages(client, &[inbound("X", proto::Message::text("hello"))])
                 .await
         });
         let error = result.unwrap_err().to_string();
         assert!(error.contains("disk full"), "{error}");
-        drop(inbox);
+        drop(hook);
         assert_eq!(sink.join().unwrap().len(), 1);
     }
 

@@ -14,5 +14,6 @@ mod hostile;
 mod legacy;
 mod metrics;
 mod parsers;
+mod raw;
 mod webhooks;
 mod whatsapp_fake;
