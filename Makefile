@@ -1,15 +1,13 @@
 # whatsapp-api — the commands a newcomer and CI use.
 #   make run     build (release) and start the server, configured by the
-#                environment or a .env file (WHATSAPP_BACKEND=simulator for the sandbox)
+#                environment or a .env file, which the binary itself reads
+#                (WHATSAPP_BACKEND=simulator for the sandbox)
 #   make test    every test: unit, DB, in-process HTTP, and the browser test
 #   make bench   the performance table of SPEC §12 (see BENCHMARKS.md);
 #                BENCH_MESSAGES=1000000 for the large corpus
 #   make bench-scale  the same workloads at 10k, 100k and 1M messages
 #   make static  a static x86_64 musl binary
 #   make image   the container image (needs podman or docker)
-
--include .env
-export
 
 CARGO ?= cargo
 

@@ -401,7 +401,8 @@ fn start_server(o: &Options, dir: &Path) -> Result<ServerProcess, String> {
     let log = std::fs::File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let child = Command::new(&o.server)
-        .arg("serve")
+        // A `.env` in the working directory must not change the bench.
+        .args(["serve", "--env-file", "/dev/null"])
         .env("DATA_DIR", dir)
         .env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())

@@ -1,5 +1,7 @@
-//! Configuration: environment variables (names kept from the Node server) and
-//! the equivalent `--flags`, flags winning. A bad value is one clear error line.
+//! Configuration: environment variables (names kept from the Node server),
+//! a `.env` file read with dotenv's rules, and the equivalent `--flags`.
+//! Flags win over the environment, the environment over the file. A bad value
+//! is one clear error line.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -57,6 +59,11 @@ pub enum Command {
         source: PathBuf,
     },
     Healthcheck(Box<Config>),
+    /// Make a new API key active (printed once); the old one stops working.
+    RotateKey(Box<Config>),
+    /// Store a new dashboard password read from standard input (or a
+    /// generated one, printed once, when the input is empty).
+    SetPassword(Box<Config>),
     Version,
     Help,
 }
@@ -165,10 +172,16 @@ pub fn help() -> String {
          backup <file>           write a consistent copy of the app database (safe while it runs)\n  \
          import-legacy <db>      import the Node.js server's messages.db: messages (ids kept),\n                          \
          webhooks, API key, audit log; running it again changes nothing\n  \
+         rotate-key              make a new API key (printed once) and revoke the old one;\n                          \
+         a running server on the same DATA_DIR follows within a second\n  \
+         set-password            set the dashboard password: the new one is read from standard\n                          \
+         input (empty input: one is generated and printed once); a\n                          \
+         running server follows within a second\n  \
          healthcheck             exit 0 when the local server answers /api/v1/health\n  \
          --version, -V           print the version\n  \
          --help, -h              print this help\n\n\
-         Configuration (environment variable, or the flag beside it; flags win):\n",
+         Configuration (environment variable, or the flag beside it; flags win over the\n\
+         environment, the environment over the .env file):\n",
         env!("CARGO_PKG_VERSION")
     );
     for (name, default, what) in VARIABLES {
@@ -179,21 +192,186 @@ pub fn help() -> String {
         s.push_str(&format!("  {name:<24} {flag:<26} {what}{default}\n"));
     }
     s.push_str(
-        "\nGetting started:\n  \
+        "\n.env file:\n  \
+         A .env file in the working directory is read at every start (--env-file PATH\n  \
+         names another). dotenv's rules: KEY=value lines, an optional `export `,\n  \
+         # comments, single or double quotes stripped (double quotes allow \\n and \\\"),\n  \
+         and no $ expansion: a value is taken exactly as written.\n\n\
+         Getting started:\n  \
          1. Try it without a phone:  WHATSAPP_BACKEND=simulator whatsapp-api\n     \
-         The API key and dashboard password are generated and printed once, at the\n     \
-         first start (or set API_KEY and DASHBOARD_PASSWORD yourself).\n  \
+         The API key and dashboard password are generated and printed once, when the\n     \
+         first start succeeds (or set API_KEY and DASHBOARD_PASSWORD yourself).\n  \
          2. Open http://127.0.0.1:3001/ and log in as admin. For a real account, start\n     \
          without WHATSAPP_BACKEND and scan the QR code on http://127.0.0.1:3001/login.\n  \
          3. Read the inbox:  curl -H \"X-API-Key: $KEY\" http://127.0.0.1:3001/api/v1/inbox\n     \
          Every route:     http://127.0.0.1:3001/api/v1/openapi.json\n\n\
-         With the server's DATA_DIR (or DB_PATH) set the same way:\n  \
-         Back up:         whatsapp-api backup /backups/whatsapp-api-$(date +%F).db\n  \
-         Move from Node:  whatsapp-api import-legacy /path/to/node-app/data/messages.db\n\n\
+         With the server's DATA_DIR (or DB_PATH) set the same way (the same .env):\n  \
+         Lost the key:      whatsapp-api rotate-key\n  \
+         Lost the password: whatsapp-api set-password < /dev/null   (prints a new one)\n  \
+         Back up:           whatsapp-api backup /backups/whatsapp-api-$(date +%F).db\n  \
+         Move from Node:    whatsapp-api import-legacy /path/to/node-app/data/messages.db\n\n\
          Data lives in DATA_DIR: whatsapp-api.db (messages, webhooks, keys), session.db\n\
          (the linked WhatsApp device) and media/. Errors go to stderr as one line.\n",
     );
     s
+}
+
+/// The `.env` file a command line asks for: `--env-file PATH`, else `.env`
+/// in the working directory when there is one. `Ok(None)`: no file.
+fn env_file_of(args: &[String]) -> Result<Option<PathBuf>, ConfigError> {
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg == "--env-file" {
+            let path = args
+                .get(i)
+                .ok_or_else(|| ConfigError("flag --env-file needs a value".into()))?;
+            return Ok(Some(PathBuf::from(path)));
+        }
+        if let Some(path) = arg.strip_prefix("--env-file=") {
+            return Ok(Some(PathBuf::from(path)));
+        }
+    }
+    let default = PathBuf::from(".env");
+    Ok(default.exists().then_some(default))
+}
+
+/// Adds the variables of the `.env` file (see `env_file_of`) to `env`; a
+/// variable already in `env` keeps its value. Returns the merged environment
+/// and the file read, if any. `--help` and `--version` read no file.
+pub fn with_env_file(
+    args: &[String],
+    env: &BTreeMap<String, String>,
+) -> Result<(BTreeMap<String, String>, Option<PathBuf>), ConfigError> {
+    let mut merged = env.clone();
+    if args
+        .iter()
+        .any(|a| matches!(a.as_str(), "--help" | "-h" | "--version" | "-V"))
+    {
+        return Ok((merged, None));
+    }
+    let Some(path) = env_file_of(args)? else {
+        return Ok((merged, None));
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        ConfigError(format!(
+            "could not read the env file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let pairs = parse_dotenv(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    for (key, value) in pairs {
+        merged.entry(key).or_insert(value);
+    }
+    Ok((merged, Some(path)))
+}
+
+/// Parses `.env` text with dotenv's rules: `KEY=value` lines, an optional
+/// `export ` before the key, blank lines and `#` comments skipped. An
+/// unquoted value is trimmed and ends at ` #` (a comment); a value in single
+/// quotes (or backticks) is taken literally; in double quotes `\n`, `\r`,
+/// `\t`, `\"` and `\\` are escapes and the value may span lines. Nothing is
+/// expanded: `$HOME` stays `$HOME`. A later line wins over an earlier one.
+/// Errors name the line.
+pub fn parse_dotenv(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((index, raw)) = lines.next() {
+        let number = index + 1;
+        let line = raw.trim_start_matches('\u{feff}').trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line
+            .strip_prefix("export")
+            .filter(|rest| rest.starts_with([' ', '\t']))
+            .map_or(line, str::trim_start);
+        let Some((key, rest)) = line.split_once('=') else {
+            return Err(format!("line {number}: expected KEY=value"));
+        };
+        let key = key.trim();
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        {
+            return Err(format!("line {number}: {key:?} is not a variable name"));
+        }
+        let rest = rest.trim_start();
+        let value = match rest.chars().next() {
+            Some(quote @ ('\'' | '`')) => {
+                let body = &rest[1..];
+                let end = body
+                    .find(quote)
+                    .ok_or_else(|| format!("line {number}: the {quote} quote is not closed"))?;
+                let after = body[end + 1..].trim();
+                if !(after.is_empty() || after.starts_with('#')) {
+                    return Err(format!("line {number}: text after the closing quote"));
+                }
+                body[..end].to_string()
+            }
+            Some('"') => {
+                let mut value = String::new();
+                let mut body = rest[1..].to_string();
+                loop {
+                    match close_double_quoted(&body, &mut value) {
+                        Some(after) => {
+                            let after = after.trim();
+                            if !(after.is_empty() || after.starts_with('#')) {
+                                return Err(format!("line {number}: text after the closing quote"));
+                            }
+                            break;
+                        }
+                        None => {
+                            // The value goes on: its line break is part of it.
+                            let (_, next) = lines.next().ok_or_else(|| {
+                                format!("line {number}: the \" quote is not closed")
+                            })?;
+                            value.push('\n');
+                            body = next.to_string();
+                        }
+                    }
+                }
+                value
+            }
+            _ => {
+                let end = rest
+                    .char_indices()
+                    .find(|&(i, c)| c == '#' && (i == 0 || rest[..i].ends_with([' ', '\t'])))
+                    .map_or(rest.len(), |(i, _)| i);
+                rest[..end].trim().to_string()
+            }
+        };
+        out.retain(|(k, _)| k != key);
+        out.push((key.to_string(), value));
+    }
+    Ok(out)
+}
+
+/// Reads a double-quoted value's text from `body` into `value`, unescaping.
+/// Returns what follows the closing quote, or None when `body` ends first.
+fn close_double_quoted<'a>(body: &'a str, value: &mut String) -> Option<&'a str> {
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some(&body[i + 1..]),
+            '\\' => match chars.next() {
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, 'r')) => value.push('\r'),
+                Some((_, 't')) => value.push('\t'),
+                Some((_, '"')) => value.push('"'),
+                Some((_, '\\')) => value.push('\\'),
+                Some((_, other)) => {
+                    value.push('\\');
+                    value.push(other);
+                }
+                None => value.push('\\'),
+            },
+            c => value.push(c),
+        }
+    }
+    None
 }
 
 /// Parses the command line against an environment (both passed in, so tests
@@ -223,6 +401,13 @@ pub fn parse(args: &[String], env: &BTreeMap<String, String>) -> Result<Command,
             Some((n, v)) => (n, Some(v.to_string())),
             None => (flag, None),
         };
+        if name == "env-file" {
+            // Read by `with_env_file`; here only its value is skipped.
+            if inline.is_none() {
+                i += 1;
+            }
+            continue;
+        }
         let var = name.to_ascii_uppercase().replace('-', "_");
         if !VARIABLES.iter().any(|(n, _, _)| *n == var) {
             return Err(ConfigError(format!("unknown flag --{name} (see --help)")));
@@ -265,6 +450,8 @@ pub fn parse(args: &[String], env: &BTreeMap<String, String>) -> Result<Command,
             }
         }
         Some("healthcheck") => Command::Healthcheck(config),
+        Some("rotate-key") => Command::RotateKey(config),
+        Some("set-password") => Command::SetPassword(config),
         Some(other) => {
             return Err(ConfigError(format!(
                 "unknown command {other:?} (see --help)"
@@ -519,6 +706,87 @@ mod tests {
             Ok(Command::ImportLegacy { .. })
         ));
         assert!(parse(&a(&["frobnicate"]), &BTreeMap::new()).is_err());
+        assert!(matches!(
+            parse(&a(&["rotate-key"]), &BTreeMap::new()),
+            Ok(Command::RotateKey(_))
+        ));
+        assert!(matches!(
+            parse(&a(&["--env-file=x.env", "set-password"]), &BTreeMap::new()),
+            Ok(Command::SetPassword(_))
+        ));
+    }
+
+    #[test]
+    fn dotenv_rules() {
+        let text = "# the Node server's .env\n\
+                    \n\
+                    PORT=3002\n\
+                    export HOST = 0.0.0.0 \n\
+                    API_KEY=\"my-long-api-key-1234567890\"\n\
+                    DASHBOARD_PASSWORD='pa$$w0rd$HOME'\n\
+                    DASHBOARD_USER=ops # who logs in\n\
+                    LOG_LEVEL=debug#not a comment\n\
+                    GREETING=\"line one\\nsaid \\\"hi\\\" \\\\o/\" # comment\n\
+                    MULTI=\"first\n\
+                    second\"\n\
+                    EMPTY=\n\
+                    TICKS=`a 'b' \"c\"`\n\
+                    exporter=1\n\
+                    PORT=3003\n";
+        let pairs: BTreeMap<String, String> = parse_dotenv(text).unwrap().into_iter().collect();
+        let get = |k: &str| pairs.get(k).map(String::as_str);
+        assert_eq!(get("PORT"), Some("3003"), "a later line wins");
+        assert_eq!(get("HOST"), Some("0.0.0.0"));
+        assert_eq!(get("API_KEY"), Some("my-long-api-key-1234567890"));
+        assert_eq!(get("DASHBOARD_PASSWORD"), Some("pa$$w0rd$HOME"));
+        assert_eq!(get("DASHBOARD_USER"), Some("ops"));
+        assert_eq!(get("LOG_LEVEL"), Some("debug#not a comment"));
+        assert_eq!(get("GREETING"), Some("line one\nsaid \"hi\" \\o/"));
+        assert_eq!(get("MULTI"), Some("first\nsecond"));
+        assert_eq!(get("EMPTY"), Some(""));
+        assert_eq!(get("TICKS"), Some("a 'b' \"c\""));
+        assert_eq!(get("exporter"), Some("1"));
+        for (bad, line) in [
+            ("A=1\nnot a pair\n", "line 2"),
+            ("A='open\n", "line 1"),
+            ("A=\"open\nstill open\n", "line 1"),
+            ("A=\"x\" y\n", "line 1"),
+            ("BAD KEY=1\n", "line 1"),
+        ] {
+            let err = parse_dotenv(bad).unwrap_err();
+            assert!(err.contains(line), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_env_file_and_flags_over_both() {
+        let dir = std::env::temp_dir().join(format!("wa-envfile-{}", crate::auth::uuid_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("node.env");
+        std::fs::write(&file, "PORT=4001\nDATA_DIR=/from/file\nLOG_LEVEL=warn\n").unwrap();
+        let args: Vec<String> = ["--env-file", file.to_str().unwrap(), "--port", "4003"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (merged, read) = with_env_file(&args, &env(&[("DATA_DIR", "/from/env")])).unwrap();
+        assert_eq!(read.as_deref(), Some(file.as_path()));
+        let Command::Serve(c) = parse(&args, &merged).unwrap() else {
+            panic!("serve")
+        };
+        assert_eq!(c.port, 4003);
+        assert_eq!(c.data_dir, PathBuf::from("/from/env"));
+        assert_eq!(c.log_level, log::LevelFilter::Warn);
+        let missing = vec![
+            "--env-file".to_string(),
+            dir.join("nope").display().to_string(),
+        ];
+        assert!(
+            with_env_file(&missing, &BTreeMap::new())
+                .unwrap_err()
+                .0
+                .contains("nope")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -178,6 +178,136 @@ pub fn import(config: &Config, source: &Path) -> Result<Report, String> {
     Ok(report)
 }
 
+/// Setting (in the database an automatic import wrote) naming the Node
+/// database it was imported from.
+const SETTING_IMPORTED_FROM: &str = "legacy.imported_from";
+
+/// The Node server's `.env` names its own files: `DB_PATH` its
+/// `messages.db`, `SESSION_PATH` the directory of its Baileys session. This
+/// server can use neither, and must never write into the first, so it uses
+/// files beside them instead:
+/// - a Node database: `whatsapp-api.db` in the same directory, into which
+///   the Node database is imported once (when `import` is set: `serve`,
+///   `rotate-key`, `set-password`), read-only;
+/// - a session directory: `<directory>.db` (the phone is linked once more).
+///
+/// Returns what was done, as sentences for the log.
+pub fn adopt_node_paths(config: &mut Config, import: bool) -> Result<Vec<String>, String> {
+    let mut notes = Vec::new();
+    if config.session_path.is_dir() {
+        let dir = config.session_path.clone();
+        let file = dir.with_file_name(format!(
+            "{}.db",
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "session".into())
+        ));
+        if file.is_dir() {
+            return Err(format!(
+                "SESSION_PATH {} is a directory (the Node server's Baileys session, which this server cannot read), \
+                 and so is {}: set SESSION_PATH to a file such as ./session.db",
+                dir.display(),
+                file.display()
+            ));
+        }
+        notes.push(format!(
+            "SESSION_PATH {} is a directory: the Node server's Baileys session, which this server cannot read. \
+             Using {} beside it (left untouched) instead: link the phone once more (scan the QR code on /login). \
+             Set SESSION_PATH={} to make this permanent.",
+            dir.display(),
+            file.display(),
+            file.display()
+        ));
+        config.session_path = file;
+    }
+    if !is_node_database(&config.db_path) {
+        return Ok(notes);
+    }
+    let node_db = config.db_path.clone();
+    let mut ours = node_db.with_file_name("whatsapp-api.db");
+    if ours == node_db {
+        ours = node_db.with_file_name("whatsapp-api-imported.db");
+    }
+    if is_node_database(&ours) {
+        return Err(format!(
+            "DB_PATH {} is the Node server's database, and so is {}: set DB_PATH to a new file such as ./whatsapp-api.db",
+            node_db.display(),
+            ours.display()
+        ));
+    }
+    config.db_path = ours.clone();
+    let canonical = std::fs::canonicalize(&node_db)
+        .unwrap_or_else(|_| node_db.clone())
+        .display()
+        .to_string();
+    let already = import_done(&ours, &canonical);
+    let how = if import && !already {
+        let report = self::import(config, &node_db)?;
+        let conn = crate::open_data_dir(config)?;
+        db::set_setting(&conn, SETTING_IMPORTED_FROM, &canonical)
+            .map_err(|e| format!("could not record the import in {}: {e}", ours.display()))?;
+        format!(
+            "imported into {} ({} messages, {} webhooks, {} audit rows added)",
+            ours.display(),
+            report.messages_added,
+            report.webhooks_added,
+            report.audit_added
+        )
+    } else if already {
+        format!(
+            "imported into {} at an earlier start (to bring over what the Node server wrote since: \
+             whatsapp-api import-legacy {})",
+            ours.display(),
+            node_db.display()
+        )
+    } else {
+        format!("not imported; using {}", ours.display())
+    };
+    notes.push(format!(
+        "DB_PATH {} is the Node server's database (only read, never written): {how}. \
+         This server uses {}; set DB_PATH={} to make this permanent.",
+        node_db.display(),
+        ours.display(),
+        ours.display()
+    ));
+    Ok(notes)
+}
+
+/// Whether `path` is an SQLite database of the Node server (a `messages`
+/// table without this server's `wa_id`), looked at read-only.
+fn is_node_database(path: &Path) -> bool {
+    if !path.is_file() {
+        return false;
+    }
+    let Ok(conn) = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return false;
+    };
+    match db::table_columns(&conn, "messages") {
+        Ok(columns) => !columns.is_empty() && !columns.iter().any(|c| c == "wa_id"),
+        Err(_) => false,
+    }
+}
+
+/// Whether `ours` records an automatic import of `node_db`.
+fn import_done(ours: &Path, node_db: &str) -> bool {
+    if !ours.is_file() {
+        return false;
+    }
+    let Ok(conn) = Connection::open_with_flags(
+        ours,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return false;
+    };
+    db::get_setting(&conn, SETTING_IMPORTED_FROM)
+        .ok()
+        .flatten()
+        .is_some_and(|from| from == node_db)
+}
+
 /// Opens the Node database read-only and checks that it is one.
 fn open_legacy(source: &Path) -> Result<Connection, String> {
     if !source.is_file() {

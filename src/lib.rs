@@ -23,6 +23,7 @@ pub mod qr;
 pub mod ratelimit;
 pub mod rng;
 pub mod router;
+pub mod secrets;
 pub mod simulator;
 pub mod sink;
 pub mod state;
@@ -42,13 +43,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Setting holding the dashboard password hash when it was generated.
-const SETTING_DASHBOARD_PASSWORD: &str = "dashboard.password_hash";
+pub use secrets::key_prefix;
 
-/// Runs the command line `args` (without the program name) with `env`.
-/// Errors are one line, meant for stderr.
+/// Runs the command line `args` (without the program name) with `env` and
+/// the `.env` file (`config::with_env_file`). Errors are one line, meant for
+/// stderr.
 pub fn run(args: &[String], env: &BTreeMap<String, String>) -> Result<(), String> {
-    match config::parse(args, env).map_err(|e| e.to_string())? {
+    let (env, env_file) = config::with_env_file(args, env).map_err(|e| e.to_string())?;
+    match config::parse(args, &env).map_err(|e| e.to_string())? {
         Command::Help => {
             print!("{}", config::help());
             Ok(())
@@ -59,11 +61,23 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>) -> Result<(), String
         }
         Command::Serve(config) => {
             init_logging(config.log_level);
+            if let Some(file) = &env_file {
+                log::info!(
+                    "read {} (the environment and flags win over it)",
+                    file.display()
+                );
+            }
             serve(*config)
         }
-        Command::Backup { config, target } => backup(&config, &target),
-        Command::ImportLegacy { config, source } => {
+        Command::Backup { mut config, target } => {
+            note_adopted(legacy::adopt_node_paths(&mut config, false)?);
+            backup(&config, &target)
+        }
+        Command::ImportLegacy { mut config, source } => {
             init_logging(config.log_level);
+            for note in legacy::adopt_node_paths(&mut config, false)? {
+                log::warn!("{note}");
+            }
             let report = legacy::import(&config, &source)?;
             print!(
                 "imported {} into {}\n{report}",
@@ -72,7 +86,23 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>) -> Result<(), String
             );
             Ok(())
         }
+        Command::RotateKey(mut config) => {
+            note_adopted(legacy::adopt_node_paths(&mut config, true)?);
+            rotate_key(&config)
+        }
+        Command::SetPassword(mut config) => {
+            note_adopted(legacy::adopt_node_paths(&mut config, true)?);
+            set_password(&config)
+        }
         Command::Healthcheck(config) => healthcheck(&config),
+    }
+}
+
+/// A one-shot command's notes about the paths it used, on stderr (its
+/// standard output is for what scripts capture).
+fn note_adopted(notes: Vec<String>) {
+    for note in notes {
+        eprintln!("whatsapp-api: note: {note}");
     }
 }
 
@@ -192,6 +222,10 @@ pub struct Server {
     audit: JoinHandle<()>,
     sweeper: JoinHandle<()>,
     sweeper_stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The secrets follower (`secrets::spawn_follower`); it stops when
+    /// `follower_stop` is dropped.
+    follower: JoinHandle<()>,
+    follower_stop: crossbeam_channel::Sender<()>,
 }
 
 fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
@@ -206,16 +240,24 @@ pub fn start(config: Config) -> Result<Server, String> {
 /// `start`, with the WhatsApp backend's network replaced by `whatsapp_test_hook`
 /// (offline tests of the real client; never set from the environment).
 pub fn start_with(
-    config: Config,
+    mut config: Config,
     whatsapp_test_hook: Option<whatsapp::TestHook>,
 ) -> Result<Server, String> {
     raise_fd_limit();
+    for note in legacy::adopt_node_paths(&mut config, true)? {
+        log::warn!("{note}");
+    }
     let mut conn = open_data_dir(&config)?;
-    let api_key_hash = init_api_key(&mut conn, &config)?;
-    let password_hash = init_dashboard_password(&conn, &config)?;
-    drop(conn);
+    // Bound before any secret is made: a busy port must not use up the
+    // "shown once" key and password of a first start.
+    let http = Arc::new(http::bind(&config.host, config.port)?);
+    let secrets = secrets::prepare(&conn, &config)?;
 
-    let shared = Arc::new(Shared::new(config, api_key_hash, password_hash));
+    let shared = Arc::new(Shared::new(
+        config,
+        secrets.api_key_hash.clone(),
+        secrets.password_hash.clone(),
+    ));
     let config = &shared.config;
     let open = || http::worker_db(&config.db_path);
 
@@ -262,7 +304,6 @@ pub fn start_with(
         commands: command_tx,
     };
 
-    let http = Arc::new(http::bind(&config.host, config.port)?);
     let port = http::local_port(&http);
     let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sweeper = timeouts::spawn(
@@ -281,12 +322,20 @@ pub fn start_with(
             webhooks: waker.clone(),
         })
     })?;
+    let (follower_stop, follower_stopped) = bounded::<()>(0);
+    let follower = secrets::spawn_follower(open()?, Arc::clone(&shared), follower_stopped)
+        .map_err(io_err("secrets"))?;
+    // Everything that can fail has succeeded: now store and show new secrets.
+    secrets.commit(&mut conn, &shared.config)?;
+    drop(conn);
     audit.event(
         "server_start",
         None,
         format!("version {}", env!("CARGO_PKG_VERSION")),
     );
     Ok(Server {
+        follower,
+        follower_stop,
         port,
         shared,
         http,
@@ -328,6 +377,7 @@ impl Server {
         }
         let _ = self.wa.commands.send(WaCommand::Shutdown);
         drop(self.wa);
+        drop(self.follower_stop);
         // Bounded: a thread still held up (a body reader waiting on a slow
         // client keeps the audit and webhook handles alive) must not stop
         // the process from exiting within the 10 s a supervisor allows.
@@ -338,6 +388,7 @@ impl Server {
             self.webhooks,
             self.audit,
             self.sweeper,
+            self.follower,
         ] {
             while !thread.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
@@ -418,67 +469,155 @@ fn prepare_dirs(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Makes sure there is one active API key; returns its hash. A generated key
-/// is printed once, here, and never again.
-fn init_api_key(conn: &mut rusqlite::Connection, config: &Config) -> Result<String, String> {
-    let db_err = |e: rusqlite::Error| format!("could not store the API key: {e}");
-    if let Some(key) = &config.api_key {
-        let hash = auth::api_key_hash(key);
-        if db::active_api_key_hash(conn).map_err(db_err)?.as_deref() != Some(hash.as_str()) {
-            db::set_active_api_key(conn, &hash, &key_prefix(key)).map_err(db_err)?;
-            log::info!("API key: using API_KEY from the environment");
+/// `rotate-key`: a new active API key, printed once on standard output (the
+/// old key stops at once; a running server follows within a second).
+fn rotate_key(config: &Config) -> Result<(), String> {
+    let mut conn = open_data_dir(config)?;
+    let key = secrets::rotate_key(&mut conn)?;
+    record_cli_action(
+        &mut conn,
+        "api_key_rotated",
+        "a new API key with the rotate-key command",
+    )?;
+    println!("{key}");
+    eprintln!(
+        "whatsapp-api: the line above is the new API key for {} (shown once; only its hash is kept). \
+         The previous key no longer works; a server running on this database follows within a second.",
+        config.db_path.display()
+    );
+    if config.api_key.is_some() {
+        eprintln!(
+            "whatsapp-api: note: API_KEY is set (environment or .env); at its next start the \
+             server makes that key active again: change or remove API_KEY there too."
+        );
+    }
+    Ok(())
+}
+
+/// `set-password`: the dashboard password from standard input (one line; a
+/// terminal is asked without echo), or a generated one printed once when the
+/// input is empty.
+fn set_password(config: &Config) -> Result<(), String> {
+    if config.dashboard_password.is_some() {
+        return Err(
+            "DASHBOARD_PASSWORD is set (in the environment or the .env file), and it wins over a \
+             stored password: change it there and restart the server, or remove it and run \
+             set-password again"
+                .into(),
+        );
+    }
+    let typed = read_new_password()?;
+    let mut conn = open_data_dir(config)?;
+    let generated = typed.is_empty();
+    let password = if generated {
+        auth::generate_password()
+    } else if typed.chars().count() < 8 {
+        return Err("the new password must be at least 8 characters long".into());
+    } else {
+        typed
+    };
+    secrets::set_password(&conn, &password)?;
+    record_cli_action(
+        &mut conn,
+        "password_set",
+        "a new dashboard password with the set-password command",
+    )?;
+    if generated {
+        println!("{password}");
+        eprintln!(
+            "whatsapp-api: the line above is the new dashboard password for user {:?} (shown once).",
+            config.dashboard_user
+        );
+    }
+    eprintln!(
+        "whatsapp-api: dashboard password set for {}; the previous one no longer works and a \
+         server running on this database follows within a second.",
+        config.db_path.display()
+    );
+    Ok(())
+}
+
+/// Reads the new password: one line from a terminal (asked on stderr, not
+/// echoed), or all of a pipe or file without its final line break.
+fn read_new_password() -> Result<String, String> {
+    let stdin = std::io::stdin();
+    let terminal = std::io::IsTerminal::is_terminal(&stdin);
+    let mut text = String::new();
+    if terminal {
+        eprint!("New dashboard password (empty: generate one): ");
+        let _ = std::io::stderr().flush();
+        let echo = EchoOff::new();
+        stdin
+            .read_line(&mut text)
+            .map_err(|e| format!("could not read the password: {e}"))?;
+        drop(echo);
+        eprintln!();
+    } else {
+        stdin
+            .lock()
+            .take(64 * 1024)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("could not read the password from standard input: {e}"))?;
+    }
+    let text = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if text.contains(['\n', '\r']) {
+        return Err("the password must be one line".into());
+    }
+    Ok(text.to_string())
+}
+
+/// Turns the terminal's echo off until dropped.
+struct EchoOff(Option<libc::termios>);
+
+impl EchoOff {
+    fn new() -> EchoOff {
+        // SAFETY: tcgetattr/tcsetattr only read and write the termios struct
+        // we own, for file descriptor 0.
+        unsafe {
+            let mut old: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut old) != 0 {
+                return EchoOff(None);
+            }
+            let mut quiet = old;
+            quiet.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(0, libc::TCSANOW, &quiet);
+            EchoOff(Some(old))
         }
-        return Ok(hash);
     }
-    if let Some(hash) = db::active_api_key_hash(conn).map_err(db_err)? {
-        return Ok(hash);
-    }
-    let key = auth::generate_api_key();
-    let hash = auth::api_key_hash(&key);
-    db::set_active_api_key(conn, &hash, &key_prefix(&key)).map_err(db_err)?;
-    announce_secret(
-        "API key",
-        &key,
-        "send it as the X-API-Key header; rotate it on /settings",
-    );
-    Ok(hash)
 }
 
-/// The first characters of a key, to tell keys apart (never enough to use).
-pub fn key_prefix(key: &str) -> String {
-    key.chars().take(6).collect()
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            // SAFETY: as in `new`.
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, old);
+            }
+        }
+    }
 }
 
-/// Returns the dashboard password hash: of DASHBOARD_PASSWORD (kept only in
-/// memory), or the stored one, or a newly generated password's (printed once).
-fn init_dashboard_password(conn: &rusqlite::Connection, config: &Config) -> Result<String, String> {
-    if let Some(password) = &config.dashboard_password {
-        return Ok(auth::password_hash(
-            password,
-            &auth::hex(&auth::random_bytes::<16>()),
-        ));
-    }
-    let db_err = |e: rusqlite::Error| format!("could not store the dashboard password: {e}");
-    if let Some(hash) = db::get_setting(conn, SETTING_DASHBOARD_PASSWORD).map_err(db_err)? {
-        return Ok(hash);
-    }
-    let password = auth::generate_password();
-    let hash = auth::password_hash(&password, &auth::hex(&auth::random_bytes::<16>()));
-    db::set_setting(conn, SETTING_DASHBOARD_PASSWORD, &hash).map_err(db_err)?;
-    announce_secret(
-        &format!("dashboard password for user {:?}", config.dashboard_user),
-        &password,
-        "set DASHBOARD_PASSWORD to choose your own",
-    );
-    Ok(hash)
-}
-
-/// The one place a secret is written out: at its generation, to the log.
-fn announce_secret(what: &str, secret: &str, hint: &str) {
-    let line = "=".repeat(72);
-    log::warn!(
-        "\n{line}\nGenerated {what} (shown once, only now - store it):\n\n    {secret}\n\n{hint}\n{line}"
-    );
+/// An audit row for a change made from the command line.
+fn record_cli_action(
+    conn: &mut rusqlite::Connection,
+    action: &str,
+    details: &str,
+) -> Result<(), String> {
+    let entry = db::AuditEntry {
+        action: action.into(),
+        details: Some(details.into()),
+        created_at: clock::now_secs(),
+        ..Default::default()
+    };
+    conn.transaction()
+        .and_then(|tx| {
+            db::insert_audit(&tx, &entry)?;
+            tx.commit()
+        })
+        .map_err(|e| format!("could not write the audit log: {e}"))
 }
 
 /// `backup <file>`: a consistent copy of the app database via SQLite's online

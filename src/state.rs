@@ -71,7 +71,7 @@ pub struct Shared {
     /// Hex SHA-256 of the active API key.
     api_key_hash: RwLock<String>,
     /// `auth::password_hash` of the dashboard password.
-    pub dashboard_password_hash: String,
+    dashboard_password_hash: RwLock<String>,
     /// Key for the dashboard's CSRF tokens (random per process).
     pub csrf_key: [u8; 32],
     /// The dashboard's one-time notices between a form POST and its redirect.
@@ -98,7 +98,7 @@ impl Shared {
             }),
             config,
             api_key_hash: RwLock::new(api_key_hash),
-            dashboard_password_hash,
+            dashboard_password_hash: RwLock::new(dashboard_password_hash),
             csrf_key: auth::random_bytes::<32>(),
             flashes: crate::dashboard::Flashes::default(),
             metrics: Metrics::default(),
@@ -142,15 +142,36 @@ impl Shared {
         format!("key:{}", &active[..16])
     }
 
-    /// Replaces the active key (after the database has been updated).
-    pub fn set_api_key_hash(&self, hash: String) {
-        *self.api_key_hash.write().unwrap_or_else(|e| e.into_inner()) = hash;
+    /// Replaces the active key (after the database has been updated);
+    /// whether it changed.
+    pub fn set_api_key_hash(&self, hash: String) -> bool {
+        let mut active = self.api_key_hash.write().unwrap_or_else(|e| e.into_inner());
+        let changed = *active != hash;
+        *active = hash;
+        changed
+    }
+
+    /// Replaces the dashboard password (after the database has been
+    /// updated); whether it changed.
+    pub fn set_dashboard_password_hash(&self, hash: String) -> bool {
+        let mut current = self
+            .dashboard_password_hash
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let changed = *current != hash;
+        *current = hash;
+        changed
     }
 
     /// Whether `user`/`password` are the dashboard credentials (constant time).
     pub fn dashboard_login_matches(&self, user: &str, password: &str) -> bool {
         let user_ok = auth::ct_eq(user.as_bytes(), self.config.dashboard_user.as_bytes());
-        let password_ok = auth::password_matches(password, &self.dashboard_password_hash);
+        let stored = self
+            .dashboard_password_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let password_ok = auth::password_matches(password, &stored);
         user_ok & password_ok
     }
 }

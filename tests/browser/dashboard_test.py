@@ -98,7 +98,7 @@ class Server:
             LOG_LEVEL="warn",
         )
         self.log = open(os.path.join(workdir, "server.log"), "w")
-        self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([binary, "serve", "--env-file", os.devnull], env=env, stdout=self.log, stderr=self.log)
         wait_for("the server", lambda: self.api("GET", "/api/v1/status")[1].get("state") == "connected")
 
     def api(self, method, path, body=None):

@@ -19,7 +19,7 @@ export WHATSAPP_BACKEND=simulator HOST=127.0.0.1 PORT="$port" DATA_DIR="$dir/dat
 base="http://127.0.0.1:$port"
 
 start_server() {
-    "$bin" serve >>"$dir/server.log" 2>&1 &
+    "$bin" serve --env-file /dev/null >>"$dir/server.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         curl -fs "$base/api/v1/health" >/dev/null && return 0

@@ -13,7 +13,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 API_KEY=compat-key-0123456789abcdef
 BASE="http://127.0.0.1:$PORT"
 WHATSAPP_BACKEND=simulator DATA_DIR="$DIR" PORT="$PORT" API_KEY="$API_KEY" DASHBOARD_PASSWORD=compat-password \
-    LOG_LEVEL=trace ./target/debug/whatsapp-api >"$DIR/server.log" 2>&1 &
+    LOG_LEVEL=trace ./target/debug/whatsapp-api --env-file /dev/null >"$DIR/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq 100); do curl -fs "$BASE/api/v1/health" | grep -q '"connected"' && break; sleep 0.1; done

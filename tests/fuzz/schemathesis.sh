@@ -29,7 +29,7 @@ DIR=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 KEY="fuzz-key-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
 WHATSAPP_BACKEND=simulator DATA_DIR="$DIR" PORT="$PORT" API_KEY="$KEY" DASHBOARD_PASSWORD=fuzz-password \
-    RATE_LIMIT_PER_MINUTE=0 LOG_LEVEL=warn ./target/debug/whatsapp-api >"$DIR/server.log" 2>&1 &
+    RATE_LIMIT_PER_MINUTE=0 LOG_LEVEL=warn ./target/debug/whatsapp-api --env-file /dev/null >"$DIR/server.log" 2>&1 &
 SERVER=$!
 cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT

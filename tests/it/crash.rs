@@ -403,6 +403,7 @@ fn a_data_dir_turning_read_only_fails_clearly_and_recovers() {
     );
     // Starting on it while it is read-only: one line, exit 2.
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_whatsapp-api"))
+        .args(["--env-file", "/dev/null"])
         .env_clear()
         .env("DATA_DIR", &data)
         .env("PORT", "0")

@@ -77,6 +77,14 @@ fn capture_logs() {
     });
 }
 
+/// Every log line the server threads of this test run wrote so far.
+pub fn log_lines() -> Vec<String> {
+    LOGGER
+        .get()
+        .map(|l| l.lines.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        .unwrap_or_default()
+}
+
 /// Registers a secret a test was shown, so no log line may contain it.
 pub fn remember_secret(secret: &str) {
     SECRETS.lock().unwrap().push(secret.to_string());
@@ -192,8 +200,18 @@ impl TestServer {
         dir: Arc<TempDir>,
         hook: whatsapp_api::whatsapp::TestHook,
     ) -> TestServer {
+        TestServer::start_whatsapp_with(dir, hook, |_| {})
+    }
+
+    /// `start_whatsapp_in`, with the configuration changed by `tune`.
+    pub fn start_whatsapp_with(
+        dir: Arc<TempDir>,
+        hook: whatsapp_api::whatsapp::TestHook,
+        tune: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut config = test_config(&dir.0);
         config.backend = whatsapp_api::config::Backend::WhatsApp;
+        tune(&mut config);
         let server = whatsapp_api::start_with(config, Some(hook)).expect("server starts");
         TestServer::around(server, dir)
     }
@@ -322,6 +340,15 @@ pub fn request(
         bytes,
         text,
     }
+}
+
+/// An `Authorization: Basic` header value.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
 }
 
 /// Polls `f` until it returns Some, or panics after `secs`.
@@ -511,21 +538,35 @@ pub struct BinServer {
 
 impl BinServer {
     /// Starts `whatsapp-api serve` on `dir` with the simulator, the test key
-    /// and password, and `extra` environment; waits until it listens.
+    /// and password, and `extra` environment (an empty value unsets one);
+    /// waits until it listens.
     pub fn start(dir: &std::path::Path, extra: &[(&str, &str)]) -> BinServer {
+        let dir_text = dir.display().to_string();
+        let mut env = vec![
+            ("DATA_DIR", dir_text.as_str()),
+            ("PORT", "0"),
+            ("WHATSAPP_BACKEND", "simulator"),
+            ("API_KEY", KEY),
+            ("DASHBOARD_PASSWORD", DASH_PASSWORD),
+            ("RATE_LIMIT_PER_MINUTE", "0"),
+        ];
+        env.extend_from_slice(extra);
+        BinServer::spawn(dir, &["serve"], &env)
+    }
+
+    /// Runs the binary with `args` in the working directory `cwd` with only
+    /// PATH and `env` (later pairs win) in its environment; waits until it
+    /// listens.
+    pub fn spawn(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> BinServer {
         use std::io::BufRead;
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_whatsapp-api"));
-        cmd.env_clear()
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATA_DIR", dir)
-            .env("PORT", "0")
-            .env("WHATSAPP_BACKEND", "simulator")
-            .env("API_KEY", KEY)
-            .env("DASHBOARD_PASSWORD", DASH_PASSWORD)
-            .env("RATE_LIMIT_PER_MINUTE", "0")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        for (k, v) in extra {
+        for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("the binary starts");
@@ -545,6 +586,9 @@ impl BinServer {
             });
         }
         let port = eventually(20, "the server to listen", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the server exited ({status}): {:?}", output.lock().unwrap());
+            }
             output.lock().unwrap().iter().find_map(|l| {
                 let rest = l.split("listening on http://").nth(1)?;
                 rest.split(|c: char| c.is_whitespace())
@@ -590,6 +634,18 @@ impl BinServer {
 
     pub fn log(&self) -> Vec<String> {
         self.output.lock().unwrap().clone()
+    }
+
+    /// The secret a first start announced after the line holding `what`
+    /// ("Generated API key", "Generated dashboard password").
+    pub fn announced(&self, what: &str) -> Option<String> {
+        let log = self.log();
+        let at = log.iter().position(|l| l.contains(what))?;
+        log[at + 1..]
+            .iter()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty())
+            .map(str::to_string)
     }
 }
 

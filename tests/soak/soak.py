@@ -44,7 +44,7 @@ data = tempfile.mkdtemp(prefix="wa-soak-")
 port = free_port()
 env = dict(os.environ, WHATSAPP_BACKEND="simulator", DATA_DIR=data, PORT=str(port), API_KEY=KEY,
            RATE_LIMIT_PER_MINUTE="0", LOG_LEVEL="warn", DASHBOARD_PASSWORD="soak-password")
-server = subprocess.Popen([BIN], env=env, stdout=subprocess.DEVNULL)
+server = subprocess.Popen([BIN, "--env-file", os.devnull], env=env, stdout=subprocess.DEVNULL)
 BASE = f"http://127.0.0.1:{port}"
 for _ in range(200):
     try:
