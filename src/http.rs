@@ -394,9 +394,12 @@ fn serve_one(ctx: &mut Ctx, mut raw: tiny_http::Request) {
         .metrics
         .record_request(route_name, method.as_str(), status, elapsed.as_secs_f64());
     let is_api = path.starts_with("/api/") || path.starts_with("/media/") || path == "/metrics";
-    if is_api || status == 401 {
+    // A request without credentials (a browser's first, before the Basic
+    // challenge) is not a failed login; a wrong key or password is.
+    let auth_failed = status == 401 && req.as_ref().is_some_and(carries_credentials);
+    if is_api || auth_failed {
         ctx.audit.record(AuditEntry {
-            action: if status == 401 {
+            action: if auth_failed {
                 "auth_failed"
             } else {
                 "api_request"
@@ -569,19 +572,27 @@ fn check_access(
     }
 }
 
-/// A failed authentication counts against the client address's bucket, so
-/// a wrong key never buys a fresh one.
+/// Whether a request carries credentials (`X-API-Key` or `Authorization`).
+fn carries_credentials(req: &Request) -> bool {
+    req.header("x-api-key").is_some() || req.header("authorization").is_some()
+}
+
+/// A request refused for its credentials counts against the client
+/// address's bucket, so a wrong key never buys a fresh one. Wrong ones are
+/// logged; none at all (a browser waiting for the challenge) is not a failure.
 fn limit_failed_auth(
     ctx: &Ctx,
     req: &Request,
     rate_headers: &mut Vec<(&'static str, String)>,
 ) -> Result<(), ApiError> {
-    log::warn!(
-        "failed authentication from {} for {} {}",
-        req.ip,
-        req.method.as_str(),
-        req.path
-    );
+    if carries_credentials(req) {
+        log::warn!(
+            "failed authentication from {} for {} {}",
+            req.ip,
+            req.method.as_str(),
+            req.path
+        );
+    }
     limit(ctx, &format!("ip:{}", req.ip), rate_headers)
 }
 

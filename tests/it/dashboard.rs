@@ -656,3 +656,79 @@ fn audit_log_page_lists_and_filters_dashboard_actions() {
     let none = dash_get(&s, "/audit-logs?startDate=2999-01-01").text;
     assert!(none.contains("Nothing logged for these filters."));
 }
+
+/// A browser asks without credentials first and sends them after the
+/// challenge: that is a login, not a failure. A wrong password or key is.
+#[test]
+fn only_wrong_credentials_count_as_failed_logins() {
+    let s = TestServer::start();
+    let marker = whatsapp_api::auth::uuid_v4();
+    let page = format!("/reply/{marker}");
+    let api = format!("/api/v1/messages/{marker}");
+    for _ in 0..5 {
+        let r = s.request("GET", &page, &[], None);
+        assert_eq!(r.status, 401);
+        assert!(r.header("www-authenticate").is_some());
+        assert_eq!(s.request("GET", &api, &[], None).status, 401);
+        assert_eq!(dash_get(&s, &page).status, 404);
+    }
+    let no_failure = |what: &str| {
+        let logs = s.get("/api/v1/audit-logs?action=auth_failed").json();
+        assert_eq!(logs["pagination"]["total"], 0, "{what}: {logs}");
+        let warned: Vec<String> = log_lines()
+            .into_iter()
+            .filter(|l| l.starts_with("WARN") && l.contains(&marker))
+            .collect();
+        assert!(warned.is_empty(), "{what}: {warned:?}");
+    };
+    // The audit writer commits every 50 ms: wait for the api_request rows.
+    eventually(5, "the audit rows", || {
+        let v = s
+            .get("/api/v1/audit-logs?action=api_request&limit=100")
+            .json();
+        let n = v["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["path"] == api.as_str())
+            .count();
+        (n == 5).then_some(())
+    });
+    no_failure("requests without credentials");
+
+    let wrong = basic(DASH_USER, "not-the-password");
+    assert_eq!(
+        s.request("GET", &page, &[("Authorization", &wrong)], None)
+            .status,
+        401
+    );
+    assert_eq!(
+        s.request(
+            "GET",
+            &api,
+            &[("X-API-Key", "not-the-key-0123456789")],
+            None
+        )
+        .status,
+        401
+    );
+    let failed = eventually(5, "two auth_failed rows", || {
+        let v = s.get("/api/v1/audit-logs?action=auth_failed").json();
+        (v["pagination"]["total"] == 2).then_some(v)
+    });
+    let paths: Vec<&str> = failed["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&page.as_str()) && paths.contains(&api.as_str()),
+        "{paths:?}"
+    );
+    let warned = log_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("WARN") && l.contains(&marker))
+        .count();
+    assert_eq!(warned, 2);
+}
