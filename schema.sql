@@ -284,8 +284,8 @@ CREATE TABLE IF NOT EXISTS audit_logs (
 );
 CREATE INDEX IF NOT EXISTS audit_logs_created ON audit_logs (created_at);
 
--- Replies that carried an Idempotency-Key header: a retry returns the first
--- answer and sends nothing twice.
+-- Replies that carried an Idempotency-Key header: a retry of the same request
+-- returns the first answer and sends nothing twice.
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     -- The header value, scoped to the message it replies to.
     key         TEXT    NOT NULL,
@@ -297,6 +297,10 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     body        TEXT,
     -- When (Unix seconds); rows older than a day are pruned.
     created_at  INTEGER NOT NULL,
+    -- Hex SHA-256 of what the first request asked (its route, the message and
+    -- its body): the same key sent with another request is refused (422).
+    -- NULL for rows written before schema version 4.
+    request_hash TEXT,
     PRIMARY KEY (key, message_id)
 );
 

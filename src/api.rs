@@ -52,6 +52,67 @@ fn text_param(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
     Ok(value.map(str::to_string))
 }
 
+/// What a person types for a number: digits with an optional `+` and the
+/// usual separators (spaces, dashes, dots, parentheses). The digits, or None
+/// when it is something else.
+fn phone_digits(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let rest = raw.strip_prefix('+').unwrap_or(raw);
+    let digits: String = rest
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    (!digits.is_empty() && digits.len() <= 32 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(digits)
+}
+
+/// The JIDs a chat named `raw` may be stored under, most likely first: a
+/// JID is itself; a bare number or `+number` is a person's chat, a group
+/// whose id is that number, or a LID chat.
+pub fn chat_candidates(raw: &str) -> Result<Vec<String>, ApiError> {
+    let raw = raw.trim();
+    if raw.contains('@') {
+        if is_jid(raw) {
+            return Ok(vec![raw.to_string()]);
+        }
+    } else if let Some(digits) = phone_digits(raw) {
+        return Ok(vec![
+            format!("{digits}@s.whatsapp.net"),
+            format!("{digits}@g.us"),
+            format!("{digits}@lid"),
+        ]);
+    } else if let Some((a, b)) = raw.split_once('-')
+        && !a.is_empty()
+        && !b.is_empty()
+        && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+    {
+        // An older group id: creator-number, then a timestamp.
+        return Ok(vec![format!("{raw}@g.us")]);
+    }
+    Err(ApiError::bad(
+        "phone must be a number such as 15551234567 or +15551234567, or a chat JID such as \
+         15551234567@s.whatsapp.net or 120363012345678901@g.us",
+    ))
+}
+
+/// The stored chat a `:phone` path parameter names (see `chat_candidates`);
+/// for a chat never seen, its first candidate. Shared by every route that
+/// names a chat.
+pub fn chat_param(ctx: &Ctx, raw: &str) -> Result<String, ApiError> {
+    let candidates = chat_candidates(raw)?;
+    Ok(db::first_known_chat(&ctx.db, &candidates)?.unwrap_or_else(|| candidates[0].clone()))
+}
+
+/// A JID for an address given as a JID, a bare number or `+number` (the
+/// simulator's `from`): a number is a person's chat.
+fn jid_or_number(raw: &str) -> Option<String> {
+    if raw.contains('@') {
+        is_jid(raw).then(|| raw.to_string())
+    } else {
+        phone_digits(raw).map(|d| format!("{d}@s.whatsapp.net"))
+    }
+}
+
 fn pagination(page: u32, limit: u32, total: i64) -> Value {
     json!({
         "page": page,
@@ -117,10 +178,13 @@ pub fn inbox_query(req: &Request, status: Option<&str>) -> Result<InboxQuery, Ap
     };
     let from = date_param(req, "startDate")?;
     let until = date_param(req, "endDate")?.map(|day| day + 86_400);
+    // A number as people write it (`+1 555-123 4567`) matches the digits of
+    // the chat JID; anything else is a substring of the JID as typed.
+    let phone = text_param(req, "phone")?.map(|p| phone_digits(&p).unwrap_or(p));
     Ok(InboxQuery {
         status,
         search: text_param(req, "search")?,
-        phone: text_param(req, "phone")?,
+        phone,
         from,
         until,
         page: page_param(req.query("page")),
@@ -163,6 +227,58 @@ pub fn message(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, 
     Ok(Response::ok(&m.to_json()))
 }
 
+/// An `Idempotency-Key` and the request it was sent with.
+pub struct IdempotencyKey {
+    pub key: String,
+    /// Hex SHA-256 of the route, the message id and the request's content.
+    pub request_hash: String,
+}
+
+impl IdempotencyKey {
+    /// Binds `key` to a request: `route` (the route template), the message
+    /// it answers and its `content` (compared by value: key order and
+    /// whitespace of a JSON body do not matter).
+    pub fn new(key: String, route: &str, message_id: &str, content: &Value) -> IdempotencyKey {
+        let mut text = format!("{route}\0{message_id}\0");
+        write_canonical(&mut text, content);
+        IdempotencyKey {
+            key,
+            request_hash: auth::hex(&auth::sha256(text.as_bytes())),
+        }
+    }
+}
+
+/// JSON with object keys in sorted order, whatever the map type keeps.
+fn write_canonical(out: &mut String, value: &Value) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(out, &map[k]);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(out, item);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 /// Validates an `Idempotency-Key` header value.
 pub fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
     match req.header("idempotency-key") {
@@ -191,20 +307,27 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(ApiError::bad("message must be a string")),
     };
-    let key = idempotency_key(req)?;
-    let result = send_reply(ctx, params[0], &text, key.as_deref(), "api")?;
+    let key = idempotency_key(req)?.map(|key| {
+        IdempotencyKey::new(
+            key,
+            "POST /api/v1/messages/:id/reply",
+            params[0],
+            &Value::Object(body.clone()),
+        )
+    });
+    let result = send_reply(ctx, params[0], &text, key.as_ref(), "api")?;
     Ok(Response::ok(&result))
 }
 
 /// Sends `text` as a quoted reply to incoming message `id`, stores it, marks
 /// the original replied and fires `message.sent`. Shared by the API and the
-/// dashboard (`source`). With an idempotency key, a repeat returns the first
-/// result.
+/// dashboard (`source`). With an idempotency key, a repeat of the same
+/// request returns the first result; the key with another request is a 422.
 pub fn send_reply(
     ctx: &mut Ctx,
     id: &str,
     text: &str,
-    key: Option<&str>,
+    key: Option<&IdempotencyKey>,
     source: &str,
 ) -> Result<Value, ApiError> {
     let original = db::get_message(&ctx.db, id)?
@@ -212,8 +335,8 @@ pub fn send_reply(
     if original.direction != "incoming" {
         return Err(ApiError::bad("Only incoming messages can be answered"));
     }
-    if let Some(key) = key {
-        match db::claim_idempotency(&ctx.db, key, id)? {
+    if let Some(k) = key {
+        match db::claim_idempotency(&mut ctx.db, &k.key, id, &k.request_hash)? {
             IdempotencyClaim::New => {}
             IdempotencyClaim::InFlight => {
                 return Err(ApiError::Conflict(
@@ -224,13 +347,20 @@ pub fn send_reply(
                 return serde_json::from_str(&body)
                     .map_err(|e| ApiError::Internal(format!("stored idempotent answer: {e}")));
             }
+            IdempotencyClaim::Mismatch => {
+                return Err(ApiError::Unprocessable(
+                    "This Idempotency-Key was already used for a different request (another message or another body); \
+                     send a new key with a new request"
+                        .into(),
+                ));
+            }
         }
     }
     let outcome = deliver_reply(ctx, &original, text, source);
-    if let Some(key) = key {
+    if let Some(k) = key {
         match &outcome {
-            Ok(value) => db::finish_idempotency(&ctx.db, key, id, 200, &value.to_string())?,
-            Err(_) => db::release_idempotency(&ctx.db, key, id)?,
+            Ok(value) => db::finish_idempotency(&ctx.db, &k.key, id, 200, &value.to_string())?,
+            Err(_) => db::release_idempotency(&ctx.db, &k.key, id)?,
         }
     }
     outcome
@@ -393,12 +523,13 @@ pub fn conversation_messages(
 ) -> Result<Response, ApiError> {
     let page = page_param(req.query("page"));
     let limit = limit_param(req.query("limit"), 50);
-    let (rows, total) = db::conversation_messages(&ctx.db, params[0], page, limit)?;
+    let phone = chat_param(ctx, params[0])?;
+    let (rows, total) = db::conversation_messages(&ctx.db, &phone, page, limit)?;
     let page = ConversationPage {
         count: rows.len(),
         messages: &rows,
         pagination: pagination(page, limit, total),
-        phone: params[0],
+        phone: &phone,
     };
     Ok(Response::json_sized(200, &page, 256 + 512 * rows.len()))
 }
@@ -671,16 +802,22 @@ const SIM_MEDIA_KINDS: [&str; 5] = ["image", "video", "audio", "document", "stic
 pub fn sim_inject(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
     let body = req.json_object()?;
     let from = opt_string(&body, "from")?.unwrap_or_default();
-    if !is_jid(&from) {
+    let Some(from) = jid_or_number(&from) else {
         return Err(ApiError::bad(
-            "from must be a JID such as 15551234567@s.whatsapp.net",
+            "from must be a number such as 15551234567 (or +15551234567) or a JID such as 15551234567@s.whatsapp.net",
         ));
-    }
-    let group = opt_string(&body, "group")?;
+    };
+    let group = match opt_string(&body, "group")? {
+        Some(g) if g.contains('@') => Some(g),
+        Some(g) => Some(format!("{g}@g.us")),
+        None => None,
+    };
     if let Some(g) = &group
         && !(is_jid(g) && g.ends_with("@g.us"))
     {
-        return Err(ApiError::bad("group must be a group JID ending in @g.us"));
+        return Err(ApiError::bad(
+            "group must be a group JID such as 120363012345678901@g.us (or its number)",
+        ));
     }
     let id = opt_string(&body, "id")?;
     if let Some(id) = &id

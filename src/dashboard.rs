@@ -805,10 +805,13 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
     if text.len() > 65_536 {
         return Ok(failed(ctx, &here, "The message is longer than 65536 bytes"));
     }
-    let key = form.get("key").filter(|k| {
-        k.len() <= 255 && !k.is_empty() && k.bytes().all(|b| (0x21..0x7f).contains(&b))
-    });
-    match api::send_reply(ctx, params[0], text, key, "dashboard") {
+    let key = form
+        .get("key")
+        .filter(|k| k.len() <= 255 && !k.is_empty() && k.bytes().all(|b| (0x21..0x7f).contains(&b)))
+        .map(|k| {
+            api::IdempotencyKey::new(k.to_string(), "POST /reply/:id", params[0], &json!(text))
+        });
+    match api::send_reply(ctx, params[0], text, key.as_ref(), "dashboard") {
         Ok(_) => {
             audit(ctx, req, format!("replied to message {}", params[0]));
             Ok(done(ctx, &here, "Reply sent"))

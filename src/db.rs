@@ -16,7 +16,7 @@ pub type DbResult<T> = Result<T, DbError>;
 /// The schema, applied at start-up.
 const SCHEMA: &str = include_str!("../schema.sql");
 /// `PRAGMA user_version` of a database `SCHEMA` has brought up to date.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Version 2 added the trigram search index `messages_fts` (schema.sql
 /// creates it, empty); an older database also indexes the messages it holds.
@@ -53,6 +53,9 @@ const UPGRADE_TO_3: &str = "UPDATE messages SET wa_chat = phone, wa_sender = sen
      UPDATE messages SET source = 'api' WHERE direction = 'outgoing' AND wa_id IS NOT NULL;
      UPDATE messages SET received_at = created_at;
      DROP INDEX IF EXISTS messages_wa_key;";
+
+/// Columns version 4 added: an Idempotency-Key is bound to its request.
+const COLUMNS_OF_4: [(&str, &str, &str); 1] = [("idempotency_keys", "request_hash", "TEXT")];
 
 /// The five values of `messages.reply_status`.
 pub const REPLY_STATUSES: [&str; 5] = ["unread", "read", "replied", "ignored", "sent"];
@@ -121,13 +124,18 @@ pub fn migrate(conn: &Connection) -> DbResult<()> {
     // them; the steps after it fill what it created for rows that predate it.
     // Version 0 is a new, empty file: nothing to add or fill.
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let mut added: Vec<(&str, &str, &str)> = Vec::new();
     if (1..3).contains(&version) {
-        for (table, column, definition) in COLUMNS_OF_3 {
-            if !table_columns(&tx, table)?.iter().any(|c| c == column) {
-                tx.execute_batch(&format!(
-                    "ALTER TABLE {table} ADD COLUMN {column} {definition};"
-                ))?;
-            }
+        added.extend(COLUMNS_OF_3);
+    }
+    if (1..4).contains(&version) {
+        added.extend(COLUMNS_OF_4);
+    }
+    for (table, column, definition) in added {
+        if !table_columns(&tx, table)?.iter().any(|c| c == column) {
+            tx.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition};"
+            ))?;
         }
     }
     let mut steps = String::new();
@@ -1016,6 +1024,17 @@ pub fn conversations(
     Ok((rows, total))
 }
 
+/// The first of `candidates` (chat JIDs) that names a stored chat.
+pub fn first_known_chat(conn: &Connection, candidates: &[String]) -> DbResult<Option<String>> {
+    let mut known = conn.prepare_cached("SELECT 1 FROM chats WHERE phone = ?1")?;
+    for jid in candidates {
+        if known.exists([jid])? {
+            return Ok(Some(jid.clone()));
+        }
+    }
+    Ok(None)
+}
+
 /// One chat's messages (both directions), oldest first, and their count.
 pub fn conversation_messages(
     conn: &Connection,
@@ -1049,33 +1068,53 @@ pub enum IdempotencyClaim {
     InFlight,
     /// Answered before: return this status and body.
     Done(u16, String),
+    /// The key was used for another request (another message or body).
+    Mismatch,
 }
 
-/// Claims `key` for a reply to `message_id`.
+/// Claims `key` for a reply to `message_id` whose request hashes to
+/// `request_hash`. A key belongs to one request: the same key with another
+/// message or another body is a `Mismatch`.
 pub fn claim_idempotency(
-    conn: &Connection,
+    conn: &mut Connection,
     key: &str,
     message_id: &str,
+    request_hash: &str,
 ) -> DbResult<IdempotencyClaim> {
-    let inserted = conn
+    let tx = conn.transaction()?;
+    // The earlier use of the key: its message, request hash, status, body.
+    type Earlier = (String, Option<String>, Option<u16>, Option<String>);
+    let earlier: Option<Earlier> = tx
         .prepare_cached(
-            "INSERT INTO idempotency_keys (key, message_id, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT DO NOTHING",
+            "SELECT message_id, request_hash, status, body FROM idempotency_keys
+             WHERE key = ?1 ORDER BY message_id = ?2 DESC LIMIT 1",
         )?
-        .execute(params![key, message_id, clock::now_secs()])?;
-    if inserted == 1 {
-        return Ok(IdempotencyClaim::New);
-    }
-    let row: Option<(Option<u16>, Option<String>)> = conn
-        .prepare_cached(
-            "SELECT status, body FROM idempotency_keys WHERE key = ?1 AND message_id = ?2",
-        )?
-        .query_row(params![key, message_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![key, message_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
-    Ok(match row {
-        Some((Some(status), Some(body))) => IdempotencyClaim::Done(status, body),
-        _ => IdempotencyClaim::InFlight,
-    })
+    let claim = match earlier {
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO idempotency_keys (key, message_id, request_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![key, message_id, request_hash, clock::now_secs()])?;
+            IdempotencyClaim::New
+        }
+        Some((earlier_message, earlier_hash, status, body)) => {
+            // Rows from before version 4 have no hash: the message decides.
+            let same = earlier_message == message_id
+                && earlier_hash.as_deref().is_none_or(|h| h == request_hash);
+            match (same, status, body) {
+                (false, _, _) => IdempotencyClaim::Mismatch,
+                (true, Some(status), Some(body)) => IdempotencyClaim::Done(status, body),
+                (true, _, _) => IdempotencyClaim::InFlight,
+            }
+        }
+    };
+    tx.commit()?;
+    Ok(claim)
 }
 
 /// Records the answer to a claimed key.
@@ -2807,28 +2846,63 @@ mod tests {
 
     #[test]
     fn idempotency_claims() {
-        let conn = open_memory().unwrap();
+        let mut conn = open_memory().unwrap();
+        let c = &mut conn;
         assert_eq!(
-            claim_idempotency(&conn, "k", "m").unwrap(),
+            claim_idempotency(c, "k", "m", "h").unwrap(),
             IdempotencyClaim::New
         );
         assert_eq!(
-            claim_idempotency(&conn, "k", "m").unwrap(),
+            claim_idempotency(c, "k", "m", "h").unwrap(),
             IdempotencyClaim::InFlight
         );
-        finish_idempotency(&conn, "k", "m", 200, "{}").unwrap();
+        finish_idempotency(c, "k", "m", 200, "{}").unwrap();
         assert_eq!(
-            claim_idempotency(&conn, "k", "m").unwrap(),
+            claim_idempotency(c, "k", "m", "h").unwrap(),
             IdempotencyClaim::Done(200, "{}".into())
         );
+        // The key belongs to its first request: another body, or another
+        // message, is refused.
         assert_eq!(
-            claim_idempotency(&conn, "k2", "m").unwrap(),
+            claim_idempotency(c, "k", "m", "other body").unwrap(),
+            IdempotencyClaim::Mismatch
+        );
+        assert_eq!(
+            claim_idempotency(c, "k", "m2", "h").unwrap(),
+            IdempotencyClaim::Mismatch
+        );
+        assert_eq!(
+            claim_idempotency(c, "k2", "m", "h").unwrap(),
             IdempotencyClaim::New
         );
-        release_idempotency(&conn, "k2", "m").unwrap();
+        release_idempotency(c, "k2", "m").unwrap();
         assert_eq!(
-            claim_idempotency(&conn, "k2", "m").unwrap(),
+            claim_idempotency(c, "k2", "m", "h2").unwrap(),
             IdempotencyClaim::New
+        );
+    }
+
+    #[test]
+    fn version_3_databases_gain_the_request_hash() {
+        let conn = open_memory().unwrap();
+        conn.execute_batch(
+            "ALTER TABLE idempotency_keys DROP COLUMN request_hash;
+             INSERT INTO idempotency_keys (key, message_id, status, body, created_at)
+             VALUES ('old', 'm', 200, '{}', 1);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        assert!(
+            table_columns(&conn, "idempotency_keys")
+                .unwrap()
+                .contains(&"request_hash".to_string())
+        );
+        let mut conn = conn;
+        // A row from before: the message decides, whatever the hash.
+        assert_eq!(
+            claim_idempotency(&mut conn, "old", "m", "any").unwrap(),
+            IdempotencyClaim::Done(200, "{}".into())
         );
     }
 

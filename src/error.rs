@@ -23,6 +23,9 @@ pub enum ApiError {
     Conflict(String),
     /// 413: the body is over the limit.
     PayloadTooLarge,
+    /// 422: well-formed, but it contradicts an earlier request (an
+    /// Idempotency-Key reused for another request).
+    Unprocessable(String),
     /// 429: over the rate limit; retry after this many seconds.
     TooManyRequests { retry_after: u64 },
     /// 503: WhatsApp is not connected (or its backend is gone).
@@ -44,6 +47,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => 405,
             ApiError::Conflict(_) => 409,
             ApiError::PayloadTooLarge => 413,
+            ApiError::Unprocessable(_) => 422,
             ApiError::TooManyRequests { .. } => 429,
             ApiError::Unavailable(_) => 503,
             ApiError::SendFailed(_) | ApiError::Internal(_) => 500,
@@ -57,6 +61,7 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
+            | ApiError::Unprocessable(m)
             | ApiError::Unavailable(m)
             | ApiError::SendFailed(m) => m.clone(),
             ApiError::Unauthorized | ApiError::BasicAuthRequired => "Unauthorized".into(),

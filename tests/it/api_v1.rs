@@ -847,3 +847,125 @@ fn concurrent_injections_are_stored_and_announced_once_each() {
     ids.dedup();
     assert_eq!(ids.len(), 81);
 }
+
+#[test]
+fn a_chat_is_named_by_its_jid_its_number_or_plus_number() {
+    let s = TestServer::start();
+    s.inject(ALICE, "first");
+    s.inject(ALICE, "second");
+    let id = s.newest_id();
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/messages/{id}/reply"),
+            &json!({ "message": "ours" })
+        )
+        .status,
+        200
+    );
+    s.inject(BOB, "someone else");
+    let texts = |path: &str| -> (String, Vec<String>) {
+        let r = s.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        let v = r.json();
+        let texts = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message"].as_str().unwrap().to_string())
+            .collect();
+        (v["phone"].as_str().unwrap().to_string(), texts)
+    };
+    let expected = (
+        ALICE.to_string(),
+        vec!["first".to_string(), "second".into(), "ours".into()],
+    );
+    for name in [
+        "15551234567@s.whatsapp.net",
+        "15551234567",
+        "+15551234567",
+        "%2B15551234567",
+        "%2B1%20555%20123%204567",
+    ] {
+        assert_eq!(
+            texts(&format!("/api/v1/conversations/{name}/messages")),
+            expected,
+            "{name}"
+        );
+    }
+    // A group by its number, and the simulator's `from` and `group` as numbers.
+    let r = s.post(
+        "/api/v1/simulator/messages",
+        &json!({ "from": "+15550001111", "group": "120363012345678901", "text": "in the group" }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let (phone, group_texts) = texts("/api/v1/conversations/120363012345678901/messages");
+    assert_eq!(phone, "120363012345678901@g.us");
+    assert_eq!(group_texts, ["in the group"]);
+    let m = s.get("/api/v1/inbox?limit=1").json()["messages"][0].clone();
+    assert_eq!(m["sender_jid"], "15550001111@s.whatsapp.net");
+    // A number with no chat yet is an empty chat of that person, not an error.
+    assert_eq!(
+        texts("/api/v1/conversations/19998887777/messages"),
+        ("19998887777@s.whatsapp.net".to_string(), vec![])
+    );
+    let bad = s.get("/api/v1/conversations/not-a-number/messages");
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("15551234567")
+    );
+
+    // The inbox's phone filter takes the number as the dashboard shows it.
+    for filter in ["%2B15551234567", "%2B1%20555-123", "1555123", ALICE] {
+        let v = s.get(&format!("/api/v1/inbox/all?phone={filter}")).json();
+        assert_eq!(v["pagination"]["total"], 2, "{filter}: {v}");
+    }
+}
+
+#[test]
+fn an_idempotency_key_is_bound_to_its_request() {
+    let s = TestServer::start();
+    s.inject(ALICE, "one");
+    let first_id = s.newest_id();
+    s.inject(BOB, "two");
+    let second_id = s.newest_id();
+    let send = |id: &str, key: &str, body: &str| {
+        s.request(
+            "POST",
+            &format!("/api/v1/messages/{id}/reply"),
+            &[
+                ("X-API-Key", KEY),
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", key),
+            ],
+            Some(body.as_bytes()),
+        )
+    };
+    let first = send(&first_id, "order-1", r#"{"message":"on its way"}"#);
+    assert_eq!(first.status, 200, "{}", first.text);
+    // The same request (key order and spacing aside): the first answer.
+    let again = send(&first_id, "order-1", r#"{ "message" : "on its way" }"#);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json(), first.json());
+    // The same key with another body, or for another message: refused.
+    for (id, body) in [
+        (&first_id, r#"{"message":"something else"}"#),
+        (&second_id, r#"{"message":"on its way"}"#),
+    ] {
+        let r = send(id, "order-1", body);
+        assert_eq!(r.status, 422, "{}", r.text);
+        let error = r.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            error.contains("Idempotency-Key") && error.contains("different request"),
+            "{error}"
+        );
+    }
+    let sent = s.get("/api/v1/simulator/sent").json();
+    assert_eq!(sent.as_array().unwrap().len(), 1, "{sent}");
+    assert_eq!(
+        s.get(&format!("/api/v1/messages/{second_id}")).json()["reply_status"],
+        "unread"
+    );
+}
