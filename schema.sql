@@ -242,6 +242,9 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_pending
     ON webhook_deliveries (webhook_id, seq) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS webhook_deliveries_by_webhook
     ON webhook_deliveries (webhook_id, seq);
+-- Each webhook's failed deliveries, counted on the webhooks page.
+CREATE INDEX IF NOT EXISTS webhook_deliveries_failed
+    ON webhook_deliveries (webhook_id) WHERE status = 'failed';
 
 -- Every attempt at a delivery, for the delivery log.
 CREATE TABLE IF NOT EXISTS webhook_attempts (
@@ -345,3 +348,13 @@ WHEN NEW.direction = 'incoming' BEGIN
         - (OLD.reply_status = 'unread') + (NEW.reply_status = 'unread')
     WHERE phone = NEW.phone;
 END;
+
+-- Display names of chats (a group's subject), as WhatsApp reports them.
+CREATE TABLE IF NOT EXISTS chat_names (
+    -- Chat JID (messages.phone).
+    phone       TEXT    PRIMARY KEY,
+    -- The name, as last reported.
+    name        TEXT    NOT NULL,
+    -- When it was last reported (Unix seconds).
+    updated_at  INTEGER NOT NULL
+);

@@ -507,9 +507,18 @@ pub fn conversations(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respons
     let page = page_param(req.query("page"));
     let limit = limit_param(req.query("limit"), 50);
     let (rows, total) = db::conversations(&ctx.db, page, limit)?;
+    let phones: Vec<&str> = rows.iter().map(|c| c.phone.as_str()).collect();
+    let names = db::chat_names(&ctx.db, &phones)?;
     let list: Vec<Value> = rows
         .iter()
-        .map(|c| json!({ "phone": c.phone, "unread": c.unread, "lastMessage": c.last.to_json() }))
+        .map(|c| {
+            json!({
+                "phone": c.phone,
+                "name": names.get(&c.phone),
+                "unread": c.unread,
+                "lastMessage": c.last.to_json(),
+            })
+        })
         .collect();
     Ok(Response::ok(
         &json!({ "count": list.len(), "conversations": list, "pagination": pagination(page, limit, total) }),
@@ -860,6 +869,7 @@ pub fn sim_inject(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, 
         media,
         mime: opt_string(&body, "mime")?,
         filename: opt_string(&body, "filename")?,
+        group_name: group_name(&body, group.is_some())?,
         group,
     };
     let injected = ctx
@@ -962,6 +972,18 @@ pub fn sim_raw(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, Api
         201,
         &json!({ "wa_id": outcome.wa_id, "result": outcome.kind }),
     ))
+}
+
+/// The simulator's `group_name`: 1 to 100 characters, only with a `group`.
+fn group_name(body: &Map<String, Value>, has_group: bool) -> Result<Option<String>, ApiError> {
+    let name = opt_string(body, "group_name")?.map(|n| n.trim().to_string());
+    match name {
+        Some(_) if !has_group => Err(ApiError::bad("group_name needs a group")),
+        Some(n) if n.is_empty() || n.chars().count() > 100 => {
+            Err(ApiError::bad("group_name must be 1 to 100 characters"))
+        }
+        name => Ok(name),
+    }
 }
 
 /// A JID as the simulator accepts it: `user@server`, user of letters, digits

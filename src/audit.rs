@@ -24,6 +24,20 @@ const BATCH_MAX: usize = 4096;
 const CHANNEL_CAPACITY: usize = 4096;
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
+/// Every action this server writes to the audit log, with a label for the
+/// dashboard's filter. (Rows imported from the Node server keep its own.)
+pub const ACTIONS: [(&str, &str); 9] = [
+    ("api_request", "API request"),
+    ("auth_failed", "Failed login (wrong key or password)"),
+    ("dashboard_action", "Dashboard action"),
+    ("session_logout", "WhatsApp logout (API)"),
+    ("session_pair", "New pairing (API)"),
+    ("server_start", "Server start"),
+    ("api_key_rotated", "API key rotated (rotate-key)"),
+    ("password_set", "Dashboard password set (set-password)"),
+    ("legacy_import", "Import from the Node server"),
+];
+
 /// Sends rows to the audit writer. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditHandle {

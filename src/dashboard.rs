@@ -208,6 +208,16 @@ fn write_pager(out: &mut String, page: u32, pages: u32, url: impl Fn(u32) -> Str
     out.push_str("</nav>");
 }
 
+/// A time for people: UTC, saying so, in a `<time>` that app.js shows in
+/// the browser's own time zone (keeping the UTC text as its title).
+fn time_html(secs: i64) -> String {
+    format!(
+        "<time datetime=\"{}\">{} UTC</time>",
+        clock::format_iso_millis(secs * 1000),
+        clock::format_datetime(secs)
+    )
+}
+
 fn pages_of(total: i64, limit: u32) -> u32 {
     ((total.max(0) + i64::from(limit) - 1) / i64::from(limit)).clamp(0, i64::from(u32::MAX)) as u32
 }
@@ -476,20 +486,33 @@ pub fn inbox(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiEr
     }
     main.push_str("</nav>");
 
+    let active = [&search, &phone, &start, &end]
+        .iter()
+        .filter(|v| !v.is_empty())
+        .count();
+    // Folded on a phone screen unless a filter is set (app.js unfolds it on
+    // a wide one), so the messages come first.
     let _ = write!(
         main,
-        "<form class=\"filters\" method=\"get\" action=\"/\" role=\"search\">\
+        "<details class=\"fold\" id=\"filters\"{open}><summary>Filters{count}</summary>\
+         <form class=\"filters\" method=\"get\" action=\"/\" role=\"search\">\
          <input type=\"hidden\" name=\"status\" value=\"{status}\">\
          <label>Search text <input type=\"search\" name=\"search\" value=\"{}\"></label>\
-         <label>Phone <input type=\"text\" name=\"phone\" inputmode=\"tel\" value=\"{}\"></label>\
+         <label>Phone <input type=\"text\" name=\"phone\" inputmode=\"tel\" placeholder=\"+15551234567\" value=\"{}\"></label>\
          <label>From <input type=\"date\" name=\"startDate\" value=\"{}\"></label>\
          <label>Until <input type=\"date\" name=\"endDate\" value=\"{}\"></label>\
-         <div class=\"actions\"><button type=\"submit\">Filter</button> <a href=\"{}\">Clear</a></div></form>",
+         <div class=\"actions\"><button type=\"submit\">Filter</button> <a href=\"{}\">Clear</a></div></form></details>",
         escape(&search),
         escape(&phone),
         escape(&start),
         escape(&end),
         escape(&format!("/{}", query_string(&[("status", status)]))),
+        open = if active > 0 { " open" } else { "" },
+        count = if active > 0 {
+            format!(" <span class=\"count\">{active}</span>")
+        } else {
+            String::new()
+        },
     );
 
     let pages = pages_of(total, q.limit);
@@ -509,16 +532,18 @@ pub fn inbox(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiEr
             "<form method=\"post\" action=\"/messages/status\">{}\
              <input type=\"hidden\" name=\"back\" value=\"{}\">\
              <div class=\"bulk\"><label class=\"js-only\" hidden><input type=\"checkbox\" id=\"select-all\"> Select all</label>\
-             <span aria-hidden=\"true\">Mark selected:</span>\
+             <span class=\"marks\"><span aria-hidden=\"true\">Mark:</span>\
              <button type=\"submit\" name=\"status\" value=\"read\" aria-label=\"Mark selected read\">Read</button>\
              <button type=\"submit\" name=\"status\" value=\"ignored\" aria-label=\"Mark selected ignored\">Ignored</button>\
-             <button type=\"submit\" name=\"status\" value=\"unread\" aria-label=\"Mark selected unread\">Unread</button></div>\
+             <button type=\"submit\" name=\"status\" value=\"unread\" aria-label=\"Mark selected unread\">Unread</button></span></div>\
              <ul class=\"inbox\">",
             csrf_field(ctx),
             escape(&back)
         );
+        let groups: Vec<&str> = rows.iter().map(|m| m.phone.as_str()).collect();
+        let names = db::chat_names(&ctx.db, &groups)?;
         for m in &rows {
-            write_inbox_row(&mut main, m);
+            write_inbox_row(&mut main, m, names.get(&m.phone).map(String::as_str));
         }
         main.push_str("</ul></form>");
     }
@@ -534,8 +559,21 @@ fn display_phone(phone: &str) -> String {
     }
 }
 
-fn sender_name(m: &db::Message) -> String {
-    match m.push_name.as_deref().filter(|n| !n.trim().is_empty()) {
+fn is_group(phone: &str) -> bool {
+    phone.ends_with("@g.us")
+}
+
+/// Who wrote a message, for people: a name and number; in a group, the
+/// group's name (its JID while the name is unknown) and the member.
+fn sender_name(m: &db::Message, chat_name: Option<&str>) -> String {
+    let push_name = m.push_name.as_deref().filter(|n| !n.trim().is_empty());
+    if is_group(&m.phone) {
+        let member = push_name
+            .map(str::to_string)
+            .unwrap_or_else(|| display_phone(&m.sender_jid));
+        return format!("{} · {member}", chat_name.unwrap_or(&m.phone));
+    }
+    match push_name {
         Some(name) => format!("{name} · {}", display_phone(&m.phone)),
         None => display_phone(&m.phone),
     }
@@ -549,7 +587,7 @@ fn preview(text: &str, max: usize) -> String {
     p
 }
 
-fn write_inbox_row(out: &mut String, m: &db::Message) {
+fn write_inbox_row(out: &mut String, m: &db::Message, chat_name: Option<&str>) {
     let id = escape(&m.id);
     let text = if m.message.is_empty() {
         m.media_type
@@ -567,14 +605,13 @@ fn write_inbox_row(out: &mut String, m: &db::Message) {
     let _ = write!(
         out,
         "<li class=\"row st-{st}\"><input type=\"checkbox\" name=\"id\" value=\"{id}\" id=\"sel-{id}\" aria-label=\"Select the message from {from}\">\
-         <a class=\"row-link\" href=\"/reply/{href}\"><span class=\"from\">{from}</span>\
-         <time datetime=\"{iso}\">{when}</time><span class=\"text\">{text}</span></a>\
+         <a class=\"row-link\" href=\"/reply/{href}\"><span class=\"from\" title=\"{from}\">{from}</span>\
+         {when}<span class=\"text\">{text}</span></a>\
          <span class=\"badges\">{media}<span class=\"badge st-{st}\">{st}</span></span></li>",
         st = escape(&m.reply_status),
-        from = escape(&sender_name(m)),
+        from = escape(&sender_name(m, chat_name)),
         href = escape(&seg(&m.id)),
-        iso = clock::format_iso_millis(m.created_at * 1000),
-        when = clock::format_datetime(m.created_at),
+        when = time_html(m.created_at),
         text = escape(&text),
     );
 }
@@ -630,11 +667,15 @@ pub fn conversation(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Res
     };
     let (rows, _) = db::conversation_messages(&ctx.db, &m.phone, page_no, CHAT_PAGE)?;
     let mut main = String::with_capacity(32 * 1024);
-    let name = m
-        .push_name
-        .clone()
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| display_phone(&m.phone));
+    let chat_name = db::chat_names(&ctx.db, &[m.phone.as_str()])?.remove(&m.phone);
+    let name = if is_group(&m.phone) {
+        chat_name.clone().unwrap_or_else(|| "Group".to_string())
+    } else {
+        m.push_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| display_phone(&m.phone))
+    };
     let _ = write!(
         main,
         "<p class=\"crumbs\"><a href=\"/\">← Inbox</a></p>\
@@ -680,7 +721,7 @@ pub fn conversation(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Res
              <span>Status: <span class=\"badge st-{st}\">{st}</span></span> \
              <button type=\"submit\" name=\"status\" value=\"read\">Mark read</button> \
              <button type=\"submit\" name=\"status\" value=\"ignored\">Mark ignored</button></form></section>",
-            from = escape(&sender_name(&m)),
+            from = escape(&sender_name(&m, chat_name.as_deref())),
             quoted = escape(&preview(&m.message, 200)),
             here = escape(&here),
             csrf = csrf_field(ctx),
@@ -722,7 +763,7 @@ fn write_bubble(out: &mut String, m: &db::Message, selected: bool) {
     };
     let _ = write!(
         out,
-        "<p class=\"meta\">{who}<time datetime=\"{iso}\">{when}</time> · {status}{link}</p></li>",
+        "<p class=\"meta\">{who}{when} · {status}{link}</p></li>",
         who = if m.direction == "incoming" {
             m.push_name
                 .as_deref()
@@ -733,8 +774,7 @@ fn write_bubble(out: &mut String, m: &db::Message, selected: bool) {
         } else {
             "You · ".to_string()
         },
-        iso = clock::format_iso_millis(m.created_at * 1000),
-        when = clock::format_datetime(m.created_at),
+        when = time_html(m.created_at),
         status = escape(&status),
         link = if m.direction == "incoming" && !selected {
             format!(" · <a href=\"/reply/{}\">reply</a>", escape(&seg(&m.id)))
@@ -958,7 +998,7 @@ pub fn login(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiEr
         main,
         "<div class=\"pair\"><section class=\"card\"><h2>Scan the QR code</h2>\
          <ol class=\"steps\"><li>Open WhatsApp on the phone.</li><li>Settings → Linked devices → Link a device.</li>\
-         <li>Point the camera at this code. It changes every few seconds; this image follows it.</li></ol>\
+         <li>Point the camera at this code. WhatsApp replaces it every 20 to 60 seconds; this image follows it.</li></ol>\
          <img id=\"qr\" class=\"qr\" src=\"/login/qr.svg\" data-src=\"/login/qr.svg\" width=\"256\" height=\"256\" \
          alt=\"QR code for linking WhatsApp\"></section>\
          <section class=\"card\"><h2>Or use a pairing code</h2>\
@@ -1055,11 +1095,12 @@ pub fn webhooks_page(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respons
         main.push_str("<ul class=\"hooks\">");
         for h in &hooks {
             let id = escape(&seg(&h.id));
+            let health = db::webhook_health(&ctx.db, &h.id)?;
             let _ = write!(
                 main,
-                "<li class=\"card hook\"><p class=\"url\"><a href=\"/webhooks/{id}\">{url}</a></p>\
-                 <p class=\"badges\"><span class=\"badge {act}\">{act_label}</span>{signed}</p>\
-                 <p class=\"events\">{events}</p><p class=\"meta\">created {created}</p>\
+                "<li class=\"card hook health-{state}\"><p class=\"url\"><a href=\"/webhooks/{id}\">{url}</a></p>\
+                 <p class=\"badges\"><span class=\"badge {act}\">{act_label}</span>{signed}{counts}</p>\
+                 {last}<p class=\"events\">{events}</p><p class=\"meta\">created {created}</p>\
                  <div class=\"actions\">\
                  <a class=\"button\" href=\"/webhooks/{id}\">Edit &amp; deliveries</a>\
                  <form method=\"post\" action=\"/webhooks/{id}/toggle\" class=\"inline\">{csrf}<button type=\"submit\">{toggle}</button></form>\
@@ -1076,8 +1117,11 @@ pub fn webhooks_page(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respons
                     "<span class=\"badge muted\">unsigned</span>"
                 },
                 events = escape(&h.events.replace(',', ", ")),
-                created = clock::format_datetime(h.created_at),
+                created = time_html(h.created_at),
                 toggle = if h.active { "Pause" } else { "Resume" },
+                state = health_state(&health),
+                counts = health_badges(&health, &id),
+                last = last_attempt_html(&health),
             );
         }
         main.push_str("</ul>");
@@ -1097,6 +1141,52 @@ pub fn webhooks_page(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respons
          <div class=\"actions\"><button type=\"submit\" class=\"primary\">Add webhook</button></div></form></section>",
     );
     Ok(page(ctx, req, "Webhooks", "/webhooks", &main))
+}
+
+/// `ok`, `failing` (the newest attempt failed) or `new` (never attempted).
+fn health_state(health: &db::WebhookHealth) -> &'static str {
+    match &health.last_attempt {
+        None => "new",
+        Some(a) if a.error.is_none() => "ok",
+        Some(_) => "failing",
+    }
+}
+
+/// The pending and failed counts, linking to the delivery log.
+fn health_badges(health: &db::WebhookHealth, id: &str) -> String {
+    let mut out = String::new();
+    if health.pending > 0 {
+        let _ = write!(
+            out,
+            "<a class=\"badge dl-pending\" href=\"/webhooks/{id}\">{} pending</a>",
+            health.pending
+        );
+    }
+    if health.failed > 0 {
+        let _ = write!(
+            out,
+            "<a class=\"badge dl-failed\" href=\"/webhooks/{id}\">{} failed</a>",
+            health.failed
+        );
+    }
+    out
+}
+
+/// "Last delivery: HTTP 200 …" or why the newest attempt failed.
+fn last_attempt_html(health: &db::WebhookHealth) -> String {
+    let Some(a) = &health.last_attempt else {
+        return "<p class=\"last\">No delivery attempted yet.</p>".into();
+    };
+    let outcome = match (&a.error, a.status_code) {
+        (None, Some(code)) => format!("delivered (HTTP {code})"),
+        (None, None) => "delivered".to_string(),
+        (Some(e), Some(code)) => format!("failed: HTTP {code}, {}", escape(e)),
+        (Some(e), None) => format!("failed: {}", escape(e)),
+    };
+    format!(
+        "<p class=\"last\">Last attempt {}: {outcome}</p>",
+        time_html(a.at_ms.div_euclid(1000))
+    )
 }
 
 /// The JSON body `WebhookInput::parse` validates, from a dashboard form.
@@ -1208,7 +1298,7 @@ fn write_delivery(out: &mut String, hook_id: &str, csrf: &str, d: &db::Delivery)
          <span class=\"meta\">{created} · <code>{id}</code></span></p>",
         st = escape(&d.status),
         event = escape(&d.event),
-        created = clock::format_datetime(d.created_at),
+        created = time_html(d.created_at),
         id = escape(&d.id),
     );
     if d.attempts.is_empty() {
@@ -1344,13 +1434,23 @@ pub fn settings(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, Ap
     let _ = write!(
         main,
         "<section class=\"card\"><h2>API quick reference</h2>\
-         <p>Base URL <code>{base}</code>. Send the key as the <code>X-API-Key</code> header.</p>\
+         <p>Base URL <code>{base}</code>. Send the key as the <code>X-API-Key</code> header. \
+         In the examples, <code>KEY</code> holds your API key and <code>ID</code> a message's <code>id</code> \
+         from the inbox.</p>\
          <dl class=\"ref\">\
-         <dt>Unread messages</dt><dd><pre>curl -H 'X-API-Key: $KEY' {base}/api/v1/inbox/unread?page=1&amp;limit=50</pre></dd>\
-         <dt>Reply (quoted)</dt><dd><pre>curl -X POST -H 'X-API-Key: $KEY' -H 'Content-Type: application/json' \\\n  -d '{{\"message\":\"Thanks!\"}}' {base}/api/v1/messages/ID/reply</pre></dd>\
-         <dt>Mark a message</dt><dd><pre>curl -X PATCH -H 'X-API-Key: $KEY' -H 'Content-Type: application/json' \\\n  -d '{{\"status\":\"read\"}}' {base}/api/v1/messages/ID/status</pre></dd>\
-         <dt>Connection</dt><dd><pre>curl -H 'X-API-Key: $KEY' {base}/api/v1/status</pre></dd>\
+         <dt>Unread messages</dt><dd><pre>curl -H \"X-API-Key: $KEY\" \"{base}/api/v1/inbox/unread?page=1&amp;limit=50\"</pre></dd>\
+         <dt>Reply (quoted)</dt><dd><pre>curl -X POST -H \"X-API-Key: $KEY\" -H 'Content-Type: application/json' \\\n  -d '{{\"message\":\"Thanks!\"}}' {base}/api/v1/messages/$ID/reply</pre></dd>\
+         <dt>Mark a message</dt><dd><pre>curl -X PATCH -H \"X-API-Key: $KEY\" -H 'Content-Type: application/json' \\\n  -d '{{\"status\":\"read\"}}' {base}/api/v1/messages/$ID/status</pre></dd>\
+         <dt>Connection</dt><dd><pre>curl -H \"X-API-Key: $KEY\" {base}/api/v1/status</pre></dd>\
          </dl><p>Everything else: <a href=\"/api/v1/openapi.json\">the OpenAPI document</a>.</p></section>"
+    );
+    main.push_str(
+        "<section class=\"card\"><h2>Lost the key or the password?</h2>\
+         <p>On the server, with the same <code>DATA_DIR</code> (or <code>.env</code>), while it runs:</p>\
+         <pre>whatsapp-api rotate-key                 # prints a new API key once\n\
+whatsapp-api set-password < /dev/null   # prints a new dashboard password once</pre>\
+         <p class=\"hint\">The old one stops working within a second. To choose the password, \
+         type it: <code>whatsapp-api set-password</code>.</p></section>",
     );
     Ok(page(ctx, req, "Settings", "/settings", &main))
 }
@@ -1375,14 +1475,6 @@ pub fn rotate_api_key(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respon
 }
 
 // ───────────────────────────── audit log ─────────────────────────────
-
-const AUDIT_ACTIONS: [&str; 5] = [
-    "api_request",
-    "auth_failed",
-    "dashboard_action",
-    "session_logout",
-    "connection",
-];
 
 /// `GET /audit-logs`: filter and page through the audit log.
 pub fn audit_logs(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
@@ -1409,18 +1501,24 @@ pub fn audit_logs(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, 
         limit: 50,
     };
     let (rows, total) = db::audit_logs(&ctx.db, &q)?;
-    let _ = write!(
-        main,
+    main.push_str(
         "<form class=\"filters\" method=\"get\" action=\"/audit-logs\">\
-         <label>Action <input type=\"text\" name=\"action\" list=\"actions\" value=\"{}\"></label><datalist id=\"actions\">",
-        escape(&action)
+         <label>Action <select name=\"action\"><option value=\"\">All actions</option>",
     );
-    for a in AUDIT_ACTIONS {
-        let _ = write!(main, "<option value=\"{a}\">");
+    let known = crate::audit::ACTIONS.iter().any(|(a, _)| *a == action);
+    let other = (!known && !action.is_empty()).then_some((action.as_str(), action.as_str()));
+    for (value, label) in crate::audit::ACTIONS.iter().copied().chain(other) {
+        let _ = write!(
+            main,
+            "<option value=\"{}\"{}>{}</option>",
+            escape(value),
+            if value == action { " selected" } else { "" },
+            escape(label)
+        );
     }
     let _ = write!(
         main,
-        "</datalist><label>From <input type=\"date\" name=\"startDate\" value=\"{}\"></label>\
+        "</select></label><label>From <input type=\"date\" name=\"startDate\" value=\"{}\"></label>\
          <label>Until <input type=\"date\" name=\"endDate\" value=\"{}\"></label>\
          <div class=\"actions\"><button type=\"submit\">Filter</button> <a href=\"/audit-logs\">Clear</a></div></form>\
          <p class=\"summary\">{total} entr{}</p>",
@@ -1433,19 +1531,21 @@ pub fn audit_logs(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, 
     } else {
         main.push_str(
             "<div class=\"scroll\"><table class=\"log\"><thead><tr><th scope=\"col\">Time (UTC)</th><th scope=\"col\">Action</th>\
-             <th scope=\"col\">Request</th><th scope=\"col\">Status</th><th scope=\"col\">IP</th><th scope=\"col\">ms</th>\
+             <th scope=\"col\">Status</th><th scope=\"col\">IP</th><th scope=\"col\">Request</th><th scope=\"col\">ms</th>\
              <th scope=\"col\">Details</th></tr></thead><tbody>",
         );
         for (_, e) in &rows {
             let _ = write!(
                 main,
-                "<tr><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td data-label=\"Time (UTC)\">{}</td><td data-label=\"Action\">{}</td>\
+                 <td data-label=\"Status\">{}</td><td data-label=\"IP\">{}</td>\
+                 <td data-label=\"Request\">{} {}</td><td data-label=\"ms\">{}</td><td data-label=\"Details\">{}</td></tr>",
                 clock::format_datetime(e.created_at),
                 escape(&e.action),
-                escape(e.method.as_deref().unwrap_or("")),
-                escape(e.path.as_deref().unwrap_or("")),
                 e.status.map(|s| s.to_string()).unwrap_or_default(),
                 escape(e.ip.as_deref().unwrap_or("")),
+                escape(e.method.as_deref().unwrap_or("")),
+                escape(e.path.as_deref().unwrap_or("")),
                 e.duration_us
                     .map(|us| format!("{:.1}", us as f64 / 1000.0))
                     .unwrap_or_default(),

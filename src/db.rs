@@ -1035,6 +1035,37 @@ pub fn first_known_chat(conn: &Connection, candidates: &[String]) -> DbResult<Op
     Ok(None)
 }
 
+/// Records the display name of `phone` (a group's subject).
+pub fn set_chat_name(conn: &Connection, phone: &str, name: &str) -> DbResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO chat_names (phone, name, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (phone) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+    )?
+    .execute(params![phone, name, clock::now_secs()])?;
+    Ok(())
+}
+
+/// The known display names of `phones`.
+pub fn chat_names(
+    conn: &Connection,
+    phones: &[&str],
+) -> DbResult<std::collections::HashMap<String, String>> {
+    let mut names = std::collections::HashMap::new();
+    let mut stmt = conn.prepare_cached("SELECT name FROM chat_names WHERE phone = ?1")?;
+    for phone in phones {
+        if names.contains_key(*phone) {
+            continue;
+        }
+        if let Some(name) = stmt
+            .query_row([phone], |r| r.get::<_, String>(0))
+            .optional()?
+        {
+            names.insert(phone.to_string(), name);
+        }
+    }
+    Ok(names)
+}
+
 /// One chat's messages (both directions), oldest first, and their count.
 pub fn conversation_messages(
     conn: &Connection,
@@ -1461,6 +1492,50 @@ pub fn redeliver(conn: &Connection, id: &str, webhook_id: Option<&str>) -> DbRes
 pub fn pending_delivery_count(conn: &Connection) -> DbResult<i64> {
     conn.prepare_cached("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")?
         .query_row([], |r| r.get(0))
+}
+
+/// How a webhook is doing, for the webhooks page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookHealth {
+    /// Deliveries waiting for an attempt or a retry.
+    pub pending: i64,
+    /// Deliveries whose retry schedule ran out.
+    pub failed: i64,
+    /// The newest attempt: when, its HTTP status, its error.
+    pub last_attempt: Option<AttemptRow>,
+}
+
+/// The health of webhook `id`: two counts from the partial indexes and its
+/// newest attempt (walking its newest deliveries).
+pub fn webhook_health(conn: &Connection, id: &str) -> DbResult<WebhookHealth> {
+    // The status is written into each statement, not bound: only a literal
+    // lets the planner use the partial index of that status.
+    let count =
+        |sql: &str| -> DbResult<i64> { conn.prepare_cached(sql)?.query_row([id], |r| r.get(0)) };
+    let last_attempt = conn
+        .prepare_cached(
+            "SELECT a.at, a.status_code, a.error, a.duration_ms
+             FROM webhook_deliveries d JOIN webhook_attempts a ON a.delivery_seq = d.seq
+             WHERE d.webhook_id = ?1 ORDER BY d.seq DESC, a.id DESC LIMIT 1",
+        )?
+        .query_row([id], |r| {
+            Ok(AttemptRow {
+                at_ms: r.get(0)?,
+                status_code: r.get(1)?,
+                error: r.get(2)?,
+                duration_ms: r.get(3)?,
+            })
+        })
+        .optional()?;
+    Ok(WebhookHealth {
+        pending: count(
+            "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = ?1 AND status = 'pending'",
+        )?,
+        failed: count(
+            "SELECT count(*) FROM webhook_deliveries WHERE webhook_id = ?1 AND status = 'failed'",
+        )?,
+        last_attempt,
+    })
 }
 
 /// One attempt, for the delivery log.

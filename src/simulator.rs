@@ -173,6 +173,13 @@ impl Simulator {
             (_, Some(kind)) => crate::wa::placeholder(kind, m.filename.as_deref()),
             _ => String::new(),
         };
+        if let (Some(group), Some(name)) = (&m.group, &m.group_name) {
+            // Before the message, as the real backend learns a group's name.
+            let _ = self.events.send(WaEvent::ChatName {
+                chat: group.clone(),
+                name: name.clone(),
+            });
+        }
         let mut message = IncomingMessage {
             wa_id: wa_id.clone(),
             chat: m.group.clone().unwrap_or_else(|| m.from.clone()),

@@ -114,8 +114,12 @@ impl Sink {
                 }
             }
             WaEvent::Qr { code, valid_for } => {
+                // Codes are only offered to an unlinked device: no account,
+                // no stored session.
                 self.shared.update_connection(|c| {
                     c.state = ConnState::Qr;
+                    c.me = None;
+                    c.session_exists = false;
                     c.qr = Some(QrCode {
                         code,
                         expires: Instant::now() + valid_for,
@@ -184,6 +188,11 @@ impl Sink {
                     c.session_exists = false;
                     c.last_error = Some(reason);
                 });
+            }
+            WaEvent::ChatName { chat, name } => {
+                if let Err(e) = db::set_chat_name(&self.conn, &chat, &name) {
+                    log::error!("storing the name of {chat} failed: {e}");
+                }
             }
             WaEvent::Flush { done } => {
                 let _ = done.send(Ok(()));

@@ -77,6 +77,8 @@ pub struct SimMessage {
     pub mime: Option<String>,
     pub filename: Option<String>,
     pub group: Option<String>,
+    /// The group's name (its subject), as the real backend learns it.
+    pub group_name: Option<String>,
 }
 
 /// A message given as its protobuf (`POST /api/v1/simulator/raw`): the
@@ -163,6 +165,8 @@ pub enum WaEvent {
     /// Which stored messages still wait for their media (a download cut
     /// short by a restart): at most 100, oldest first.
     PendingMedia { reply: Reply<Vec<PendingMedia>> },
+    /// A chat's display name (a group's subject) became known or changed.
+    ChatName { chat: String, name: String },
     /// A delivery receipt for messages we sent.
     Receipt {
         wa_ids: Vec<String>,

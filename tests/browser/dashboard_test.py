@@ -7,13 +7,19 @@ binary with WHATSAPP_BACKEND=simulator on 127.0.0.1.
 Steps: log in, see an injected message, open it, reply, see the reply in the
 conversation and in GET /api/v1/simulator/sent, mark messages read with
 "select all" (app.js under the CSP), create a webhook and see its secret
-once, watch the pairing QR refresh without a page reload, and confirm that a
-hostile message runs no script.
+once; then the pages as a phone (390 px) and a laptop (1280 px) show them:
+the inbox's filters folded on the phone and open on the laptop, the bulk
+buttons on one line, a long group JID on one line, times in the browser's
+time zone, the webhook list's health, the Settings examples and the audit
+log's columns inside the screen; watch the pairing QR refresh without a
+page reload, and confirm that a hostile message runs no script.
+Screenshots of each page at both widths go to $BROWSER_SHOTS when set.
 
 Usage: dashboard_test.py <path to the whatsapp-api binary>
 """
 
 import base64
+import datetime
 import json
 import os
 import shutil
@@ -29,6 +35,10 @@ API_KEY = "browser-test-key-0123456789abcdef"
 USER, PASSWORD = "admin", "browser-test-password"
 ALICE = "15551234567@s.whatsapp.net"
 BOB = "15557654321@s.whatsapp.net"
+# A group whose name is not known yet: its JID is all there is to show.
+LONG_GROUP = "120363401234567890123456@g.us"
+# The browser's time zone (no daylight saving time): UTC+05:30.
+BROWSER_TZ, TZ_OFFSET_MINUTES = "Asia/Kolkata", 330
 HOSTILE_TEXT = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 HOSTILE_NAME = '"><svg onload="window.__pwned=3">'
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
@@ -105,10 +115,12 @@ class Server:
         status, text = http(method, self.base + path, body, {"X-API-Key": API_KEY})
         return status, (json.loads(text) if text else None)
 
-    def inject(self, sender, text, push_name=None):
+    def inject(self, sender, text, push_name=None, group=None):
         body = {"from": sender, "text": text}
         if push_name:
             body["push_name"] = push_name
+        if group:
+            body["group"] = group
         status, answer = self.api("POST", "/api/v1/simulator/messages", body)
         assert status == 201, answer
         return answer["wa_id"]
@@ -129,7 +141,10 @@ class Browser:
         self.port = free_port()
         self.driver_log = open(os.path.join(workdir, "chromedriver.log"), "w")
         self.driver = subprocess.Popen(
-            ["chromedriver", f"--port={self.port}"], stdout=self.driver_log, stderr=self.driver_log
+            ["chromedriver", f"--port={self.port}"],
+            stdout=self.driver_log,
+            stderr=self.driver_log,
+            env=dict(os.environ, TZ=BROWSER_TZ),
         )
         self.base = f"http://127.0.0.1:{self.port}"
         wait_for("chromedriver", lambda: json.loads(http("GET", self.base + "/status")[1])["value"]["ready"])
@@ -144,6 +159,7 @@ class Browser:
             prefix=False,
         )
         self.session = session["sessionId"]
+        self.resize(390)
 
     def call(self, method, path, body=None, prefix=True):
         url = self.base + (f"/session/{self.session}" if prefix else "") + path
@@ -179,6 +195,17 @@ class Browser:
 
     def source(self):
         return self.call("GET", "/source")
+
+    def resize(self, width, height=900):
+        """The page as a screen `width` CSS pixels wide shows it (a headless
+        window cannot be narrower than 500 px, so the viewport is emulated)."""
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+        self.call("POST", "/goog/cdp/execute", {"cmd": "Emulation.setDeviceMetricsOverride", "params": metrics})
+        wait_for(f"a {width} px wide page", lambda: self.js("return window.innerWidth") == width)
+
+    def no_horizontal_overflow(self):
+        width = self.js("return document.documentElement.scrollWidth - window.innerWidth")
+        assert width <= 0, f"the page is {width} px wider than the screen"
 
     def screenshot(self, path):
         with open(path, "wb") as f:
@@ -270,6 +297,107 @@ def run(binary):
         assert len(hooks["webhooks"]) == 1 and hooks["webhooks"][0]["has_secret"], hooks
         browser.go(server.base + "/webhooks")
         assert "whsec_" not in browser.source()
+        passed.append(step)
+
+        step = "the inbox at 390 px: filters folded, buttons on one line, a long JID on one line"
+        server.inject(ALICE, "A message with a time", "Alice")
+        server.inject(BOB, "Who is coming on Sunday?", "Bob", group=LONG_GROUP)
+        browser.go(server.base + "/")
+        wait_for("the group message", lambda: "Who is coming on Sunday?" in browser.text("main"))
+        assert browser.js("return window.innerWidth") == 390, browser.js("return window.innerWidth")
+        assert browser.js("return document.getElementById('filters').open") is False, "the filters are open"
+        assert browser.js("return document.querySelector('form.filters').checkVisibility()") is False, "the filters show"
+        first_row = browser.js("return document.querySelector('.inbox .row').getBoundingClientRect().top")
+        assert first_row < 400, f"the first message starts {first_row} px down"
+        tops = browser.js("return [...document.querySelectorAll('.marks button')].map(b => b.getBoundingClientRect().top)")
+        assert len(tops) == 3 and len(set(tops)) == 1, f"the bulk buttons split: {tops}"
+        one_line = browser.js(
+            "const f = [...document.querySelectorAll('.row .from')];"
+            "return f.map(e => e.getBoundingClientRect().height <= 1.6 * parseFloat(getComputedStyle(e).lineHeight))"
+        )
+        assert all(one_line), f"a sender takes more than one line: {one_line}"
+        assert browser.js(
+            f"return [...document.querySelectorAll('.row .from')].some(e => e.title.includes('{LONG_GROUP}'))"
+        ), "no row names the long group"
+        browser.no_horizontal_overflow()
+        browser.screenshot(os.path.join(shots, "inbox-390.png"))
+        browser.click("#filters summary")
+        wait_for("the unfolded filters", lambda: browser.js("return document.querySelector('form.filters').checkVisibility()"))
+        passed.append(step)
+
+        step = "times are shown in the browser's time zone, the UTC value in the title"
+        times = browser.js(
+            "return [...document.querySelectorAll('main time')].map(t => [t.dateTime, t.textContent, t.title])"
+        )
+        assert times, "no times on the inbox"
+        shift = datetime.timedelta(minutes=TZ_OFFSET_MINUTES)
+        for iso, text, title in times:
+            utc = datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+            local = utc + shift
+            assert title == utc.strftime("%Y-%m-%d %H:%M:%S UTC"), (iso, title)
+            # Today's as the time of day, others with their date ("today"
+            # read at both ends, in case midnight passes in between).
+            today = {(datetime.datetime.now(datetime.timezone.utc) + shift).date()}
+            expected = {local.strftime("%Y-%m-%d %H:%M")}
+            if local.date() in today:
+                expected.add(local.strftime("%H:%M"))
+            assert text in expected, (iso, text, expected)
+        passed.append(step)
+
+        step = "the webhook list at 390 px shows a dead endpoint's failures"
+        # The webhook made above points at a closed port; this message's
+        # delivery fails twice (WEBHOOK_RETRY_SCHEDULE=1).
+        server.inject(ALICE, "Does anyone hear me?")
+        browser.go(server.base + "/webhooks")
+        wait_for(
+            "the failed delivery",
+            lambda: browser.go(server.base + "/webhooks") or "1 failed" in browser.text(".hook"),
+            secs=20,
+        )
+        assert "health-failing" in browser.js("return document.querySelector('.hook').className")
+        assert "Last attempt" in browser.text(".hook .last")
+        browser.no_horizontal_overflow()
+        browser.screenshot(os.path.join(shots, "webhooks-390.png"))
+        passed.append(step)
+
+        step = "the settings examples at 390 px are not cut off"
+        browser.go(server.base + "/settings")
+        wait_for("the settings", lambda: browser.title().startswith("Settings"))
+        cut = browser.js("return [...document.querySelectorAll('pre')].filter(p => p.scrollWidth > p.clientWidth).length")
+        assert cut == 0, f"{cut} examples are wider than their box"
+        browser.no_horizontal_overflow()
+        browser.screenshot(os.path.join(shots, "settings-390.png"))
+        passed.append(step)
+
+        step = "the audit log at 390 px: every column on screen, the actions a list"
+        browser.go(server.base + "/audit-logs")
+        wait_for("the audit log", lambda: browser.find_all("table.log td"))
+        for label in ["Status", "IP", "Request"]:
+            right = browser.js(
+                f"const c = document.querySelector('td[data-label={label}]').getBoundingClientRect();"
+                "return c.width > 0 ? c.right : -1"
+            )
+            assert 0 < right <= 390, f"the {label} column ends at {right} px"
+        assert browser.js("return document.querySelector('select[name=action]').options.length") > 5
+        browser.no_horizontal_overflow()
+        browser.screenshot(os.path.join(shots, "audit-390.png"))
+        passed.append(step)
+
+        step = "the same pages at 1280 px"
+        browser.resize(1280)
+        browser.go(server.base + "/")
+        wait_for("the inbox", lambda: browser.title().startswith("Inbox"))
+        assert browser.js("return document.getElementById('filters').open") is True, "folded at 1280 px"
+        assert browser.js("return document.querySelector('#filters summary').offsetHeight") == 0, "a fold to open"
+        assert browser.js("return document.querySelector('form.filters').checkVisibility()"), "no filters"
+        browser.no_horizontal_overflow()
+        browser.screenshot(os.path.join(shots, "inbox-1280.png"))
+        for name, path in [("webhooks", "/webhooks"), ("settings", "/settings"), ("audit", "/audit-logs")]:
+            browser.go(server.base + path)
+            wait_for(f"the {name} page", lambda: browser.find_all("main h1"))
+            browser.no_horizontal_overflow()
+            browser.screenshot(os.path.join(shots, f"{name}-1280.png"))
+        browser.resize(390)
         passed.append(step)
 
         step = "the pairing QR refreshes without reloading the page"

@@ -645,11 +645,11 @@ fn audit_log_page_lists_and_filters_dashboard_actions() {
         let page = dash_get(&s, "/audit-logs?action=dashboard_action").text;
         page.contains("marked 1 message(s) read").then_some(page)
     });
-    assert!(!page.contains("<td>api_request</td>"));
+    assert!(!page.contains("<td data-label=\"Action\">api_request</td>"));
     assert!(
         dash_get(&s, "/audit-logs")
             .text
-            .contains("<td>api_request</td>")
+            .contains("<td data-label=\"Action\">api_request</td>")
     );
     let bad = dash_get(&s, "/audit-logs?startDate=nope").text;
     assert!(bad.contains("From: expected a date as YYYY-MM-DD"));
@@ -731,4 +731,153 @@ fn only_wrong_credentials_count_as_failed_logins() {
         .filter(|l| l.starts_with("WARN") && l.contains(&marker))
         .count();
     assert_eq!(warned, 2);
+}
+
+#[test]
+fn times_say_utc_and_groups_show_their_names() {
+    let s = TestServer::start();
+    let r = s.post(
+        "/api/v1/simulator/messages",
+        &json!({
+            "from": "15550001111@s.whatsapp.net",
+            "group": "120363012345678901@g.us",
+            "group_name": "Sunday <League>",
+            "push_name": "Carol",
+            "text": "who brings the ball?",
+        }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let inbox = dash_get(&s, "/").text;
+    assert!(
+        inbox.contains("Sunday &lt;League&gt; · Carol"),
+        "the group's name, escaped, and the member"
+    );
+    assert!(inbox.contains(" UTC</time>"), "times say their zone");
+    let id = s.newest_id();
+    let chat = dash_get(&s, &format!("/reply/{id}")).text;
+    assert!(chat.contains("<h1>Sunday &lt;League&gt;</h1>"), "{chat}");
+    assert!(chat.contains(" UTC</time>"));
+    let list = s.get("/api/v1/conversations").json();
+    assert_eq!(list["conversations"][0]["name"], "Sunday <League>");
+    // A later name replaces the earlier one; a person's chat has none.
+    s.post(
+        "/api/v1/simulator/messages",
+        &json!({ "from": "15550001111", "group": "120363012345678901",
+                 "group_name": "Sunday League 2", "text": "renamed" }),
+    );
+    s.inject(ALICE, "hello");
+    let list = s.get("/api/v1/conversations").json();
+    assert_eq!(list["conversations"][0]["name"], serde_json::Value::Null);
+    assert_eq!(list["conversations"][1]["name"], "Sunday League 2");
+    let bad = s.post(
+        "/api/v1/simulator/messages",
+        &json!({ "from": ALICE, "group_name": "no group", "text": "x" }),
+    );
+    assert_eq!(bad.status, 400);
+}
+
+#[test]
+fn the_webhook_list_shows_each_webhooks_health() {
+    let s = TestServer::start();
+    let receiver = WebhookReceiver::start();
+    let dead = format!("http://127.0.0.1:{}/hook", free_port());
+    for url in [&receiver.url, &dead] {
+        let r = s.post(
+            "/api/v1/webhooks",
+            &json!({ "url": url, "events": ["message.received"] }),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    assert!(
+        dash_get(&s, "/webhooks")
+            .text
+            .contains("No delivery attempted yet.")
+    );
+    s.inject(ALICE, "one");
+    s.inject(ALICE, "two");
+    // Four attempts each (the test schedule is 50, 100, 200 ms).
+    let page = eventually(10, "both deliveries to the dead webhook to fail", || {
+        let page = dash_get(&s, "/webhooks").text;
+        page.contains("2 failed</a>").then_some(page)
+    });
+    let cards: Vec<&str> = page.split("<li class=\"card hook").skip(1).collect();
+    let healthy = cards.iter().find(|c| c.contains(&receiver.url)).unwrap();
+    let failing = cards.iter().find(|c| c.contains(&dead)).unwrap();
+    assert!(healthy.starts_with(" health-ok"), "{healthy}");
+    assert!(healthy.contains("delivered (HTTP 200)"), "{healthy}");
+    assert!(!healthy.contains("failed</a>") && !healthy.contains("pending</a>"));
+    assert!(failing.starts_with(" health-failing"), "{failing}");
+    assert!(failing.contains("Last attempt <time"), "{failing}");
+    assert!(failing.contains(": failed: "), "{failing}");
+    // Waiting deliveries are counted too: the healthy receiver turns slow.
+    *receiver.delay.lock().unwrap() = std::time::Duration::from_secs(1);
+    s.inject(ALICE, "three");
+    let card = |page: &str, url: &str| -> String {
+        page.split("<li class=\"card hook")
+            .find(|c| c.contains(url))
+            .unwrap()
+            .to_string()
+    };
+    eventually(5, "a pending delivery", || {
+        card(&dash_get(&s, "/webhooks").text, &receiver.url)
+            .contains("1 pending</a>")
+            .then_some(())
+    });
+    eventually(10, "the third failure", || {
+        card(&dash_get(&s, "/webhooks").text, &dead)
+            .contains("3 failed</a>")
+            .then_some(())
+    });
+}
+
+#[test]
+fn small_pages_say_what_is_true() {
+    let s = TestServer::start();
+    wait_connected(&s);
+    // The QR page says how often codes really change.
+    s.post("/api/v1/simulator/connection", &json!({ "state": "qr" }));
+    let login = dash_get(&s, "/login").text;
+    assert!(login.contains("every 20 to 60 seconds"), "{login}");
+    assert!(!login.contains("every few seconds"));
+    // Showing QR codes means nothing is linked: no account, no session.
+    let status = dash_get(&s, "/status").text;
+    assert!(
+        status.contains("<dt>Linked account</dt><dd>none</dd>"),
+        "{status}"
+    );
+    assert!(
+        status.contains("<dt>Session stored</dt><dd>no</dd>"),
+        "{status}"
+    );
+    let v = s.get("/api/v1/status").json();
+    assert_eq!(
+        (v["sessionExists"].as_bool(), v["me"].as_str()),
+        (Some(false), None),
+        "{v}"
+    );
+    // The audit log's action filter is a list of the actions.
+    let audit = dash_get(&s, "/audit-logs?action=auth_failed").text;
+    assert!(audit.contains("<select name=\"action\">"), "{audit}");
+    assert!(
+        audit.contains("<option value=\"auth_failed\" selected>"),
+        "{audit}"
+    );
+    for (action, _) in whatsapp_api::audit::ACTIONS {
+        assert!(
+            audit.contains(&format!("<option value=\"{action}\"")),
+            "{action}"
+        );
+    }
+    // Settings says what to do about a lost key or password.
+    let settings = dash_get(&s, "/settings").text;
+    assert!(settings.contains("Lost the key or the password?"));
+    assert!(settings.contains("whatsapp-api rotate-key"));
+    // Its curl examples work when pasted into a shell: $KEY expands (double
+    // quotes) and a URL with & is quoted.
+    assert!(
+        settings.contains("curl -H \"X-API-Key: $KEY\""),
+        "{settings}"
+    );
+    assert!(!settings.contains("'X-API-Key: $KEY'"));
+    assert!(settings.contains("/api/v1/inbox/unread?page=1&amp;limit=50\""));
 }
