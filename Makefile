@@ -3,7 +3,7 @@
 #                environment or a .env file, which the binary itself reads
 #                (WHATSAPP_BACKEND=simulator for the sandbox)
 #   make test    every test: unit, DB, in-process HTTP, and the browser test
-#   make bench   the performance table of SPEC §12 (see BENCHMARKS.md);
+#   make bench   the performance table (targets and numbers in BENCHMARKS.md);
 #                BENCH_MESSAGES=1000000 for the large corpus
 #   make bench-scale  the same workloads at 10k, 100k and 1M messages
 #   make static  a static x86_64 musl binary
