@@ -237,13 +237,22 @@ fn env_file_of(args: &[String]) -> Result<Option<PathBuf>, ConfigError> {
     Ok(default.exists().then_some(default))
 }
 
+/// A `.env` file that was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvFile {
+    pub path: PathBuf,
+    /// Its variables that are not settings of this server (the Node server's
+    /// `.env` may hold others), in file order.
+    pub unused: Vec<String>,
+}
+
 /// Adds the variables of the `.env` file (see `env_file_of`) to `env`; a
 /// variable already in `env` keeps its value. Returns the merged environment
 /// and the file read, if any. `--help` and `--version` read no file.
 pub fn with_env_file(
     args: &[String],
     env: &BTreeMap<String, String>,
-) -> Result<(BTreeMap<String, String>, Option<PathBuf>), ConfigError> {
+) -> Result<(BTreeMap<String, String>, Option<EnvFile>), ConfigError> {
     let mut merged = env.clone();
     if args
         .iter()
@@ -261,10 +270,15 @@ pub fn with_env_file(
         ))
     })?;
     let pairs = parse_dotenv(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    let unused = pairs
+        .iter()
+        .map(|(key, _)| key.clone())
+        .filter(|key| !VARIABLES.iter().any(|(name, _, _)| name == key))
+        .collect();
     for (key, value) in pairs {
         merged.entry(key).or_insert(value);
     }
-    Ok((merged, Some(path)))
+    Ok((merged, Some(EnvFile { path, unused })))
 }
 
 /// Parses `.env` text with dotenv's rules: `KEY=value` lines, an optional
@@ -763,12 +777,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wa-envfile-{}", crate::auth::uuid_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("node.env");
-        std::fs::write(&file, "PORT=4001\nDATA_DIR=/from/file\nLOG_LEVEL=warn\n").unwrap();
+        std::fs::write(
+            &file,
+            "PORT=4001\nDATA_DIR=/from/file\nNODE_ENV=production\nLOG_LEVEL=warn\n",
+        )
+        .unwrap();
         let args: Vec<String> = ["--env-file", file.to_str().unwrap(), "--port", "4003"]
             .iter()
             .map(|s| s.to_string())
             .collect();
         let (merged, read) = with_env_file(&args, &env(&[("DATA_DIR", "/from/env")])).unwrap();
+        let read = read.unwrap();
+        assert_eq!(read.unused, ["NODE_ENV"]);
+        let read = Some(read.path);
         assert_eq!(read.as_deref(), Some(file.as_path()));
         let Command::Serve(c) = parse(&args, &merged).unwrap() else {
             panic!("serve")

@@ -64,8 +64,15 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>) -> Result<(), String
             if let Some(file) = &env_file {
                 log::info!(
                     "read {} (the environment and flags win over it)",
-                    file.display()
+                    file.path.display()
                 );
+                if !file.unused.is_empty() {
+                    log::info!(
+                        "{}: not settings of this server, ignored: {}",
+                        file.path.display(),
+                        file.unused.join(", ")
+                    );
+                }
             }
             serve(*config)
         }
@@ -472,7 +479,7 @@ fn prepare_dirs(config: &Config) -> Result<(), String> {
 /// `rotate-key`: a new active API key, printed once on standard output (the
 /// old key stops at once; a running server follows within a second).
 fn rotate_key(config: &Config) -> Result<(), String> {
-    let mut conn = open_data_dir(config)?;
+    let mut conn = open_server_db(config)?;
     let key = secrets::rotate_key(&mut conn)?;
     record_cli_action(
         &mut conn,
@@ -506,8 +513,8 @@ fn set_password(config: &Config) -> Result<(), String> {
                 .into(),
         );
     }
+    let mut conn = open_server_db(config)?;
     let typed = read_new_password()?;
-    let mut conn = open_data_dir(config)?;
     let generated = typed.is_empty();
     let password = if generated {
         auth::generate_password()
@@ -535,6 +542,20 @@ fn set_password(config: &Config) -> Result<(), String> {
         config.db_path.display()
     );
     Ok(())
+}
+
+/// The database of an existing server, for a command that changes it: a
+/// missing one means the command was not given the server's `DATA_DIR`
+/// (making a new, unused database would look like success).
+fn open_server_db(config: &Config) -> Result<rusqlite::Connection, String> {
+    if !config.db_path.is_file() {
+        return Err(format!(
+            "there is no database at {}: give the server's DATA_DIR or DB_PATH (or run this \
+             where the server's .env is)",
+            config.db_path.display()
+        ));
+    }
+    open_data_dir(config)
 }
 
 /// Reads the new password: one line from a terminal (asked on stderr, not

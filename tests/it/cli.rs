@@ -94,6 +94,10 @@ fn help_lists_every_command_and_variable() {
         "LOG_LEVEL",
         "--data-dir",
         "WHATSAPP_BACKEND=simulator",
+        "rotate-key",
+        "set-password",
+        "--env-file PATH",
+        "Lost the key",
     ] {
         assert!(r.stdout.contains(needle), "--help lacks {needle}");
     }
@@ -338,7 +342,13 @@ fn rotate_key_and_set_password_reach_a_running_server() {
         401
     );
 
-    // Refused with one line: too short, or DASHBOARD_PASSWORD set (it wins).
+    // Refused with one line: not the server's database (none there), too
+    // short, or DASHBOARD_PASSWORD set (it wins).
+    for command in ["rotate-key", "set-password"] {
+        let r = run_binary_in(&cwd.0, &[command], &[], Some("long-enough-pw\n"));
+        assert_one_clean_error_line(&r, "no database at ./data/whatsapp-api.db");
+        assert!(!cwd.0.join("data/whatsapp-api.db").exists());
+    }
     let r = run_binary_in(
         &cwd.0,
         &["set-password"],
@@ -385,6 +395,7 @@ fn rotate_key_and_set_password_reach_a_running_server() {
 /// The Node server's `.env.example`, as copied by someone moving over.
 const NODE_ENV_EXAMPLE: &str = "\
 # Server
+NODE_ENV=production
 PORT=0
 # API authentication
 API_KEY=your-secret-api-key-change-me
@@ -432,6 +443,10 @@ fn the_node_servers_env_file_pointing_at_its_files_just_works() {
         "{log}"
     );
     assert!(log.contains("link the phone once more"), "{log}");
+    assert!(
+        log.contains(".env: not settings of this server, ignored: NODE_ENV"),
+        "{log}"
+    );
     let key = [("X-API-Key", "your-secret-api-key-change-me")];
     let inbox = request(
         &agent(),
