@@ -534,6 +534,8 @@ pub struct BinServer {
     pub child: std::process::Child,
     pub base: String,
     pub output: Arc<Mutex<Vec<String>>>,
+    /// The working directory made for it, removed after it.
+    cwd: Option<TempDir>,
 }
 
 impl BinServer {
@@ -551,7 +553,11 @@ impl BinServer {
             ("RATE_LIMIT_PER_MINUTE", "0"),
         ];
         env.extend_from_slice(extra);
-        BinServer::spawn(dir, &["serve"], &env)
+        // An empty working directory: no `.env` is read.
+        let cwd = TempDir::new("bin-cwd");
+        let mut server = BinServer::spawn(&cwd.0, &["serve"], &env);
+        server.cwd = Some(cwd);
+        server
     }
 
     /// Runs the binary with `args` in the working directory `cwd` with only
@@ -603,6 +609,7 @@ impl BinServer {
             child,
             base: format!("http://127.0.0.1:{port}"),
             output,
+            cwd: None,
         }
     }
 
