@@ -45,7 +45,11 @@ pub fn run_binary_in(
         .expect("the binary runs");
     let mut stdin = child.stdin.take().unwrap();
     if let Some(input) = input {
-        stdin.write_all(input.as_bytes()).unwrap();
+        // A command that fails before reading its input closes the pipe.
+        match stdin.write_all(input.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("stdin: {e}"),
+            _ => {}
+        }
     }
     drop(stdin);
     let out = child.wait_with_output().expect("the binary runs");
