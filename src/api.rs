@@ -81,13 +81,6 @@ pub fn chat_candidates(raw: &str) -> Result<Vec<String>, ApiError> {
             format!("{digits}@g.us"),
             format!("{digits}@lid"),
         ]);
-    } else if let Some((a, b)) = raw.split_once('-')
-        && !a.is_empty()
-        && !b.is_empty()
-        && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
-    {
-        // An older group id: creator-number, then a timestamp.
-        return Ok(vec![format!("{raw}@g.us")]);
     }
     Err(ApiError::bad(
         "phone must be a number such as 15551234567 or +15551234567, or a chat JID such as \
@@ -1062,6 +1055,35 @@ mod tests {
         assert_eq!(limit_param(Some("0"), 50), 1);
         assert_eq!(limit_param(Some("abc"), 50), 1);
         assert_eq!(limit_param(Some("20"), 50), 20);
+    }
+
+    #[test]
+    fn chats_are_named_by_number_or_jid() {
+        let person = "15551234567@s.whatsapp.net".to_string();
+        for name in [
+            "15551234567",
+            "+15551234567",
+            " +1 (555) 123-4567 ",
+            "1.555.123.4567",
+        ] {
+            assert_eq!(chat_candidates(name).unwrap()[0], person, "{name}");
+        }
+        assert_eq!(
+            chat_candidates("15551234567").unwrap()[1..],
+            ["15551234567@g.us", "15551234567@lid"]
+        );
+        assert_eq!(chat_candidates(&person).unwrap(), vec![person.clone()]);
+        for bad in [
+            "",
+            "+",
+            "abc",
+            "1555x",
+            "a b@c",
+            "' OR 1=1",
+            &"1".repeat(33),
+        ] {
+            assert!(chat_candidates(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

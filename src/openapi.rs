@@ -393,7 +393,15 @@ pub fn document() -> Value {
             }), false) },
             "/api/v1/conversations/{phone}/messages": { "get": op("One chat, both directions, oldest first",
                 "Every message of one chat, incoming and outgoing, oldest first.",
-                { let mut p = vec![path_param("phone", CHAT_NAMING)]; p.extend(paging()); p }, None, json!({
+                {
+                    let mut phone = path_param("phone", CHAT_NAMING);
+                    phone["schema"]["pattern"] = json!(
+                        "^(\\+?[0-9][0-9 ().-]{0,31}|[A-Za-z0-9._:-]{1,64}@[a-z0-9.-]{1,64})$"
+                    );
+                    let mut p = vec![phone];
+                    p.extend(paging());
+                    p
+                }, None, json!({
                 "200": resp("messages", {
                     let mut page = messages_page();
                     page["properties"]["phone"] = d(json!({ "type": "string" }), "The chat's JID the name resolved to.");
