@@ -873,12 +873,14 @@ impl DurableInbox {
                 incoming.media = media
                     .as_ref()
                     .map(|spec| spec.announced(self.media.max_bytes));
+                let chat = incoming.chat.clone();
                 let stored = self
                     .store(|ack| WaEvent::Message {
                         message: incoming,
                         ack,
                     })
                     .await?;
+                learn_group_name(client, &chat, &self.events);
                 if let (Some(id), Some(spec)) = (stored.fetch_media, media) {
                     let base = translate::unwrap(message).clone();
                     self.media
@@ -909,6 +911,46 @@ impl DurableInbox {
         .await
         .map_err(|e| format!("commit task failed: {e}"))?
     }
+}
+
+/// Asks WhatsApp for a group's name (its subject) the first time this run a
+/// message of that group is stored, in the background (never holding up an
+/// acknowledgement); the sink keeps it (`WaEvent::ChatName`) for the
+/// dashboard and the conversation list. A failed query is tried again with
+/// the group's next message.
+fn learn_group_name(client: &Arc<Client>, chat: &str, events: &Sender<WaEvent>) {
+    static ASKED: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    let asked = || {
+        ASKED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    };
+    if !chat.ends_with("@g.us") || !asked().insert(chat.to_string()) {
+        return;
+    }
+    let Ok(jid) = chat.parse::<Jid>() else {
+        return;
+    };
+    let (client, events, chat) = (Arc::clone(client), events.clone(), chat.to_string());
+    tokio::spawn(async move {
+        match client.groups().get_metadata(&jid).await {
+            Ok(meta) if !meta.subject.trim().is_empty() => {
+                let name = WaEvent::ChatName {
+                    chat,
+                    name: meta.subject,
+                };
+                // A blocking send, off the runtime thread.
+                let _ = tokio::task::spawn_blocking(move || events.send(name)).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                log::debug!("could not learn the name of group {chat}: {e}");
+                asked().remove(&chat);
+            }
+        }
+    });
 }
 
 /// Adds the phone numbers the crate's own LID store knows (learned from
