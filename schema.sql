@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS messages (
     -- Triage state: unread/read/replied/ignored for incoming, 'sent' for outgoing.
     reply_status    TEXT    NOT NULL
                     CHECK (reply_status IN ('unread', 'read', 'replied', 'ignored', 'sent')),
-    -- Outgoing only: pending -> sent -> delivered -> read, or failed.
+    -- Outgoing only: pending (stored, not yet accepted by WhatsApp) -> sent
+    -- (WhatsApp's server acknowledged it) -> delivered -> read, or failed
+    -- (WhatsApp refused it, or it could not be sent).
     delivery_status TEXT
                     CHECK (delivery_status IN ('pending', 'sent', 'delivered', 'read', 'failed')),
     -- image, video, audio, document, sticker (NULL for text, location, contact).
@@ -65,6 +67,10 @@ CREATE TABLE IF NOT EXISTS messages (
     media_error     TEXT,
     -- Outgoing rows: the public id of the incoming message this one answers.
     in_reply_to     TEXT,
+    -- Outgoing rows: the Idempotency-Key of the request that sent it; a
+    -- retry with the same key sends this row again, under the same wa_id,
+    -- instead of a new message. Version 5.
+    idempotency_key TEXT,
     -- The original WhatsApp message, protobuf-encoded, when the backend keeps it:
     -- what a quoted reply needs besides wa_id and sender_jid.
     raw             BLOB,
@@ -103,6 +109,10 @@ CREATE INDEX IF NOT EXISTS messages_chat_inbox
 -- short is resumed from here). Version 3.
 CREATE INDEX IF NOT EXISTS messages_media_pending
     ON messages (seq) WHERE media_type IS NOT NULL AND media_url IS NULL AND media_error IS NULL;
+-- A reply retried with its Idempotency-Key finds the row of its first try.
+-- Version 5.
+CREATE UNIQUE INDEX IF NOT EXISTS messages_reply_key
+    ON messages (in_reply_to, idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- Receipts find outgoing messages by WhatsApp id.
 CREATE INDEX IF NOT EXISTS messages_wa_id
     ON messages (wa_id) WHERE direction = 'outgoing';

@@ -349,7 +349,7 @@ pub fn send_reply(
             }
         }
     }
-    let outcome = deliver_reply(ctx, &original, text, source);
+    let outcome = deliver_reply(ctx, &original, text, key.map(|k| k.key.as_str()), source);
     if let Some(k) = key {
         match &outcome {
             Ok(value) => db::finish_idempotency(&ctx.db, &k.key, id, 200, &value.to_string())?,
@@ -359,64 +359,90 @@ pub fn send_reply(
     outcome
 }
 
+/// Sends a reply, stored first: its WhatsApp id is chosen and the row kept
+/// `pending` before anything goes out, so a retry with the same
+/// Idempotency-Key sends that row again under the same id (the customer
+/// sees one message, even if the first try did reach WhatsApp) and a
+/// receipt always finds its row. WhatsApp's acceptance (the sink marks the
+/// row `sent`, the original `replied`, and fires `message.sent`) comes
+/// before the answer; a refusal leaves the row `failed`.
 fn deliver_reply(
     ctx: &mut Ctx,
     original: &db::Message,
     text: &str,
+    key: Option<&str>,
     source: &str,
 ) -> Result<Value, ApiError> {
     require_connected(ctx)?;
-    let quote = match &original.wa_id {
-        Some(wa_id) => Some(Quote {
-            wa_id: wa_id.clone(),
-            sender_jid: original.sender_jid.clone(),
-            text: original.message.clone(),
-            raw: db::message_raw(&ctx.db, &original.id)?,
-        }),
+    let earlier = match key {
+        Some(key) => db::reply_for_key(&ctx.db, &original.id, key)?,
         None => None,
     };
+    let row = match earlier {
+        Some(row)
+            if row.delivery_status.as_deref() != Some("pending")
+                && row.delivery_status.as_deref() != Some("failed") =>
+        {
+            // The first try was accepted after its request gave up.
+            return Ok(reply_answer(&row));
+        }
+        Some(row) => {
+            db::retry_outgoing(&ctx.db, &row.id)?;
+            row
+        }
+        None => {
+            let me = ctx.shared.connection().me.unwrap_or_default();
+            let tx = ctx.db.transaction()?;
+            let row = db::insert_outgoing(
+                &tx,
+                &db::Outgoing {
+                    id: &auth::uuid_v4(),
+                    wa_id: &crate::wa::new_message_id(),
+                    phone: &original.phone,
+                    sender_jid: &me,
+                    text,
+                    in_reply_to: &original.id,
+                    source,
+                    idempotency_key: key,
+                    created_at: clock::now_secs(),
+                },
+            )?;
+            tx.commit()?;
+            row
+        }
+    };
+    let quote = match &original.wa_id {
+        Some(wa_id) => {
+            let (raw, wa_sender) = db::quote_source(&ctx.db, &original.id)?;
+            Some(Quote {
+                wa_id: wa_id.clone(),
+                // The author as WhatsApp named them: a LID chat quotes the LID.
+                sender_jid: wa_sender.unwrap_or_else(|| original.sender_jid.clone()),
+                text: original.message.clone(),
+                raw,
+            })
+        }
+        None => None,
+    };
+    let expiration = db::chat_expiration(&ctx.db, &original.phone)?;
+    let wa_id = row.wa_id.clone().unwrap_or_default();
     let sent = ctx.wa.call(|reply| WaCommand::Send {
         to: original.phone.clone(),
-        text: text.to_string(),
+        text: row.message.clone(),
         quote,
+        wa_id,
+        expiration,
         reply,
     });
-    let wa_id = sent.map_err(|e| {
+    if let Err(e) = sent {
         log::warn!("sending a reply to {} failed: {e}", original.phone);
-        ApiError::SendFailed("Failed to send message".into())
-    })?;
-    let reply_id = auth::uuid_v4();
-    let now = clock::now_secs();
-    let me = ctx.shared.connection().me.unwrap_or_default();
-    let tx = ctx.db.transaction()?;
-    let row = db::insert_outgoing(
-        &tx,
-        &db::Outgoing {
-            id: &reply_id,
-            wa_id: &wa_id,
-            phone: &original.phone,
-            sender_jid: &me,
-            text,
-            in_reply_to: &original.id,
-            source,
-            created_at: now,
-        },
-    )?;
-    db::set_reply_status(&tx, &original.id, "replied")?;
-    let queued = db::enqueue_deliveries(
-        &tx,
-        webhooks::MESSAGE_SENT,
-        &webhooks::payload(webhooks::MESSAGE_SENT, webhooks::message_data(&row)),
-    )?;
-    tx.commit()?;
-    ctx.shared
-        .metrics
-        .messages_out
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if queued > 0 {
-        ctx.webhooks.wake();
+        return Err(ApiError::SendFailed("Failed to send message".into()));
     }
-    Ok(json!({ "success": true, "replyId": reply_id, "waId": wa_id }))
+    Ok(reply_answer(&row))
+}
+
+fn reply_answer(row: &db::Message) -> Value {
+    json!({ "success": true, "replyId": row.id, "waId": row.wa_id })
 }
 
 pub fn message_status(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {

@@ -16,7 +16,7 @@ pub type DbResult<T> = Result<T, DbError>;
 /// The schema, applied at start-up.
 const SCHEMA: &str = include_str!("../schema.sql");
 /// `PRAGMA user_version` of a database `SCHEMA` has brought up to date.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Version 2 added the trigram search index `messages_fts` (schema.sql
 /// creates it, empty); an older database also indexes the messages it holds.
@@ -56,6 +56,10 @@ const UPGRADE_TO_3: &str = "UPDATE messages SET wa_chat = phone, wa_sender = sen
 
 /// Columns version 4 added: an Idempotency-Key is bound to its request.
 const COLUMNS_OF_4: [(&str, &str, &str); 1] = [("idempotency_keys", "request_hash", "TEXT")];
+
+/// Columns version 5 added: a reply keeps the Idempotency-Key it was sent
+/// with, so a retry finds it.
+const COLUMNS_OF_5: [(&str, &str, &str); 1] = [("messages", "idempotency_key", "TEXT")];
 
 /// The five values of `messages.reply_status`.
 pub const REPLY_STATUSES: [&str; 5] = ["unread", "read", "replied", "ignored", "sent"];
@@ -130,6 +134,9 @@ pub fn migrate(conn: &Connection) -> DbResult<()> {
     }
     if (1..4).contains(&version) {
         added.extend(COLUMNS_OF_4);
+    }
+    if (1..5).contains(&version) {
+        added.extend(COLUMNS_OF_5);
     }
     for (table, column, definition) in added {
         if !table_columns(&tx, table)?.iter().any(|c| c == column) {
@@ -561,15 +568,19 @@ pub struct Outgoing<'a> {
     pub in_reply_to: &'a str,
     /// `api` or `dashboard`.
     pub source: &'a str,
+    /// The request's Idempotency-Key, if it had one.
+    pub idempotency_key: Option<&'a str>,
     pub created_at: i64,
 }
 
-/// Stores a reply we sent (delivery status `sent`).
+/// Stores a reply before it is sent (delivery status `pending`): its
+/// WhatsApp id is chosen and kept first, so that a retry sends the same id
+/// and a receipt finds the row whenever it comes.
 pub fn insert_outgoing(tx: &Transaction<'_>, o: &Outgoing<'_>) -> DbResult<Message> {
     tx.prepare_cached(
         "INSERT INTO messages (id, wa_id, direction, phone, sender_jid, message, reply_status,
-             delivery_status, in_reply_to, source, created_at, received_at)
-         VALUES (?1, ?2, 'outgoing', ?3, ?4, ?5, 'sent', 'sent', ?6, ?7, ?8, ?8)",
+             delivery_status, in_reply_to, source, idempotency_key, created_at, received_at)
+         VALUES (?1, ?2, 'outgoing', ?3, ?4, ?5, 'sent', 'pending', ?6, ?7, ?8, ?9, ?9)",
     )?
     .execute(params![
         o.id,
@@ -579,9 +590,83 @@ pub fn insert_outgoing(tx: &Transaction<'_>, o: &Outgoing<'_>) -> DbResult<Messa
         o.text,
         o.in_reply_to,
         o.source,
+        o.idempotency_key,
         o.created_at
     ])?;
     get_message(tx, o.id).map(|m| m.expect("the row was just inserted"))
+}
+
+/// The reply to `in_reply_to` an earlier request with this Idempotency-Key
+/// stored, if any.
+pub fn reply_for_key(conn: &Connection, in_reply_to: &str, key: &str) -> DbResult<Option<Message>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages
+         WHERE in_reply_to = ?1 AND idempotency_key = ?2 AND direction = 'outgoing'"
+    ))?
+    .query_row(params![in_reply_to, key], message_from_row)
+    .optional()
+}
+
+/// A failed reply is about to be sent again (same id): pending once more.
+pub fn retry_outgoing(conn: &Connection, id: &str) -> DbResult<()> {
+    conn.prepare_cached(
+        "UPDATE messages SET delivery_status = 'pending'
+         WHERE id = ?1 AND direction = 'outgoing' AND delivery_status = 'failed'",
+    )?
+    .execute([id])?;
+    Ok(())
+}
+
+/// WhatsApp accepted (acknowledged, or already delivered) a pending message
+/// of ours: it moves to `status` and the message it answers becomes
+/// `replied`. The row when this happened now, None when it was not pending
+/// (accepted before, or not ours).
+pub fn accept_outgoing(
+    tx: &Transaction<'_>,
+    wa_id: &str,
+    status: DeliveryStatus,
+) -> DbResult<Option<Message>> {
+    let id: Option<String> = tx
+        .prepare_cached(
+            "UPDATE messages SET delivery_status = ?2
+             WHERE wa_id = ?1 AND direction = 'outgoing' AND delivery_status = 'pending'
+             RETURNING id",
+        )?
+        .query_row(params![wa_id, status.as_str()], |r| r.get(0))
+        .optional()?;
+    let Some(id) = id else { return Ok(None) };
+    let row = get_message(tx, &id)?.expect("the row was just updated");
+    if let Some(original) = &row.in_reply_to {
+        set_reply_status(tx, original, "replied")?;
+    }
+    Ok(Some(row))
+}
+
+/// WhatsApp refused a pending message of ours (or it could not be sent):
+/// `failed`. The row when it changed.
+pub fn fail_outgoing(tx: &Transaction<'_>, wa_id: &str) -> DbResult<Option<Message>> {
+    let id: Option<String> = tx
+        .prepare_cached(
+            "UPDATE messages SET delivery_status = 'failed'
+             WHERE wa_id = ?1 AND direction = 'outgoing' AND delivery_status = 'pending'
+             RETURNING id",
+        )?
+        .query_row([wa_id], |r| r.get(0))
+        .optional()?;
+    match id {
+        Some(id) => get_message(tx, &id),
+        None => Ok(None),
+    }
+}
+
+/// What a quoted reply needs of the original beyond its text: its protobuf
+/// and its author exactly as WhatsApp named it (a LID stays a LID).
+pub fn quote_source(conn: &Connection, id: &str) -> DbResult<(Option<Vec<u8>>, Option<String>)> {
+    Ok(conn
+        .prepare_cached("SELECT raw, wa_sender FROM messages WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((None, None)))
 }
 
 /// A complete message row as a bulk loader writes it (the benchmark corpus):
@@ -634,15 +719,6 @@ pub fn get_message(conn: &Connection, id: &str) -> DbResult<Option<Message>> {
     ))?
     .query_row([id], message_from_row)
     .optional()
-}
-
-/// The stored protobuf of a message (for quoting), if any.
-pub fn message_raw(conn: &Connection, id: &str) -> DbResult<Option<Vec<u8>>> {
-    Ok(conn
-        .prepare_cached("SELECT raw FROM messages WHERE id = ?1")?
-        .query_row([id], |r| r.get::<_, Option<Vec<u8>>>(0))
-        .optional()?
-        .flatten())
 }
 
 /// Sets one message's reply_status; false when there is no such message.
@@ -2777,6 +2853,7 @@ mod tests {
                 text: "y",
                 in_reply_to: "q2",
                 source: "api",
+                idempotency_key: None,
                 created_at: 400,
             },
         )
@@ -2895,6 +2972,7 @@ mod tests {
                 text: "y",
                 in_reply_to: "in",
                 source: "api",
+                idempotency_key: None,
                 created_at: 2,
             },
         )

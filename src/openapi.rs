@@ -528,7 +528,9 @@ pub fn document() -> Value {
                     "to": d(json!({ "type": "string" }), "The chat's JID."),
                     "text": d(json!({ "type": "string" }), "The text sent."),
                     "quoted_wa_id": d(json!({ "type": ["string", "null"] }), "The quoted message's WhatsApp id."),
-                    "wa_id": d(json!({ "type": "string" }), "The sent message's WhatsApp id.") } } }))) },
+                    "quoted_participant": d(json!({ "type": ["string", "null"] }), "The quoted message's author, as the quote names them."),
+                    "wa_id": d(json!({ "type": "string" }), "The sent message's WhatsApp id (a retried reply keeps its id: one record)."),
+                    "expiration": d(json!({ "type": ["integer", "null"] }), "The disappearing-messages timer the message carried, in seconds.") } } }))) },
             "/api/v1/simulator/fail-sends": { "post": sim("Make sends fail (simulator only)",
                 "While set, every send fails (replies answer 500), to try error handling.",
                 Some(body(json!({ "type": "object", "required": ["fail"], "properties": {

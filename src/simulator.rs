@@ -70,23 +70,37 @@ impl Simulator {
                 to,
                 text,
                 quote,
+                wa_id,
+                expiration,
                 reply,
             } => {
-                let result = if !self.connected {
+                let outcome = if !self.connected {
                     Err("not connected".to_string())
                 } else if self.fail_sends {
                     Err("simulated send failure".to_string())
                 } else {
-                    let wa_id = new_wa_id();
-                    self.sent.push(SentRecord {
-                        to,
-                        text,
-                        quoted_wa_id: quote.map(|q| q.wa_id),
-                        wa_id: wa_id.clone(),
-                    });
-                    Ok(wa_id)
+                    // WhatsApp keeps one message per id: sending an id again
+                    // (a retry) does not make a second one.
+                    if !self.sent.iter().any(|s| s.wa_id == wa_id) {
+                        self.sent.push(SentRecord {
+                            to,
+                            text,
+                            quoted_participant: quote.as_ref().map(|q| q.sender_jid.clone()),
+                            quoted_wa_id: quote.map(|q| q.wa_id),
+                            wa_id: wa_id.clone(),
+                            expiration,
+                        });
+                    }
+                    Ok(())
                 };
-                let _ = reply.send(result);
+                // The outcome is applied (row sent or failed, webhooks queued)
+                // before the caller hears of it, as with the real backend.
+                let applied = self.wait_applied(|done| WaEvent::Sent {
+                    wa_id,
+                    outcome: outcome.clone(),
+                    done,
+                });
+                let _ = reply.send(applied.and(outcome));
             }
             WaCommand::PairCode { phone, reply } => {
                 log::info!(
@@ -293,13 +307,22 @@ impl Simulator {
     }
 
     fn record_media(&mut self, id: &str, media: MediaInfo) -> Result<(), String> {
+        self.wait_applied(|done| WaEvent::Media {
+            id: id.to_string(),
+            media: Box::new(media),
+            done,
+        })
+    }
+
+    /// Sends an event built around a `done` channel and waits until the sink
+    /// applied it.
+    fn wait_applied(
+        &mut self,
+        event: impl FnOnce(Option<crate::wa::Reply<()>>) -> WaEvent,
+    ) -> Result<(), String> {
         let (done, applied) = bounded(1);
         self.events
-            .send(WaEvent::Media {
-                id: id.to_string(),
-                media: Box::new(media),
-                done: Some(done),
-            })
+            .send(event(Some(done)))
             .map_err(|_| "the event sink has stopped".to_string())?;
         applied
             .recv()

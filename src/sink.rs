@@ -5,7 +5,9 @@
 
 use crate::db;
 use crate::state::{ConnState, QrCode, Shared};
-use crate::wa::{IncomingMessage, MediaInfo, Reply, Stored, Update, UpdateAction, WaEvent};
+use crate::wa::{
+    DeliveryStatus, IncomingMessage, MediaInfo, Reply, Stored, Update, UpdateAction, WaEvent,
+};
 use crate::webhooks::{self, WebhookWaker};
 use crate::{auth, clock};
 use crossbeam_channel::Receiver;
@@ -210,8 +212,21 @@ impl Sink {
                 let pending = db::pending_media(&self.conn, 100).map_err(|e| e.to_string());
                 let _ = reply.send(pending);
             }
+            WaEvent::Sent {
+                wa_id,
+                outcome,
+                done,
+            } => {
+                let result = self.apply_sent(&wa_id, &outcome);
+                if let Err(e) = &result {
+                    log::error!("recording the outcome of sending {wa_id} failed: {e}");
+                }
+                if let Some(done) = done {
+                    let _ = done.send(result.map_err(|e| e.to_string()));
+                }
+            }
             WaEvent::Receipt { wa_ids, status } => {
-                if let Err(e) = db::advance_delivery_status(&self.conn, &wa_ids, status) {
+                if let Err(e) = self.apply_receipt(&wa_ids, status) {
                     log::error!("applying a {} receipt failed: {e}", status.as_str());
                 }
             }
@@ -288,6 +303,58 @@ impl Sink {
         let mut counts = Counts::default();
         if let Some(row) = db::set_media(&tx, id, media)? {
             counts.queued += announce(&tx, &row)?;
+        }
+        tx.commit()?;
+        self.after_commit(counts);
+        Ok(())
+    }
+
+    /// WhatsApp accepted a message we sent (`message.sent`, the original
+    /// becomes `replied`) or refused it (`failed`, `message.status`). Only a
+    /// pending row changes: a late or repeated answer does nothing.
+    fn apply_sent(&mut self, wa_id: &str, outcome: &Result<(), String>) -> db::DbResult<()> {
+        let tx = self.conn.transaction()?;
+        let mut counts = Counts::default();
+        match outcome {
+            Ok(()) => {
+                if let Some(row) = db::accept_outgoing(&tx, wa_id, DeliveryStatus::Sent)? {
+                    counts.sent += 1;
+                    counts.queued += announce(&tx, &row)?;
+                }
+            }
+            Err(reason) => {
+                if let Some(row) = db::fail_outgoing(&tx, wa_id)? {
+                    log::warn!(
+                        "WhatsApp did not take message {wa_id} to {}: {reason}",
+                        row.phone
+                    );
+                    let data = webhooks::status_data(&row, DeliveryStatus::Failed, Some(reason));
+                    let payload = webhooks::payload(webhooks::MESSAGE_STATUS, data);
+                    counts.queued +=
+                        db::enqueue_deliveries(&tx, webhooks::MESSAGE_STATUS, &payload)?;
+                }
+            }
+        }
+        tx.commit()?;
+        self.after_commit(counts);
+        Ok(())
+    }
+
+    /// Receipts move our messages forward; one that reaches a message still
+    /// pending (its acknowledgement was lost, or comes later) accepts it.
+    fn apply_receipt(&mut self, wa_ids: &[String], status: DeliveryStatus) -> db::DbResult<()> {
+        let tx = self.conn.transaction()?;
+        let mut counts = Counts::default();
+        for wa_id in wa_ids {
+            match db::accept_outgoing(&tx, wa_id, status)? {
+                Some(row) => {
+                    counts.sent += 1;
+                    counts.queued += announce(&tx, &row)?;
+                }
+                None => {
+                    db::advance_delivery_status(&tx, std::slice::from_ref(wa_id), status)?;
+                }
+            }
         }
         tx.commit()?;
         self.after_commit(counts);

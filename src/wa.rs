@@ -13,13 +13,21 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the rest of the program asks of the WhatsApp backend.
 pub enum WaCommand {
-    /// Send a text message to `to` (a chat JID), quoting `quote` when given.
-    /// Answers WhatsApp's id of the sent message.
+    /// Send a text message to `to` (a chat JID) under the WhatsApp id
+    /// `wa_id` (chosen, and its row stored, before sending: sending the same
+    /// id again is how a retry avoids a second message), quoting `quote`,
+    /// with the chat's disappearing-messages timer. The backend reports the
+    /// outcome to the sink (`WaEvent::Sent`) and answers once it is applied:
+    /// Ok when WhatsApp accepted the message, Err when it refused it, it
+    /// could not be sent, or no answer came in time (then the row stays
+    /// `pending`: it may still arrive).
     Send {
         to: String,
         text: String,
         quote: Option<Quote>,
-        reply: Reply<String>,
+        wa_id: String,
+        expiration: Option<u32>,
+        reply: Reply<()>,
     },
     /// Ask for a pairing code for this phone number (digits, country code first).
     PairCode { phone: String, reply: Reply<String> },
@@ -116,7 +124,11 @@ pub struct SentRecord {
     pub to: String,
     pub text: String,
     pub quoted_wa_id: Option<String>,
+    /// The quoted message's author, as the quote names them.
+    pub quoted_participant: Option<String>,
     pub wa_id: String,
+    /// The disappearing-messages timer it carried (seconds), if any.
+    pub expiration: Option<u32>,
 }
 
 /// A simulator message on its way to the sink: its WhatsApp id, and where
@@ -167,6 +179,14 @@ pub enum WaEvent {
     PendingMedia { reply: Reply<Vec<PendingMedia>> },
     /// A chat's display name (a group's subject) became known or changed.
     ChatName { chat: String, name: String },
+    /// What became of a message we sent: accepted by WhatsApp's server (its
+    /// acknowledgement), or refused (an error acknowledgement, or it could
+    /// not be sent). `done` answers once applied.
+    Sent {
+        wa_id: String,
+        outcome: Result<(), String>,
+        done: Option<Reply<()>>,
+    },
     /// A delivery receipt for messages we sent.
     Receipt {
         wa_ids: Vec<String>,

@@ -11,6 +11,7 @@
 use crate::db::{self, DeliveryHead};
 use crate::error::ApiError;
 use crate::state::Shared;
+use crate::wa::DeliveryStatus;
 use crate::{auth, clock};
 use base64::Engine as _;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select, unbounded};
@@ -27,12 +28,15 @@ pub const MESSAGE_RECEIVED: &str = "message.received";
 pub const MESSAGE_SENT: &str = "message.sent";
 pub const CONNECTION_CONNECTED: &str = "connection.connected";
 pub const CONNECTION_DISCONNECTED: &str = "connection.disconnected";
+/// A message we sent changed delivery status (WhatsApp refused it: `failed`).
+pub const MESSAGE_STATUS: &str = "message.status";
 /// Sent by the test button whatever the subscription.
 pub const WEBHOOK_TEST: &str = "webhook.test";
 /// The events a webhook can subscribe to.
-pub const EVENTS: [&str; 4] = [
+pub const EVENTS: [&str; 5] = [
     MESSAGE_RECEIVED,
     MESSAGE_SENT,
+    MESSAGE_STATUS,
     CONNECTION_CONNECTED,
     CONNECTION_DISCONNECTED,
 ];
@@ -79,6 +83,19 @@ pub fn message_data(m: &db::Message) -> Value {
         data["source"] = json!(m.source);
     }
     data
+}
+
+/// `data` of message.status: the message, its new status, and why (failed).
+pub fn status_data(m: &db::Message, status: DeliveryStatus, error: Option<&str>) -> Value {
+    json!({
+        "id": m.id,
+        "waId": m.wa_id,
+        "phone": m.phone,
+        "status": status.as_str(),
+        "error": error,
+        "inReplyTo": m.in_reply_to,
+        "timestamp": clock::format_iso_millis(clock::now_millis()),
+    })
 }
 
 /// `data` of connection.connected.

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use translate::Signal;
 use whatsapp_rust::buffa::Message as _;
 use whatsapp_rust::download::{DownloadParams, Downloadable};
@@ -52,7 +52,7 @@ use whatsapp_rust::transport::{Transport, TransportEvent, TransportFactory};
 use whatsapp_rust::wacore::runtime::{AbortHandle, Runtime};
 use whatsapp_rust::wacore_binary::jid::JidExt;
 use whatsapp_rust::{InboundDurabilityHook, anyhow, async_channel};
-use whatsapp_rust::{MediaRetryResult, MediaReuploadRequest};
+use whatsapp_rust::{MediaRetryResult, MediaReuploadRequest, SendOptions};
 
 /// What the backend needs from the configuration.
 pub struct WhatsAppConfig {
@@ -71,6 +71,8 @@ pub struct WhatsAppConfig {
 pub struct TestHook {
     pub transport: Arc<dyn TransportFactory>,
     pub version: (u32, u32, u32),
+    /// A shorter wait for a send's acknowledgement than `SEND_TIMEOUT`.
+    pub send_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for TestHook {
@@ -139,6 +141,11 @@ pub fn spawn(
                 return;
             }
             let (signal_tx, signal_rx) = mpsc::unbounded_channel();
+            let send_timeout = config
+                .test_hook
+                .as_ref()
+                .and_then(|hook| hook.send_timeout)
+                .unwrap_or(SEND_TIMEOUT);
             let media = MediaFetcher::new(
                 events.clone(),
                 config.media_dir.clone(),
@@ -154,6 +161,8 @@ pub fn spawn(
                 failures: 0,
                 paired: false,
                 media,
+                acks: Default::default(),
+                send_timeout,
             };
             runtime.block_on(supervisor.run());
             // Drops leftover tasks (and with them every event sender).
@@ -247,6 +256,10 @@ struct Supervisor {
     paired: bool,
     /// Media downloads, shared by every client this supervisor starts.
     media: MediaFetcher,
+    /// Sends waiting for WhatsApp's acknowledgement.
+    acks: AckWaiters,
+    /// How long a send waits for it (`SEND_TIMEOUT`).
+    send_timeout: Duration,
 }
 
 impl Supervisor {
@@ -359,6 +372,7 @@ impl Supervisor {
             .with_event_handler(Forwarder {
                 generation,
                 to_supervisor: self.signal_tx.clone(),
+                acks: Arc::clone(&self.acks),
             })
             .with_inbound_durability_hook(self.inbox())
             .skip_history_sync();
@@ -411,10 +425,14 @@ impl Supervisor {
                         // and ends the run loop.
                         client.logout().await;
                     }
-                    Some(WaCommand::Send { to, text, quote, reply }) => {
+                    Some(WaCommand::Send { to, text, quote, wa_id, expiration, reply }) => {
                         let client = Arc::clone(&client);
+                        let acks = Arc::clone(&self.acks);
+                        let events = self.events.clone();
+                        let limit = self.send_timeout;
+                        let out = Outgoing { to, text, quote, wa_id, expiration };
                         tokio::spawn(async move {
-                            let _ = reply.send(send(&client, &to, text, quote).await);
+                            let _ = reply.send(send(&client, &acks, &events, out, limit).await);
                         });
                     }
                     Some(WaCommand::Pair { reply }) => {
@@ -517,6 +535,14 @@ impl Supervisor {
             }
             Signal::Placeholder(message) => {
                 self.emit(WaEvent::Message { message, ack: None }).await;
+            }
+            Signal::Sent { wa_id, outcome } => {
+                self.emit(WaEvent::Sent {
+                    wa_id,
+                    outcome,
+                    done: None,
+                })
+                .await;
             }
             Signal::Disconnected { reason } => seen.disconnect = Some(reason),
             Signal::LoggedOut { reason } => seen.logged_out = Some(reason),
@@ -757,32 +783,103 @@ fn request_pair_code(client: Arc<Client>, request: PairRequest) {
     });
 }
 
-/// Sends a text, as a WhatsApp reply quoting the original when given.
-async fn send(
-    client: &Arc<Client>,
-    to: &str,
+/// Sends waiting for WhatsApp's server acknowledgement of their message id.
+type AckWaiters =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, oneshot::Sender<Option<String>>>>>;
+
+/// How long a send waits for the message to go out and be acknowledged:
+/// inside the HTTP worker's own wait (`COMMAND_TIMEOUT`), so the worker
+/// gets an answer, not a timeout.
+const SEND_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// One reply to send, as the door's `Send` carries it.
+struct Outgoing {
+    to: String,
     text: String,
     quote: Option<Quote>,
-) -> Result<String, String> {
-    let chat: Jid = to
+    wa_id: String,
+    expiration: Option<u32>,
+}
+
+/// Sends a text under the id chosen for it (a retry sends the same id, so
+/// the customer sees one message), as a WhatsApp reply quoting the original,
+/// with the chat's disappearing timer; then waits for WhatsApp's server to
+/// acknowledge it — the crate's send returns once the stanza is written,
+/// and a refusal only shows in that acknowledgement's error code. The
+/// outcome goes to the sink before the caller hears it. Without an answer
+/// in time nothing is recorded: the row stays pending, and a late
+/// acknowledgement still settles it (`Forwarder`).
+async fn send(
+    client: &Arc<Client>,
+    acks: &AckWaiters,
+    events: &Sender<WaEvent>,
+    out: Outgoing,
+    limit: Duration,
+) -> Result<(), String> {
+    let chat: Jid = out
+        .to
         .parse()
-        .map_err(|e| format!("invalid chat JID {to:?}: {e}"))?;
-    let message = match quote {
+        .map_err(|e| format!("invalid chat JID {:?}: {e}", out.to))?;
+    let context = match &out.quote {
         Some(q) => {
             let original = translate::quoted_message(q.raw.as_deref(), &q.text);
-            let context =
-                whatsapp_rust::proto_helpers::build_quote_context(q.wa_id, q.sender_jid, &original);
-            proto::Message::text_with_context(text, context)
+            Some(whatsapp_rust::proto_helpers::build_quote_context(
+                q.wa_id.clone(),
+                q.sender_jid.clone(),
+                &original,
+            ))
         }
-        None => proto::Message::text(text),
+        // A bare text cannot carry the timer; an extended one can.
+        None => out.expiration.map(|_| proto::ContextInfo::default()),
     };
-    // Inside the HTTP worker's own wait, so it gets an answer, not a timeout.
-    let limit = COMMAND_TIMEOUT.saturating_sub(Duration::from_secs(5));
-    match tokio::time::timeout(limit, client.send_message(chat, message)).await {
-        Ok(Ok(sent)) => Ok(sent.message_id),
-        Ok(Err(e)) => Err(format!("send failed: {e}")),
-        Err(_) => Err("send timed out".into()),
+    let message = match context {
+        Some(context) => proto::Message::text_with_context(out.text, context),
+        None => proto::Message::text(out.text),
+    };
+    let mut options = SendOptions::default().with_message_id(out.wa_id.clone());
+    if let Some(seconds) = out.expiration {
+        options = options.with_ephemeral_expiration(seconds);
     }
+    let (ack_tx, ack_rx) = oneshot::channel();
+    // Registered before sending: the acknowledgement can beat the send's return.
+    lock(acks).insert(out.wa_id.clone(), ack_tx);
+    let deadline = tokio::time::Instant::now() + limit;
+    let sending = client.send_message_with_options(chat, message, options);
+    let outcome = match tokio::time::timeout_at(deadline, sending).await {
+        Ok(Err(e)) => Some(Err(format!("send failed: {e}"))),
+        Err(_) => None,
+        Ok(Ok(_)) => match tokio::time::timeout_at(deadline, ack_rx).await {
+            Ok(Ok(None)) => Some(Ok(())),
+            Ok(Ok(Some(code))) => Some(Err(format!("WhatsApp refused it (error {code})"))),
+            Ok(Err(_)) | Err(_) => None,
+        },
+    };
+    lock(acks).remove(&out.wa_id);
+    let Some(outcome) = outcome else {
+        return Err("WhatsApp did not confirm the message in time".into());
+    };
+    let events = events.clone();
+    let recorded = outcome.clone();
+    let applied = tokio::task::spawn_blocking(move || {
+        let (done, applied) = bounded(1);
+        events
+            .send(WaEvent::Sent {
+                wa_id: out.wa_id,
+                outcome: recorded,
+                done: Some(done),
+            })
+            .map_err(|_| "the event sink has stopped".to_string())?;
+        applied
+            .recv_timeout(COMMAND_TIMEOUT)
+            .map_err(|_| "the event sink did not answer in time".to_string())?
+    })
+    .await
+    .map_err(|e| format!("recording the send failed: {e}"))?;
+    applied.and(outcome)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Called synchronously inside the client's event dispatch on the runtime
@@ -792,6 +889,8 @@ async fn send(
 struct Forwarder {
     generation: u64,
     to_supervisor: mpsc::UnboundedSender<(u64, FromClient)>,
+    /// Sends waiting for their acknowledgement: answered from here directly.
+    acks: AckWaiters,
 }
 
 impl EventHandler for Forwarder {
@@ -799,6 +898,21 @@ impl EventHandler for Forwarder {
         let item = match &*event {
             Event::Messages(batch) if !batch.hook_committed => {
                 FromClient::Unhooked(Arc::clone(&batch.messages))
+            }
+            Event::ServerAck(ack) if ack.class.as_deref().is_none_or(|c| c == "message") => {
+                if let Some(waiter) = lock(&self.acks).remove(&ack.id) {
+                    let _ = waiter.send(ack.error.clone());
+                    return;
+                }
+                // Too late for its send (or not one of ours): still settles
+                // a pending row.
+                FromClient::Signal(Signal::Sent {
+                    wa_id: ack.id.clone(),
+                    outcome: match &ack.error {
+                        None => Ok(()),
+                        Some(code) => Err(format!("WhatsApp refused it (error {code})")),
+                    },
+                })
             }
             other => match translate::signal(other) {
                 Some(signal) => FromClient::Signal(signal),
@@ -1486,6 +1600,7 @@ mod tests {
         let forwarder = Forwarder {
             generation: 7,
             to_supervisor: tx,
+            acks: Default::default(),
         };
         forwarder.handle_event(Arc::new(Event::PairingQrCode(
             PairingQrCode::builder()

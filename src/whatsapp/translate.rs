@@ -51,6 +51,12 @@ pub enum Signal {
     /// A message the crate could not decrypt (or a view-once one): stored as
     /// a placeholder; the crate acknowledges it on its own.
     Placeholder(Box<IncomingMessage>),
+    /// WhatsApp's server answered a message we sent, after its send stopped
+    /// waiting: accepted, or refused with an error code.
+    Sent {
+        wa_id: String,
+        outcome: Result<(), String>,
+    },
 }
 
 /// Maps one crate event to what the backend cares about (most events: nothing).

@@ -333,18 +333,29 @@ fn reply_errors_match_the_node_server() {
         "/api/v1/simulator/connection",
         &json!({ "state": "connected" }),
     );
+    // Not connected: refused before anything is stored.
+    assert_eq!(
+        s.get("/api/v1/conversations").json()["conversations"][0]["lastMessage"]["direction"],
+        "incoming"
+    );
     s.post("/api/v1/simulator/fail-sends", &json!({ "fail": true }));
     let r = s.post(&path, &json!({ "message": "x" }));
     assert_eq!(r.status, 500);
     assert!(r.json()["error"].is_string());
-    // Nothing was stored or changed by the failures.
+    // A send WhatsApp did not take is kept, failed; the original is not
+    // replied.
     assert_eq!(
         s.get(&format!("/api/v1/messages/{id}")).json()["reply_status"],
         "unread"
     );
+    let last = &s.get("/api/v1/conversations").json()["conversations"][0]["lastMessage"];
     assert_eq!(
-        s.get("/api/v1/conversations").json()["conversations"][0]["lastMessage"]["direction"],
-        "incoming"
+        (
+            &last["direction"],
+            &last["delivery_status"],
+            &last["in_reply_to"]
+        ),
+        (&json!("outgoing"), &json!("failed"), &json!(id))
     );
 }
 

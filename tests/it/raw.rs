@@ -556,3 +556,128 @@ fn bad_raw_input_is_refused_and_changes_nothing() {
     }
     assert_eq!(total(&s), 0);
 }
+
+/// A reply to whatever message a test stored last; the answer's JSON.
+fn reply(s: &TestServer, id: &str, text: &str, key: Option<&str>) -> (u16, Value) {
+    let body = serde_json::to_vec(&json!({ "message": text })).unwrap();
+    let mut headers = vec![("X-API-Key", KEY), ("Content-Type", "application/json")];
+    if let Some(key) = key {
+        headers.push(("Idempotency-Key", key));
+    }
+    let r = s.request(
+        "POST",
+        &format!("/api/v1/messages/{id}/reply"),
+        &headers,
+        Some(&body),
+    );
+    (r.status, r.json())
+}
+
+fn sent(s: &TestServer) -> Vec<Value> {
+    s.get("/api/v1/simulator/sent")
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_reply_is_stored_before_it_is_sent_and_settled_by_whatsapps_answer() {
+    let s = TestServer::start();
+    let receiver = WebhookReceiver::start();
+    s.post(
+        "/api/v1/webhooks",
+        &json!({ "url": receiver.url, "events": ["message.sent", "message.status"] }),
+    );
+    raw(&s, &text("where is it?"), json!({ "id": "Q" }));
+    let question = by_wa_id(&s, "Q");
+    let id = question["id"].as_str().unwrap();
+    // WhatsApp refuses it: the row is kept, failed, and webhooks learn it.
+    s.post("/api/v1/simulator/fail-sends", &json!({ "fail": true }));
+    let (status, _) = reply(&s, id, "on its way", Some("k-1"));
+    assert_eq!(status, 500);
+    let failed = receiver.wait_for(1, 10)[0].json();
+    assert_eq!(failed["event"], "message.status");
+    assert_eq!(failed["data"]["status"], "failed");
+    assert_eq!(failed["data"]["inReplyTo"], json!(id));
+    let wa_id = failed["data"]["waId"].as_str().unwrap().to_string();
+    let row = by_wa_id(&s, &wa_id);
+    assert_eq!(row["delivery_status"], "failed");
+    assert_eq!(by_wa_id(&s, "Q")["reply_status"], "unread");
+    // The retry with the same key sends the same message again, same id.
+    s.post("/api/v1/simulator/fail-sends", &json!({ "fail": false }));
+    let (status, answer) = reply(&s, id, "on its way", Some("k-1"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["waId"], json!(wa_id));
+    assert_eq!(answer["replyId"], row["id"]);
+    let records = sent(&s);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["wa_id"], json!(wa_id));
+    let row = by_wa_id(&s, &wa_id);
+    assert_eq!(
+        (&row["delivery_status"], &row["source"]),
+        (&json!("sent"), &json!("api"))
+    );
+    assert_eq!(by_wa_id(&s, "Q")["reply_status"], "replied");
+    let got = receiver.wait_for(2, 10);
+    let accepted = got[1].json();
+    assert_eq!(accepted["event"], "message.sent");
+    assert_eq!(accepted["data"]["source"], "api");
+    assert_eq!(accepted["data"]["waId"], json!(wa_id));
+    // One conversation row for the reply, whatever the tries.
+    let chat = s
+        .get(&format!("/api/v1/conversations/{ALICE}/messages"))
+        .json();
+    assert_eq!(chat["pagination"]["total"], 2);
+}
+
+#[test]
+fn a_reply_in_a_disappearing_chat_carries_its_timer() {
+    let s = TestServer::start();
+    let timed = wa::Message {
+        extended_text_message: MessageField::some(wa::message::ExtendedTextMessage {
+            text: Some("this chat disappears".into()),
+            context_info: MessageField::some(wa::ContextInfo {
+                expiration: Some(604_800),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    raw(&s, &timed, json!({ "id": "T" }));
+    let id = by_wa_id(&s, "T")["id"].as_str().unwrap().to_string();
+    assert_eq!(reply(&s, &id, "ok", None).0, 200);
+    assert_eq!(sent(&s)[0]["expiration"], 604_800);
+    // The customer turns the timer off: replies stop carrying it.
+    let off = wa::Message {
+        protocol_message: MessageField::some(wa::message::ProtocolMessage {
+            r#type: Some(wa::message::protocol_message::Type::EPHEMERAL_SETTING),
+            ephemeral_expiration: Some(0),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(raw(&s, &off, json!({}))["result"], "update");
+    assert_eq!(reply(&s, &id, "ok again", None).0, 200);
+    assert_eq!(sent(&s)[1]["expiration"], Value::Null);
+}
+
+#[test]
+fn a_quote_in_a_lid_chat_names_the_author_as_received() {
+    let s = TestServer::start();
+    raw(
+        &s,
+        &text("from my privacy id"),
+        json!({ "id": "L", "from": ALICE_LID, "from_alt": ALICE }),
+    );
+    let m = by_wa_id(&s, "L");
+    // Shown and answered as the phone-number chat …
+    assert_eq!(m["phone"], ALICE);
+    assert_eq!(reply(&s, m["id"].as_str().unwrap(), "hi", None).0, 200);
+    let record = &sent(&s)[0];
+    assert_eq!(record["to"], ALICE);
+    // … while the quote names the author as WhatsApp did.
+    assert_eq!(record["quoted_wa_id"], "L");
+    assert_eq!(record["quoted_participant"], ALICE_LID);
+}
