@@ -65,10 +65,29 @@ const COLUMNS_OF_5: [(&str, &str, &str); 1] = [("messages", "idempotency_key", "
 pub const REPLY_STATUSES: [&str; 5] = ["unread", "read", "replied", "ignored", "sent"];
 
 /// Opens (creating if needed) the app database with the pragmas every
-/// connection needs: WAL, synchronous=NORMAL, foreign keys, a busy timeout.
+/// connection needs: WAL, synchronous=FULL, foreign keys, a busy timeout.
+///
+/// FULL because what these connections commit is then acknowledged: a
+/// message to WhatsApp (which never sends it again), a write to a client
+/// with a 2xx. In WAL mode FULL syncs the log at every commit; NORMAL syncs
+/// it only at checkpoints, so a power cut or kernel crash after the
+/// acknowledgement would lose the commit. Group commit (the sink) keeps the
+/// syncs few.
 pub fn connect(path: &Path) -> DbResult<Connection> {
     let mut conn = Connection::open(path)?;
     configure(&mut conn)?;
+    Ok(conn)
+}
+
+/// `connect` for a thread whose commits nobody is told about: the audit
+/// writer (a request is answered before its row is written) and the webhook
+/// thread (a delivery outcome lost on a power cut means one more delivery,
+/// which at-least-once allows). synchronous=NORMAL: still atomic and never
+/// corrupt, durable at the next checkpoint or at the next FULL commit on any
+/// connection, since that sync covers the whole log.
+pub fn connect_unacknowledged(path: &Path) -> DbResult<Connection> {
+    let conn = connect(path)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
 }
 
@@ -89,7 +108,7 @@ fn configure(conn: &mut Connection) -> DbResult<()> {
     conn.set_transaction_behavior(TransactionBehavior::Immediate);
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())

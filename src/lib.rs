@@ -267,6 +267,12 @@ pub fn start_with(
     ));
     let config = &shared.config;
     let open = || http::worker_db(&config.db_path);
+    // The audit writer and the webhook thread tell nobody about their
+    // commits: they need not wait for the disk (see db::connect_unacknowledged).
+    let open_unacknowledged = || {
+        db::connect_unacknowledged(&config.db_path)
+            .map_err(|e| format!("could not open {}: {e}", config.db_path.display()))
+    };
 
     // Bounded: a worker waits (briefly) when the backend is busy; 256 queued
     // commands is far beyond any real burst of replies.
@@ -275,14 +281,15 @@ pub fn start_with(
     // runtime thread), which is the backpressure the durability hook wants.
     let (event_tx, event_rx) = bounded::<wa::WaEvent>(1024);
 
-    let (audit, audit_join) =
-        audit::spawn(open()?, config.audit_retention_days).map_err(io_err("audit"))?;
+    let (audit, audit_join) = audit::spawn(open_unacknowledged()?, config.audit_retention_days)
+        .map_err(io_err("audit"))?;
     let policy = webhooks::Policy {
         schedule: config.webhook_retry_schedule.clone(),
         timeout: config.webhook_timeout,
     };
     let (waker, webhooks_join) =
-        webhooks::spawn(open()?, Arc::clone(&shared), policy).map_err(io_err("webhooks"))?;
+        webhooks::spawn(open_unacknowledged()?, Arc::clone(&shared), policy)
+            .map_err(io_err("webhooks"))?;
     let sink_join = sink::spawn(open()?, Arc::clone(&shared), event_rx, waker.clone())
         .map_err(io_err("sink"))?;
     let backend_join = match config.backend {

@@ -48,6 +48,7 @@ use whatsapp_rust::prelude::{
     Bot, Client, Event, EventHandler, InboundMessage, Jid, MessageBuilderExt, MessageInfo,
     SqliteStore, wa as proto,
 };
+use whatsapp_rust::store::{SqliteStoreConfig, Synchronous};
 use whatsapp_rust::transport::{Transport, TransportEvent, TransportFactory};
 use whatsapp_rust::wacore::runtime::{AbortHandle, Runtime};
 use whatsapp_rust::wacore_binary::jid::JidExt;
@@ -358,7 +359,16 @@ impl Supervisor {
                 expected: false,
             }
         };
-        let store = match SqliteStore::new(&self.config.session_path.to_string_lossy()).await {
+        // FULL, like the app database: the store holds the Signal sessions
+        // and keys, and an update lost on a power cut (the crate's default,
+        // NORMAL, syncs only at checkpoints) breaks decryption for that
+        // contact until WhatsApp re-establishes the session.
+        let store_config = SqliteStoreConfig {
+            synchronous: Synchronous::Full,
+            ..SqliteStoreConfig::default()
+        };
+        let session_path = self.config.session_path.to_string_lossy();
+        let store = match SqliteStore::with_config(&session_path, store_config).await {
             Ok(store) => store,
             Err(e) => {
                 let path = self.config.session_path.display();

@@ -10,6 +10,7 @@ mod cli;
 mod container;
 mod crash;
 mod dashboard;
+mod durability;
 mod hostile;
 mod legacy;
 mod metrics;

@@ -31,7 +31,7 @@ use whatsapp_rust::waproto::whatsapp as wa;
 
 /// What the fake server does on one connection.
 #[derive(Clone, Copy, Debug)]
-enum Scenario {
+pub(crate) enum Scenario {
     /// Offer QR references to the unpaired client and stay connected.
     Qr,
     /// Offer QR references, then drop the connection.
@@ -579,7 +579,7 @@ fn hook(scenarios: &[Scenario]) -> (TestHook, Arc<AtomicUsize>) {
     (hook, connections)
 }
 
-fn start(scenarios: &[Scenario]) -> (TestServer, Arc<AtomicUsize>) {
+pub(crate) fn start(scenarios: &[Scenario]) -> (TestServer, Arc<AtomicUsize>) {
     let (hook, connections) = hook(scenarios);
     (TestServer::start_whatsapp(hook), connections)
 }
@@ -595,7 +595,7 @@ fn device_keys(code: &str) -> String {
 }
 
 /// The current QR payload from the API, once there is one.
-fn qr(server: &TestServer) -> Option<String> {
+pub(crate) fn qr(server: &TestServer) -> Option<String> {
     let r = server.get("/api/v1/qr");
     (r.status == 200).then(|| r.json()["qr"].as_str().unwrap().to_string())
 }
