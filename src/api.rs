@@ -155,6 +155,7 @@ pub fn status(ctx: &mut Ctx, _: &Request, _: &[&str]) -> Result<Response, ApiErr
         "state": c.state.as_str(),
         "me": c.me,
         "lastError": c.last_error,
+        "stoppedUntil": c.stopped_until.map(|t| clock::format_iso_millis(t * 1000)),
         "backend": match ctx.shared.config.backend {
             crate::config::Backend::Simulator => "simulator",
             crate::config::Backend::WhatsApp => "whatsapp",

@@ -165,6 +165,9 @@ fn state_label(state: ConnState) -> &'static str {
         ConnState::Connected => "connected",
         ConnState::Disconnected => "disconnected",
         ConnState::LoggedOut => "logged out",
+        ConnState::Banned => "temporarily banned by WhatsApp",
+        ConnState::ClientOutdated => "stopped: this version is outdated",
+        ConnState::Replaced => "stopped: another client took the session",
     }
 }
 
@@ -900,6 +903,14 @@ pub fn status(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
         uptime / 3600,
         uptime / 60 % 60,
     );
+    if let Some(until) = c.stopped_until {
+        let _ = write!(
+            main,
+            "<p class=\"notice\">WhatsApp banned this account for a while; this server \
+             reconnects by itself at {} UTC.</p>",
+            clock::format_datetime(until)
+        );
+    }
     let csrf = csrf_field(ctx);
     if c.state == ConnState::Connected || c.session_exists {
         let _ = write!(
@@ -912,7 +923,11 @@ pub fn status(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
              <button type=\"submit\" data-confirm=\"Log out and pair again?\">Log out and re-pair</button></form></div></section>"
         );
     }
-    if c.state != ConnState::Connected {
+    let stopped = matches!(
+        c.state,
+        ConnState::Banned | ConnState::ClientOutdated | ConnState::Replaced
+    );
+    if c.state != ConnState::Connected && !stopped {
         main.push_str("<p><a class=\"button primary\" href=\"/login\">Pair a phone</a></p>");
     }
     Ok(page(ctx, req, "Connection", "/status", &main))

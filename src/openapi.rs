@@ -250,10 +250,13 @@ pub fn document() -> Value {
                         "connected": d(json!({ "type": "boolean" }), "Whether WhatsApp is connected."),
                         "qrReady": d(json!({ "type": "boolean" }), "Whether a pairing QR code is available at /api/v1/qr."),
                         "sessionExists": d(json!({ "type": "boolean" }), "Whether a linked device is stored (no new scan needed)."),
-                        "state": d(json!({ "type": "string", "enum": ["connecting", "qr", "connected", "disconnected", "logged_out"] }),
-                            "Where the connection stands; qr: waiting for a pairing, logged_out: unlinked, pair again."),
+                        "state": d(json!({ "type": "string", "enum": ["connecting", "qr", "connected", "disconnected", "logged_out", "banned", "client_outdated", "replaced"] }),
+                            "Where the connection stands; qr: waiting for a pairing, logged_out: unlinked, pair again; \
+                             stopped by WhatsApp: banned (temporarily, until stoppedUntil), client_outdated (upgrade), \
+                             replaced (another copy of this session runs: stop it, then restart this server)."),
                         "me": d(json!({ "type": ["string", "null"] }), "The linked account's JID, or null."),
                         "lastError": d(json!({ "type": ["string", "null"] }), "Why the connection last dropped, or null."),
+                        "stoppedUntil": d(json!({ "type": ["string", "null"] }), "When a temporary ban ends (ISO 8601, UTC); null otherwise."),
                         "backend": d(json!({ "type": "string", "enum": ["whatsapp", "simulator"] }), "whatsapp (real) or simulator (sandbox).")
                     } }))
             }), false) },

@@ -6,7 +6,7 @@
 use crate::db;
 use crate::state::{ConnState, QrCode, Shared};
 use crate::wa::{
-    DeliveryStatus, IncomingMessage, MediaInfo, Reply, Stored, Update, UpdateAction, WaEvent,
+    DeliveryStatus, IncomingMessage, MediaInfo, Reply, Stop, Stored, Update, UpdateAction, WaEvent,
 };
 use crate::webhooks::{self, WebhookWaker};
 use crate::{auth, clock};
@@ -152,6 +152,7 @@ impl Sink {
                     c.me = me;
                     c.session_exists = true;
                     c.last_error = None;
+                    c.stopped_until = None;
                 });
             }
             WaEvent::Disconnected {
@@ -189,6 +190,24 @@ impl Sink {
                     c.me = None;
                     c.session_exists = false;
                     c.last_error = Some(reason);
+                });
+            }
+            WaEvent::Stopped { why, reason, until } => {
+                let state = match why {
+                    Stop::Banned => ConnState::Banned,
+                    Stop::ClientOutdated => ConnState::ClientOutdated,
+                    Stop::Replaced => ConnState::Replaced,
+                };
+                log::error!("WhatsApp stopped this session: {reason}");
+                self.emit(
+                    webhooks::CONNECTION_DISCONNECTED,
+                    webhooks::stopped_data(&reason, state.as_str(), until),
+                );
+                self.shared.update_connection(|c| {
+                    c.state = state;
+                    c.qr = None;
+                    c.last_error = Some(reason);
+                    c.stopped_until = until;
                 });
             }
             WaEvent::ChatName { chat, name } => {

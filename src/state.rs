@@ -21,6 +21,14 @@ pub enum ConnState {
     Disconnected,
     /// Unlinked: a new pairing is needed.
     LoggedOut,
+    /// Temporarily banned by WhatsApp: reconnects once the ban ends
+    /// (`Connection::stopped_until`).
+    Banned,
+    /// WhatsApp refused this client version: an upgrade is needed.
+    ClientOutdated,
+    /// Another client took this session over (the same session running
+    /// twice): stopped, so the two do not take turns.
+    Replaced,
 }
 
 impl ConnState {
@@ -31,6 +39,9 @@ impl ConnState {
             ConnState::Connected => "connected",
             ConnState::Disconnected => "disconnected",
             ConnState::LoggedOut => "logged_out",
+            ConnState::Banned => "banned",
+            ConnState::ClientOutdated => "client_outdated",
+            ConnState::Replaced => "replaced",
         }
     }
 }
@@ -53,6 +64,8 @@ pub struct Connection {
     pub session_exists: bool,
     /// The last disconnect reason, if any.
     pub last_error: Option<String>,
+    /// When a temporary ban ends (Unix seconds), while `Banned`.
+    pub stopped_until: Option<i64>,
 }
 
 impl Connection {
@@ -95,6 +108,7 @@ impl Shared {
                 me: None,
                 session_exists: false,
                 last_error: None,
+                stopped_until: None,
             }),
             config,
             api_key_hash: RwLock::new(api_key_hash),

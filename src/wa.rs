@@ -154,6 +154,14 @@ pub enum WaEvent {
     },
     /// Unlinked from the phone (or 401): no reconnect until a new pairing.
     LoggedOut { reason: String },
+    /// WhatsApp stopped this session for a while or for good: a temporary
+    /// ban (reconnecting at `until`, Unix seconds), an outdated client, or
+    /// another client that took the session over. Not retried before then.
+    Stopped {
+        why: Stop,
+        reason: String,
+        until: Option<i64>,
+    },
     /// A message (a customer's, or our own from another device). The sink
     /// commits it (and its webhook deliveries), then answers on `ack`; the
     /// backend acknowledges WhatsApp only after that.
@@ -369,6 +377,14 @@ pub struct MediaInfo {
     pub sha256: Option<String>,
     /// Why there is no file.
     pub error: Option<String>,
+}
+
+/// Why WhatsApp stopped a session (`WaEvent::Stopped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Banned,
+    ClientOutdated,
+    Replaced,
 }
 
 /// Where an outgoing message stands.

@@ -108,6 +108,15 @@ pub fn disconnected_data(reason: &str, will_reconnect: bool) -> Value {
     json!({ "reason": reason, "willReconnect": will_reconnect, "timestamp": clock::format_iso_millis(clock::now_millis()) })
 }
 
+/// `data` of connection.disconnected when WhatsApp stopped the session: its
+/// `state` (banned, client_outdated, replaced) and, for a ban, `until`.
+pub fn stopped_data(reason: &str, state: &str, until: Option<i64>) -> Value {
+    let mut data = disconnected_data(reason, until.is_some());
+    data["state"] = json!(state);
+    data["until"] = json!(until.map(|t| clock::format_iso_millis(t * 1000)));
+    data
+}
+
 // ───────────────────────────── signatures ─────────────────────────────
 
 /// The Standard Webhooks signing key: the decoded bytes of a `whsec_`

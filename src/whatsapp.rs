@@ -9,25 +9,31 @@
 //! never reused. The crate's own auto-reconnect is switched off because its
 //! Fibonacci backoff grows to 900 s and cannot be capped from outside (the
 //! attempt counter is crate-private); reconnects follow `reconnect_delay`
-//! instead: 1 s, 2 s, 4 s … capped at 60 s, reset once a connection logs in
-//! (at once after the deliberate close that follows pairing; every 60 s when
-//! another client took the session over, so two copies do not fight).
-//! Logged out (unlinked from the phone, 401, or our own logout) means no
-//! reconnect: the device keys are deleted with the store file and the backend
-//! idles until a new pairing is asked for.
+//! instead: 1 s, 2 s, 4 s … capped at 60 s, reset only once a connection
+//! stayed logged in for 30 s (`STABLE_CONNECTION`: a server that logs us in
+//! and drops at once must not get a reconnect every second), and at once
+//! after the deliberate close that follows pairing. Logged out (unlinked from
+//! the phone, 401, or our own logout) means no reconnect: the device keys are
+//! deleted with the store file and the backend idles until a new pairing is
+//! asked for. WhatsApp stopping the session is a stopped state, not retried:
+//! another client took the session over (two copies of one session would
+//! take turns and split the messages between two databases), or this client
+//! version is outdated; a temporary ban is waited out to its end. Once
+//! connected, the device tells WhatsApp it is unavailable, as the crate only
+//! ever says "available" and the owner's phone would stop notifying.
 //!
 //! Durability. Incoming messages go through an `InboundDurabilityHook`: the
-//! hook translates each message, downloads its media, hands it to the sink and
-//! awaits the sink's commit answer (on a blocking thread, never on the runtime
-//! thread) before returning, and only then does the crate acknowledge the
-//! message to WhatsApp.
+//! hook translates each message, hands it to the sink and awaits the sink's
+//! commit answer (on a blocking thread, never on the runtime thread) before
+//! returning, and only then does the crate acknowledge the message to
+//! WhatsApp. Media is fetched after that commit (`MediaFetcher`).
 
 mod translate;
 
 use crate::media;
 use crate::wa::{
-    COMMAND_TIMEOUT, Inbound, MediaInfo, MediaSpec, Quote, RawMessage, Reply, Stored, WaCommand,
-    WaEvent,
+    COMMAND_TIMEOUT, Inbound, MediaInfo, MediaSpec, Quote, RawMessage, Reply, Stop, Stored,
+    WaCommand, WaEvent,
 };
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::future::Future;
@@ -164,6 +170,7 @@ pub fn spawn(
                 media,
                 acks: Default::default(),
                 send_timeout,
+                calls: Default::default(),
             };
             runtime.block_on(supervisor.run());
             // Drops leftover tasks (and with them every event sender).
@@ -199,6 +206,9 @@ enum Next {
     },
     /// Logged out: wait until a new pairing is asked for.
     Idle,
+    /// WhatsApp stopped this session (outdated client, session taken over):
+    /// no reconnect until a restart; commands are still answered.
+    Stopped,
     Stop,
 }
 
@@ -212,12 +222,19 @@ enum End {
     /// The QR codes of this connection ran out unscanned: show fresh ones.
     QrExhausted,
     /// Another client opened this session (the same session.db running
-    /// twice): retry only at the slowest pace, not to fight over it.
+    /// twice): stop, so the two do not take turns and split the messages.
     Replaced,
+    /// WhatsApp banned the account for this long.
+    Banned {
+        expire: Duration,
+        reason: String,
+    },
+    /// WhatsApp refused this client version.
+    ClientOutdated,
     Dropped {
         reason: String,
-        /// It logged in before dropping (resets the backoff).
-        connected: bool,
+        /// It stayed logged in for `STABLE_CONNECTION` (resets the backoff).
+        stable: bool,
         /// Closed on purpose (the 515 after pairing, a keepalive-triggered
         /// reconnect): reconnect at once.
         expected: bool,
@@ -227,12 +244,15 @@ enum End {
 /// What a client reported while it ran.
 #[derive(Default)]
 struct Seen {
-    connected: bool,
+    /// When it logged in.
+    connected: Option<std::time::Instant>,
     paired: bool,
     disconnect: Option<String>,
     logged_out: Option<String>,
     replaced: bool,
     qr_exhausted: bool,
+    banned: Option<(Duration, String)>,
+    outdated: bool,
 }
 
 /// What the event handler queues for the supervisor.
@@ -261,7 +281,16 @@ struct Supervisor {
     acks: AckWaiters,
     /// How long a send waits for it (`SEND_TIMEOUT`).
     send_timeout: Duration,
+    /// Calls offered and not yet ended (a missed call unless answered).
+    calls: std::collections::VecDeque<translate::CallOffer>,
 }
+
+/// How long a connection must have stayed logged in for a drop to start the
+/// backoff afresh: a server that logs in and drops at once must not get a
+/// reconnect every second.
+const STABLE_CONNECTION: Duration = Duration::from_secs(30);
+/// Calls remembered while they ring (more at once means a flood).
+const RINGING_CALLS: usize = 64;
 
 impl Supervisor {
     async fn run(mut self) {
@@ -272,7 +301,8 @@ impl Supervisor {
         loop {
             next = match next {
                 Next::Stop => break,
-                Next::Idle => self.idle().await,
+                Next::Idle => self.idle(true).await,
+                Next::Stopped => self.idle(false).await,
                 Next::Connect { after, pair } => {
                     if !after.is_zero() {
                         log::info!("reconnecting to WhatsApp in {} s", after.as_secs());
@@ -303,14 +333,43 @@ impl Supervisor {
                 Next::Idle
             }
             End::Replaced => {
-                self.failures = u32::MAX;
-                let after = reconnect_delay(self.failures);
-                self.emit(WaEvent::Disconnected {
-                    reason: "another client opened this WhatsApp session".into(),
-                    will_reconnect: true,
+                self.emit(WaEvent::Stopped {
+                    why: Stop::Replaced,
+                    reason: "another client opened this WhatsApp session (is this server running \
+                             twice?); stopped so the two do not take turns: stop the other one, \
+                             then restart this server"
+                        .into(),
+                    until: None,
                 })
                 .await;
-                Next::Connect { after, pair: None }
+                Next::Stopped
+            }
+            End::ClientOutdated => {
+                self.emit(WaEvent::Stopped {
+                    why: Stop::ClientOutdated,
+                    reason: "WhatsApp refused this client version as outdated: upgrade \
+                             whatsapp-api, then restart it"
+                        .into(),
+                    until: None,
+                })
+                .await;
+                Next::Stopped
+            }
+            End::Banned { expire, reason } => {
+                let until = crate::clock::now_secs() + expire.as_secs() as i64;
+                self.emit(WaEvent::Stopped {
+                    why: Stop::Banned,
+                    reason: format!(
+                        "temporarily banned by WhatsApp ({reason}); reconnecting when the ban ends"
+                    ),
+                    until: Some(until),
+                })
+                .await;
+                self.failures = 0;
+                Next::Connect {
+                    after: expire.max(Duration::from_secs(1)),
+                    pair: None,
+                }
             }
             End::QrExhausted => {
                 self.failures = 0;
@@ -321,10 +380,10 @@ impl Supervisor {
             }
             End::Dropped {
                 reason,
-                connected,
+                stable,
                 expected,
             } => {
-                if connected {
+                if stable {
                     self.failures = 0;
                 }
                 if expected {
@@ -355,7 +414,7 @@ impl Supervisor {
             }
             End::Dropped {
                 reason,
-                connected: false,
+                stable: false,
                 expected: false,
             }
         };
@@ -490,18 +549,25 @@ impl Supervisor {
             }
         } else if seen.replaced {
             End::Replaced
+        } else if let Some((expire, reason)) = seen.banned {
+            End::Banned { expire, reason }
+        } else if seen.outdated {
+            End::ClientOutdated
         } else if seen.qr_exhausted {
             End::QrExhausted
         } else {
-            // A run that paired or logged in and then ended without a
-            // Disconnected event was closed on purpose: the 515 after
+            let stable = seen
+                .connected
+                .is_some_and(|at| at.elapsed() >= STABLE_CONNECTION);
+            // A run that paired, or stayed logged in, and then ended without
+            // a Disconnected event was closed on purpose: the 515 after
             // pairing, or the crate's own "reconnect now" (keepalive).
             End::Dropped {
-                expected: seen.disconnect.is_none() && (seen.paired || seen.connected),
+                expected: seen.disconnect.is_none() && (seen.paired || stable),
                 reason: seen
                     .disconnect
                     .unwrap_or_else(|| "could not connect to WhatsApp".into()),
-                connected: seen.connected,
+                stable,
             }
         }
     }
@@ -537,12 +603,32 @@ impl Supervisor {
                 self.emit(WaEvent::Paired { jid }).await;
             }
             Signal::Connected => {
-                seen.connected = true;
-                self.failures = 0;
+                // The backoff resets only once the connection proves stable
+                // (`STABLE_CONNECTION`), when it ends.
+                seen.connected = Some(std::time::Instant::now());
                 let jid = client.pn().map(|j| j.to_non_ad_string());
                 self.emit(WaEvent::Connected { jid }).await;
+                go_unavailable(client);
                 self.resume_media(client);
             }
+            Signal::Banned { expire, reason } => seen.banned = Some((expire, reason)),
+            Signal::ClientOutdated => seen.outdated = true,
+            Signal::CallOffered(offer) => {
+                if self.calls.len() == RINGING_CALLS {
+                    self.calls.pop_front();
+                }
+                self.calls.push_back(offer);
+            }
+            Signal::CallEnded { call_id, answered } => {
+                let Some(at) = self.calls.iter().position(|c| c.call_id == call_id) else {
+                    return;
+                };
+                let offer = self.calls.remove(at).expect("found above");
+                if !answered {
+                    self.missed_call(&offer).await;
+                }
+            }
+            Signal::CallMissed(offer) => self.missed_call(&offer).await,
             Signal::Placeholder(message) => {
                 self.emit(WaEvent::Message { message, ack: None }).await;
             }
@@ -583,15 +669,18 @@ impl Supervisor {
         }
     }
 
-    /// Logged out: no client until a new pairing is asked for (`Pair`, a
-    /// pairing-code request, or logout again).
-    async fn idle(&mut self) -> Next {
-        log::info!("WhatsApp is logged out; waiting for a new pairing");
+    /// No client runs until a command changes that: logged out, until a new
+    /// pairing is asked for (`Pair`, a pairing-code request, or logout
+    /// again); stopped by WhatsApp (still paired), until a logout.
+    async fn idle(&mut self, logged_out: bool) -> Next {
+        if logged_out {
+            log::info!("WhatsApp is logged out; waiting for a new pairing");
+        }
         loop {
             tokio::select! {
                 Some(_) = self.signals.recv() => {}
                 command = self.commands.recv() => {
-                    if let Some(next) = self.offline_command(command, true).await {
+                    if let Some(next) = self.offline_command(command, logged_out).await {
                         return next;
                     }
                 }
@@ -663,6 +752,13 @@ impl Supervisor {
             events: self.events.clone(),
             media: self.media.clone(),
         }
+    }
+
+    /// A call nobody answered leaves a row in its chat.
+    async fn missed_call(&self, offer: &translate::CallOffer) {
+        log::info!("missed call from {}", offer.caller);
+        let message = Box::new(translate::missed_call(offer));
+        self.emit(WaEvent::Message { message, ack: None }).await;
     }
 
     /// Fetches the media of messages stored before a restart cut their
@@ -1035,6 +1131,19 @@ impl DurableInbox {
         .await
         .map_err(|e| format!("commit task failed: {e}"))?
     }
+}
+
+/// Tells WhatsApp this linked device is unavailable once it is connected.
+/// The crate announces it available at every connect and never says
+/// otherwise; a companion that stays "available" keeps the owner's phone from
+/// showing notifications.
+fn go_unavailable(client: &Arc<Client>) {
+    let client = Arc::clone(client);
+    tokio::spawn(async move {
+        if let Err(e) = client.presence().set_unavailable().await {
+            log::debug!("could not set this device unavailable: {e}");
+        }
+    });
 }
 
 /// Asks WhatsApp for a group's name (its subject) the first time this run a

@@ -14,6 +14,7 @@ use whatsapp_rust::buffa::Message as _;
 use whatsapp_rust::chrono::{TimeZone, Utc};
 use whatsapp_rust::download::Downloadable;
 use whatsapp_rust::prelude::{Event, Jid, MessageExt, MessageInfo, wa as proto};
+use whatsapp_rust::types::call::CallAction;
 use whatsapp_rust::types::events::{DecryptFailMode, UnavailableType, UndecryptableMessage};
 use whatsapp_rust::types::message::MessageSource;
 use whatsapp_rust::types::presence::ReceiptType;
@@ -42,6 +43,23 @@ pub enum Signal {
     },
     /// Another client took over this session (stream conflict).
     Replaced,
+    /// WhatsApp banned this account for `expire`.
+    Banned {
+        expire: Duration,
+        reason: String,
+    },
+    /// WhatsApp refused this client version.
+    ClientOutdated,
+    /// A call was offered: a missed call unless it is answered elsewhere.
+    CallOffered(CallOffer),
+    /// Call `call_id` ended; `answered` when another of our devices took
+    /// (or declined) it.
+    CallEnded {
+        call_id: String,
+        answered: bool,
+    },
+    /// A call offered while we were offline, replayed on reconnect: missed.
+    CallMissed(CallOffer),
     /// Every QR reference of this connection expired unscanned.
     QrExhausted,
     Receipt {
@@ -81,6 +99,45 @@ pub fn signal(event: &Event) -> Option<Signal> {
             reason: format!("logged out by WhatsApp ({:?})", l.reason),
         },
         Event::StreamReplaced(_) => Signal::Replaced,
+        Event::TemporaryBan(ban) => Signal::Banned {
+            expire: ban.expire.to_std().unwrap_or_default(),
+            reason: ban.code.to_string(),
+        },
+        Event::ClientOutdated(_) => Signal::ClientOutdated,
+        Event::IncomingCall(call) => match &call.action {
+            CallAction::Offer {
+                call_id,
+                call_creator,
+                caller_pn,
+                is_video,
+                group_jid,
+                ..
+            } => Signal::CallOffered(CallOffer {
+                call_id: call_id.clone(),
+                caller: call_creator.to_non_ad_string(),
+                caller_pn: caller_pn.as_ref().map(|j| j.to_non_ad_string()),
+                group: group_jid.as_ref().map(|j| j.to_non_ad_string()),
+                video: Some(*is_video),
+                timestamp: call.timestamp.timestamp(),
+            }),
+            CallAction::Terminate {
+                call_id, reason, ..
+            } => Signal::CallEnded {
+                call_id: call_id.clone(),
+                answered: reason
+                    .as_deref()
+                    .is_some_and(|r| r == "accepted_elsewhere" || r == "rejected_elsewhere"),
+            },
+            _ => return None,
+        },
+        Event::MissedCall(missed) => Signal::CallMissed(CallOffer {
+            call_id: missed.call_id.clone(),
+            caller: missed.from.to_non_ad_string(),
+            caller_pn: None,
+            group: None,
+            video: None,
+            timestamp: missed.timestamp.timestamp(),
+        }),
         Event::PairingQrCodesExhausted(_) => Signal::QrExhausted,
         Event::Receipt(r) => Signal::Receipt {
             wa_ids: r.message_ids.iter().map(|id| id.to_string()).collect(),
@@ -89,6 +146,44 @@ pub fn signal(event: &Event) -> Option<Signal> {
         Event::UndecryptableMessage(u) => Signal::Placeholder(Box::new(undecryptable(u)?)),
         _ => return None,
     })
+}
+
+/// A call offered to us, kept until it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallOffer {
+    pub call_id: String,
+    /// Who calls (phone number or LID, without device).
+    pub caller: String,
+    /// The caller's phone-number JID, when the offer names it beside a LID.
+    pub caller_pn: Option<String>,
+    /// The group, for a group call.
+    pub group: Option<String>,
+    /// Video or voice; unknown for an offer replayed after downtime.
+    pub video: Option<bool>,
+    pub timestamp: i64,
+}
+
+/// The row a missed call leaves in its chat (keyed by the call's id, so a
+/// replay stores nothing twice).
+pub fn missed_call(call: &CallOffer) -> IncomingMessage {
+    let text = match call.video {
+        Some(true) => "[Missed video call]",
+        Some(false) => "[Missed voice call]",
+        None => "[Missed call]",
+    };
+    let mappings = match &call.caller_pn {
+        Some(pn) if call.caller.ends_with("@lid") => vec![(call.caller.clone(), pn.clone())],
+        _ => Vec::new(),
+    };
+    IncomingMessage {
+        wa_id: call.call_id.clone(),
+        chat: call.group.clone().unwrap_or_else(|| call.caller.clone()),
+        sender: call.caller.clone(),
+        mappings,
+        text: text.into(),
+        timestamp: Some(call.timestamp).filter(|t| *t > 0),
+        ..Default::default()
+    }
 }
 
 /// Receipts that move an outgoing message forward. `*Self` receipts are our
@@ -1923,6 +2018,41 @@ mod tests {
         }
         assert_eq!(signal(&receipt(ReceiptType::ReadSelf)), None);
         assert_eq!(signal(&receipt(ReceiptType::Retry)), None);
+    }
+
+    #[test]
+    fn missed_calls_are_rows_of_their_chat() {
+        let offer = CallOffer {
+            call_id: "CALL1".into(),
+            caller: ALICE_LID.into(),
+            caller_pn: Some(ALICE.into()),
+            group: None,
+            video: Some(true),
+            timestamp: 1_700_000_000,
+        };
+        let m = missed_call(&offer);
+        assert_eq!(m.text, "[Missed video call]");
+        assert_eq!((m.wa_id.as_str(), m.chat.as_str()), ("CALL1", ALICE_LID));
+        assert_eq!(m.mappings, vec![(ALICE_LID.to_string(), ALICE.to_string())]);
+        assert_eq!(m.timestamp, Some(1_700_000_000));
+        let group_voice = CallOffer {
+            group: Some(GROUP.into()),
+            video: Some(false),
+            caller: ALICE.into(),
+            caller_pn: None,
+            ..offer.clone()
+        };
+        let m = missed_call(&group_voice);
+        assert_eq!(
+            (m.text.as_str(), m.chat.as_str(), m.sender.as_str()),
+            ("[Missed voice call]", GROUP, ALICE)
+        );
+        // Replayed after downtime, the kind is not known.
+        let replayed = CallOffer {
+            video: None,
+            ..offer
+        };
+        assert_eq!(missed_call(&replayed).text, "[Missed call]");
     }
 
     #[test]

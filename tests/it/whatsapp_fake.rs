@@ -25,7 +25,7 @@ use whatsapp_rust::wacore::handshake::NoiseHandshake;
 use whatsapp_rust::wacore::libsignal::protocol::{KeyPair, PrivateKey};
 use whatsapp_rust::wacore::net::DisconnectReason;
 use whatsapp_rust::wacore_binary::builder::NodeBuilder;
-use whatsapp_rust::wacore_binary::consts::{NOISE_PATTERN_XX, WA_CONN_HEADER};
+use whatsapp_rust::wacore_binary::consts::{NOISE_PATTERN_IK, NOISE_PATTERN_XX, WA_CONN_HEADER};
 use whatsapp_rust::wacore_binary::{Node, NodeRef};
 use whatsapp_rust::waproto::whatsapp as wa;
 
@@ -43,6 +43,13 @@ pub(crate) enum Scenario {
     /// Log the (stored, paired) client in and answer what sending needs;
     /// message stanzas are answered as `Exchange::acks` says.
     LoggedIn,
+    /// Log the client in, then drop the connection a moment after it is
+    /// connected (after its first presence, which comes just before).
+    LoggedInThenDrop,
+    /// Refuse the login: temporarily banned for this many seconds.
+    Banned(u32),
+    /// Refuse the login: this client version is outdated.
+    Outdated,
 }
 
 /// How the fake server answers one message stanza.
@@ -57,12 +64,30 @@ enum AckPlan {
 }
 
 /// What a test scripts and sees of the logged-in exchange.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Exchange {
     /// How to answer the message stanzas, in order (then: accept).
     acks: Arc<Mutex<VecDeque<AckPlan>>>,
     /// The ids of the message stanzas the client sent, in order.
     messages: Arc<Mutex<Vec<String>>>,
+    /// The `type` of each presence stanza the client sent, in order.
+    presences: Arc<Mutex<Vec<String>>>,
+    /// Stanzas the server sends the client of its own accord (a call).
+    inject: async_channel::Sender<Node>,
+    injected: async_channel::Receiver<Node>,
+}
+
+impl Default for Exchange {
+    fn default() -> Exchange {
+        let (inject, injected) = async_channel::unbounded();
+        Exchange {
+            acks: Default::default(),
+            messages: Default::default(),
+            presences: Default::default(),
+            inject,
+            injected,
+        }
+    }
 }
 
 /// Counts connections; connection n plays `scenarios[n]` (the last one
@@ -71,6 +96,9 @@ struct FakeWhatsApp {
     scenarios: Vec<Scenario>,
     connections: Arc<AtomicUsize>,
     exchange: Exchange,
+    /// The server's static key, the same on every connection (a paired
+    /// client keeps it and resumes with Noise IK).
+    server_static: KeyPair,
 }
 
 struct Pipe(async_channel::Sender<Bytes>);
@@ -102,8 +130,11 @@ impl TransportFactory for FakeWhatsApp {
         let (to_server, from_client) = async_channel::unbounded::<Bytes>();
         let (to_client, events) = async_channel::unbounded::<TransportEvent>();
         let exchange = self.exchange.clone();
+        let server_static = self.server_static.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve(n, scenario, from_client, to_client, exchange).await {
+            if let Err(e) =
+                serve(n, scenario, from_client, to_client, exchange, server_static).await
+            {
                 eprintln!("fake server ({scenario:?}): {e}");
             }
         });
@@ -166,70 +197,110 @@ async fn serve(
     from_client: async_channel::Receiver<Bytes>,
     to_client: async_channel::Sender<TransportEvent>,
     exchange: Exchange,
+    server_static: KeyPair,
 ) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let mut decoder = FrameDecoder::new();
     let mut first = true;
     let _ = to_client.send(TransportEvent::Connected).await;
 
-    // ClientHello → ServerHello (Noise XX, responder side).
     let hello = next_frame(&from_client, &mut decoder, &mut first).await?;
     let hello = wa::HandshakeMessage::decode_from_slice(&hello).map_err(|e| err(&e))?;
-    let client_ephemeral: Vec<u8> = hello
-        .client_hello
-        .into_option()
-        .and_then(|h| h.ephemeral)
-        .ok_or("no client ephemeral key")?;
-    let (server_static, server_ephemeral) = (key_pair(), key_pair());
-    let static_public = server_static.public_key.public_key_bytes().to_vec();
+    let hello = hello.client_hello.into_option().ok_or("no client hello")?;
+    let client_ephemeral: Vec<u8> = hello.ephemeral.ok_or("no client ephemeral key")?;
+    let server_ephemeral = key_pair();
     let ephemeral_public = server_ephemeral.public_key.public_key_bytes().to_vec();
-    let mut noise = NoiseHandshake::new(NOISE_PATTERN_XX, &WA_CONN_HEADER).map_err(|e| err(&e))?;
-    noise.authenticate(&client_ephemeral);
-    noise.authenticate(&ephemeral_public);
-    noise
-        .mix_shared_secret(server_ephemeral.private_key.serialize(), &client_ephemeral)
-        .map_err(|e| err(&e))?;
-    let encrypted_static = noise.encrypt(&static_public).map_err(|e| err(&e))?;
-    noise
-        .mix_shared_secret(server_static.private_key.serialize(), &client_ephemeral)
-        .map_err(|e| err(&e))?;
-    let encrypted_chain = noise
-        .encrypt(&cert_chain(&static_public))
-        .map_err(|e| err(&e))?;
-    let server_hello = wa::HandshakeMessage {
-        server_hello: MessageField::some(wa::handshake_message::ServerHello {
-            ephemeral: Some(ephemeral_public),
-            r#static: Some(encrypted_static),
-            payload: Some(encrypted_chain),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let framed = encode_frame(&server_hello.encode_to_vec(), None).map_err(|e| err(&e))?;
-    to_client
-        .send(TransportEvent::DataReceived(framed.into()))
-        .await
-        .map_err(|e| err(&e))?;
-
-    // ClientFinish → transport keys.
-    let finish = next_frame(&from_client, &mut decoder, &mut first).await?;
-    let finish = wa::HandshakeMessage::decode_from_slice(&finish).map_err(|e| err(&e))?;
-    let client_finish = finish
-        .client_finish
-        .into_option()
-        .ok_or("no client finish")?;
-    let client_static = noise
-        .decrypt(&client_finish.r#static.ok_or("no client static key")?)
-        .map_err(|e| err(&e))?;
-    noise
-        .mix_shared_secret(server_ephemeral.private_key.serialize(), &client_static)
-        .map_err(|e| err(&e))?;
-    noise
-        .decrypt(&client_finish.payload.ok_or("no client payload")?)
-        .map_err(|e| err(&e))?;
+    let static_public = server_static.public_key.public_key_bytes().to_vec();
     // Named from the initiator's view: (client→server, server→client).
-    let (client_to_server, server_to_client) = noise.finish().map_err(|e| err(&e))?;
-    if let Scenario::LoggedIn = scenario {
+    let (client_to_server, server_to_client) = if let Some(encrypted_static) = hello.r#static {
+        // A paired client that met this server before resumes with Noise IK
+        // (our static key is in the certificate it kept).
+        let mut noise =
+            NoiseHandshake::new(NOISE_PATTERN_IK, &WA_CONN_HEADER).map_err(|e| err(&e))?;
+        noise.authenticate(&static_public);
+        noise.authenticate(&client_ephemeral);
+        noise
+            .mix_shared_secret(server_static.private_key.serialize(), &client_ephemeral)
+            .map_err(|e| err(&e))?;
+        let client_static = noise.decrypt(&encrypted_static).map_err(|e| err(&e))?;
+        noise
+            .mix_shared_secret(server_static.private_key.serialize(), &client_static)
+            .map_err(|e| err(&e))?;
+        noise
+            .decrypt(&hello.payload.ok_or("no client payload")?)
+            .map_err(|e| err(&e))?;
+        noise.authenticate(&ephemeral_public);
+        noise
+            .mix_shared_secret(server_ephemeral.private_key.serialize(), &client_ephemeral)
+            .map_err(|e| err(&e))?;
+        noise
+            .mix_shared_secret(server_ephemeral.private_key.serialize(), &client_static)
+            .map_err(|e| err(&e))?;
+        let payload = noise.encrypt(b"certificate").map_err(|e| err(&e))?;
+        let server_hello = wa::HandshakeMessage {
+            server_hello: MessageField::some(wa::handshake_message::ServerHello {
+                ephemeral: Some(ephemeral_public),
+                payload: Some(payload),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let framed = encode_frame(&server_hello.encode_to_vec(), None).map_err(|e| err(&e))?;
+        to_client
+            .send(TransportEvent::DataReceived(framed.into()))
+            .await
+            .map_err(|e| err(&e))?;
+        noise.finish().map_err(|e| err(&e))?
+    } else {
+        // ClientHello → ServerHello (Noise XX, responder side).
+        let mut noise =
+            NoiseHandshake::new(NOISE_PATTERN_XX, &WA_CONN_HEADER).map_err(|e| err(&e))?;
+        noise.authenticate(&client_ephemeral);
+        noise.authenticate(&ephemeral_public);
+        noise
+            .mix_shared_secret(server_ephemeral.private_key.serialize(), &client_ephemeral)
+            .map_err(|e| err(&e))?;
+        let encrypted_static = noise.encrypt(&static_public).map_err(|e| err(&e))?;
+        noise
+            .mix_shared_secret(server_static.private_key.serialize(), &client_ephemeral)
+            .map_err(|e| err(&e))?;
+        let encrypted_chain = noise
+            .encrypt(&cert_chain(&static_public))
+            .map_err(|e| err(&e))?;
+        let server_hello = wa::HandshakeMessage {
+            server_hello: MessageField::some(wa::handshake_message::ServerHello {
+                ephemeral: Some(ephemeral_public),
+                r#static: Some(encrypted_static),
+                payload: Some(encrypted_chain),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let framed = encode_frame(&server_hello.encode_to_vec(), None).map_err(|e| err(&e))?;
+        to_client
+            .send(TransportEvent::DataReceived(framed.into()))
+            .await
+            .map_err(|e| err(&e))?;
+
+        // ClientFinish → transport keys.
+        let finish = next_frame(&from_client, &mut decoder, &mut first).await?;
+        let finish = wa::HandshakeMessage::decode_from_slice(&finish).map_err(|e| err(&e))?;
+        let client_finish = finish
+            .client_finish
+            .into_option()
+            .ok_or("no client finish")?;
+        let client_static = noise
+            .decrypt(&client_finish.r#static.ok_or("no client static key")?)
+            .map_err(|e| err(&e))?;
+        noise
+            .mix_shared_secret(server_ephemeral.private_key.serialize(), &client_static)
+            .map_err(|e| err(&e))?;
+        noise
+            .decrypt(&client_finish.payload.ok_or("no client payload")?)
+            .map_err(|e| err(&e))?;
+        noise.finish().map_err(|e| err(&e))?
+    };
+    if let Scenario::LoggedIn | Scenario::LoggedInThenDrop = scenario {
         let mut conn = Conn {
             from_client,
             to_client,
@@ -241,7 +312,9 @@ async fn serve(
             sent: 0,
             keys: Default::default(),
         };
-        return conn.logged_in(&exchange).await;
+        let drop_after =
+            matches!(scenario, Scenario::LoggedInThenDrop).then_some(Duration::from_millis(300));
+        return conn.logged_in(&exchange, drop_after).await;
     }
     let mut counter = 0;
     let mut send_node = async |node: whatsapp_rust::wacore_binary::Node| -> Result<(), String> {
@@ -258,7 +331,20 @@ async fn serve(
     };
 
     match scenario {
-        Scenario::LoggedIn => unreachable!("served above"),
+        Scenario::LoggedIn | Scenario::LoggedInThenDrop => unreachable!("served above"),
+        Scenario::Banned(seconds) => {
+            send_node(
+                NodeBuilder::new("failure")
+                    .attr("reason", "402")
+                    .attr("code", "101")
+                    .attr("expire", seconds.to_string())
+                    .build(),
+            )
+            .await?;
+        }
+        Scenario::Outdated => {
+            send_node(NodeBuilder::new("failure").attr("reason", "405").build()).await?;
+        }
         Scenario::Qr | Scenario::QrThenDrop => {
             // What the real server sends an unpaired companion; the refs
             // name the connection they came from.
@@ -437,8 +523,14 @@ impl Conn {
         Ok(unpacked)
     }
 
-    /// Logs the stored device in, then answers the client until it leaves.
-    async fn logged_in(&mut self, exchange: &Exchange) -> Result<(), String> {
+    /// Logs the stored device in, then answers the client until it leaves
+    /// (or, with `drop_after`, drops the connection that long after the
+    /// client's first presence: it is connected by then).
+    async fn logged_in(
+        &mut self,
+        exchange: &Exchange,
+        drop_after: Option<Duration>,
+    ) -> Result<(), String> {
         let now = whatsapp_api::clock::now_secs().to_string();
         self.send(
             NodeBuilder::new("success")
@@ -448,12 +540,42 @@ impl Conn {
                 .build(),
         )
         .await?;
+        let mut present: Option<Instant> = None;
         loop {
-            let bytes = self.receive().await?;
+            if let (Some(after), Some(at)) = (drop_after, present)
+                && at.elapsed() >= after
+            {
+                let _ = self
+                    .to_client
+                    .send(TransportEvent::Disconnected(DisconnectReason::ReadError(
+                        "fake server dropped the connection".into(),
+                    )))
+                    .await;
+                return Ok(());
+            }
+            while let Ok(node) = exchange.injected.try_recv() {
+                self.send(node).await?;
+            }
+            // A short wait, so injected stanzas go out while the client is quiet.
+            let bytes = match tokio::time::timeout(Duration::from_millis(50), self.receive()).await
+            {
+                Ok(bytes) => bytes?,
+                Err(_) => continue,
+            };
             let node = whatsapp_rust::wacore_binary::marshal::unmarshal_ref(&bytes)
                 .map_err(|e| e.to_string())?;
             match node.tag.as_ref() {
                 "iq" => self.answer_iq(&node).await?,
+                "presence" => {
+                    present.get_or_insert_with(Instant::now);
+                    if let Some(kind) = node.get_attr("type") {
+                        exchange
+                            .presences
+                            .lock()
+                            .unwrap()
+                            .push(kind.as_str().to_string());
+                    }
+                }
                 "message" => {
                     let id = node.get_attr("id").map(|v| v.as_str().to_string());
                     let to = node.get_attr("to").map(|v| v.as_str().to_string());
@@ -571,6 +693,7 @@ fn hook(scenarios: &[Scenario]) -> (TestHook, Arc<AtomicUsize>) {
             scenarios: scenarios.to_vec(),
             connections: Arc::clone(&connections),
             exchange: Exchange::default(),
+            server_static: key_pair(),
         }),
         // Pinned so the client makes no HTTP request for the current version.
         version: (2, 3000, 1_000_000_000),
@@ -723,11 +846,11 @@ fn logout_command_unlinks_and_stops_reconnecting() {
 }
 
 #[test]
-fn replaced_session_backs_off_to_the_slowest_pace() {
+fn replaced_session_stops_instead_of_taking_turns() {
     let (server, connections) = start(&[Scenario::Replaced, Scenario::Qr]);
-    let status = eventually(30, "state disconnected", || {
+    let status = eventually(30, "state replaced", || {
         let status = server.get("/api/v1/status").json();
-        (status["state"] == "disconnected").then_some(status)
+        (status["state"] == "replaced").then_some(status)
     });
     assert!(
         status["lastError"]
@@ -736,17 +859,160 @@ fn replaced_session_backs_off_to_the_slowest_pace() {
             .contains("another client"),
         "{status}"
     );
-    // Not logged out: the keys stay, and it retries, but only after 60 s.
+    assert_eq!(status["connected"], false);
+    // Not logged out (the keys stay) and not retried: two copies of one
+    // session would otherwise take turns and split the messages.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(connections.load(Ordering::SeqCst), 1);
     assert!(server.dir.0.join("session.db").exists());
+    assert_eq!(server.get("/api/v1/status").json()["state"], "replaced");
 }
 
-/// A server whose store holds a paired device (as a pairing would have left
-/// it) and whose inbox holds one message from `CUSTOMER`, against the fake
-/// server in its logged-in scenario; the message's public id. Sends wait
-/// `send_timeout` for WhatsApp's acknowledgement.
-fn logged_in(exchange: &Exchange, send_timeout: Duration) -> (TestServer, String) {
+#[test]
+fn a_temporary_ban_is_waited_out_not_retried_every_minute() {
+    let (server, connections) = start(&[Scenario::Banned(3), Scenario::Qr]);
+    let status = eventually(30, "state banned", || {
+        let status = server.get("/api/v1/status").json();
+        (status["state"] == "banned").then_some(status)
+    });
+    let banned_at = Instant::now();
+    assert!(status["stoppedUntil"].is_string(), "{status}");
+    assert!(
+        status["lastError"].as_str().unwrap().contains("101"),
+        "{status}"
+    );
+    // Nothing before the ban ends …
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    // … then a new connection.
+    eventually(10, "a connection after the ban", || {
+        (connections.load(Ordering::SeqCst) >= 2).then_some(())
+    });
+    assert!(banned_at.elapsed() >= Duration::from_millis(2500));
+    eventually(10, "QR codes again", || qr(&server));
+}
+
+#[test]
+fn an_outdated_client_stops() {
+    let (server, connections) = start(&[Scenario::Outdated, Scenario::Qr]);
+    let status = eventually(30, "state client_outdated", || {
+        let status = server.get("/api/v1/status").json();
+        (status["state"] == "client_outdated").then_some(status)
+    });
+    assert!(
+        status["lastError"].as_str().unwrap().contains("upgrade"),
+        "{status}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_connection_that_drops_after_logging_in_still_backs_off() {
+    let exchange = Exchange::default();
+    let (_server, _, connections) = paired_server(
+        &[Scenario::LoggedInThenDrop],
+        &exchange,
+        Duration::from_secs(5),
+    );
+    // Each connection logs in and drops right after. The backoff
+    // restarts only after 30 s of a stable connection, so the pauses keep
+    // growing (1, 2, 4 s …) instead of a reconnect every second.
+    let mut at = Vec::new();
+    for n in 1..=4 {
+        eventually(30, &format!("connection {n}"), || {
+            (connections.load(Ordering::SeqCst) >= n).then_some(())
+        });
+        at.push(Instant::now());
+    }
+    let gap = at[3] - at[2];
+
+    assert!(
+        gap >= Duration::from_millis(3500),
+        "{:?}",
+        at.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn the_linked_device_goes_unavailable_once_connected() {
+    let exchange = Exchange::default();
+    let (_server, _) = logged_in(&exchange, Duration::from_secs(5));
+    // The crate says "available" while connecting; the last word must be
+    // "unavailable", or the owner's phone stops showing notifications.
+    eventually(10, "an unavailable presence last", || {
+        let presences = exchange.presences.lock().unwrap().clone();
+        (presences.last().map(String::as_str) == Some("unavailable")).then_some(())
+    });
+}
+
+#[test]
+fn a_call_nobody_answers_leaves_a_missed_call_row() {
+    let exchange = Exchange::default();
+    let (server, _) = logged_in(&exchange, Duration::from_secs(5));
+    let call = |child: Node| {
+        NodeBuilder::new("call")
+            .attr("from", CUSTOMER)
+            .attr("id", format!("STANZA-{}", whatsapp_api::auth::uuid_v4()))
+            .attr("t", whatsapp_api::clock::now_secs().to_string())
+            .children([child])
+            .build()
+    };
+    let offer = |id: &str, video: bool| {
+        let mut children = Vec::new();
+        if video {
+            children.push(NodeBuilder::new("video").build());
+        }
+        call(
+            NodeBuilder::new("offer")
+                .attr("call-id", id)
+                .attr("call-creator", CUSTOMER)
+                .children(children)
+                .build(),
+        )
+    };
+    let terminate = |id: &str, reason: Option<&str>| {
+        let mut node = NodeBuilder::new("terminate")
+            .attr("call-id", id)
+            .attr("call-creator", CUSTOMER);
+        if let Some(reason) = reason {
+            node = node.attr("reason", reason);
+        }
+        call(node.build())
+    };
+    for node in [
+        offer("VOICE-1", false),
+        terminate("VOICE-1", None),
+        offer("VIDEO-1", true),
+        terminate("VIDEO-1", Some("timeout")),
+        // Answered on the phone: not missed.
+        offer("TAKEN-1", false),
+        terminate("TAKEN-1", Some("accepted_elsewhere")),
+    ] {
+        exchange.inject.send_blocking(node).unwrap();
+    }
+    let texts = eventually(30, "two missed-call rows", || {
+        let page = server
+            .get(&format!("/api/v1/conversations/{CUSTOMER}/messages"))
+            .json();
+        let texts: Vec<String> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["message"].as_str().unwrap().to_string())
+            .filter(|t| t.starts_with("[Missed"))
+            .collect();
+        (texts.len() >= 2).then_some(texts)
+    });
+    assert_eq!(texts, ["[Missed voice call]", "[Missed video call]"]);
+    let unread = server.get("/api/v1/inbox/unread").json();
+    assert_eq!(unread["pagination"]["total"], 3, "{unread}");
+}
+
+/// A data dir whose session store holds a paired device (as a pairing would
+/// have left it) and whose inbox holds one message from `CUSTOMER`; the
+/// message's public id.
+fn paired_dir() -> (Arc<crate::support::TempDir>, String) {
     use whatsapp_rust::wacore::store::Device;
     use whatsapp_rust::wacore::store::traits::DeviceStore;
     let dir = Arc::new(crate::support::TempDir::new("wa-paired"));
@@ -781,22 +1047,42 @@ fn logged_in(exchange: &Exchange, send_timeout: Duration) -> (TestServer, String
         panic!("stored once");
     };
     tx.commit().unwrap();
-    drop(conn);
+    (dir, row.id)
+}
+
+/// A paired server against the fake server's `scenarios`; the inbox
+/// message's public id and the connection counter.
+fn paired_server(
+    scenarios: &[Scenario],
+    exchange: &Exchange,
+    send_timeout: Duration,
+) -> (TestServer, String, Arc<AtomicUsize>) {
+    let (dir, question) = paired_dir();
     let connections = Arc::new(AtomicUsize::new(0));
     let hook = TestHook {
         transport: Arc::new(FakeWhatsApp {
-            scenarios: vec![Scenario::LoggedIn],
-            connections,
+            scenarios: scenarios.to_vec(),
+            connections: Arc::clone(&connections),
             exchange: exchange.clone(),
+            server_static: key_pair(),
         }),
         version: (2, 3000, 1_000_000_000),
         send_timeout: Some(send_timeout),
     };
-    let server = TestServer::start_whatsapp_in(dir, hook);
+    (
+        TestServer::start_whatsapp_in(dir, hook),
+        question,
+        connections,
+    )
+}
+
+/// A paired server, logged in by the fake server; the inbox message's id.
+fn logged_in(exchange: &Exchange, send_timeout: Duration) -> (TestServer, String) {
+    let (server, question, _) = paired_server(&[Scenario::LoggedIn], exchange, send_timeout);
     eventually(60, "state connected", || {
         (server.get("/api/v1/status").json()["state"] == "connected").then_some(())
     });
-    (server, row.id)
+    (server, question)
 }
 
 /// Replies to the stored question with an Idempotency-Key.
