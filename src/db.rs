@@ -46,12 +46,12 @@ const COLUMNS_OF_3: [(&str, &str, &str); 7] = [
 
 /// Version 3 keys redelivery on the chat and author as received: existing
 /// messages keep theirs (phone and sender_jid were stored as received, or
-/// mapped from a LID the old key also missed). Replies get their source, and
-/// every row an arrival time.
+/// mapped from a LID the old key also missed). Replies get their source.
+/// (Older rows have no arrival time apart from created_at, which is what
+/// reads show for a NULL received_at.)
 const UPGRADE_TO_3: &str = "UPDATE messages SET wa_chat = phone, wa_sender = sender_jid
          WHERE direction = 'incoming' AND wa_id IS NOT NULL;
      UPDATE messages SET source = 'api' WHERE direction = 'outgoing' AND wa_id IS NOT NULL;
-     UPDATE messages SET received_at = created_at;
      DROP INDEX IF EXISTS messages_wa_key;";
 
 /// Columns version 4 added: an Idempotency-Key is bound to its request.
@@ -515,6 +515,12 @@ pub fn lid_of(conn: &Connection, pn: &str) -> DbResult<Option<String>> {
         .optional()
 }
 
+/// A LID's messages in groups take its number (`?1` the LID, `?2` the
+/// number). The LIKE repeats the partial index's condition, so the index of
+/// unmapped LID authors is used instead of a scan of every message.
+const MAP_LID_AUTHOR: &str = "UPDATE messages SET sender_jid = ?2, sender_lid = ?1
+     WHERE sender_jid = ?1 AND sender_jid LIKE '%@lid'";
+
 /// Records that `lid` is `pn`. When the pair is new (or the LID moved to
 /// another number), the LID's chat is merged into the phone-number chat and
 /// its messages' authors take the number (keeping the LID as sender_lid).
@@ -540,12 +546,8 @@ pub fn learn_lid(tx: &Transaction<'_>, lid: &str, pn: &str, now: i64) -> DbResul
          WHERE phone = ?1",
     )?
     .execute(params![lid, pn])?;
-    // Its messages in groups (the index holds only unmapped LID authors).
-    tx.prepare_cached(
-        "UPDATE messages SET sender_jid = ?2, sender_lid = ?1
-         WHERE sender_jid = ?1 AND sender_jid LIKE '%@lid'",
-    )?
-    .execute(params![lid, pn])?;
+    tx.prepare_cached(MAP_LID_AUTHOR)?
+        .execute(params![lid, pn])?;
     // The per-chat counters follow their messages.
     tx.prepare_cached(
         "INSERT INTO chats (phone, last_seq, unread, expiration)
@@ -2803,6 +2805,24 @@ mod tests {
         };
         assert_eq!(by_number.sender_lid.as_deref(), Some(LID));
         assert_kept_counts_are_exact(&conn);
+    }
+
+    /// Learning a LID finds that LID's messages in groups through the small
+    /// index of unmapped LID authors, not by scanning every message.
+    #[test]
+    fn a_learnt_lid_finds_its_group_messages_by_index() {
+        let conn = open_memory().unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {MAP_LID_AUTHOR}"))
+            .unwrap()
+            .query_map(params![LID, PN], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<DbResult<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("messages_lid_sender")),
+            "{plan:?}"
+        );
     }
 
     #[test]

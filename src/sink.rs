@@ -227,6 +227,18 @@ impl Sink {
                     let _ = done.send(result.map_err(|e| e.to_string()));
                 }
             }
+            WaEvent::Learned { pairs } => {
+                let now = clock::now_secs();
+                let result = self.conn.transaction().and_then(|tx| {
+                    for (lid, pn) in &pairs {
+                        db::learn_lid(&tx, lid, pn, now)?;
+                    }
+                    tx.commit()
+                });
+                if let Err(e) = result {
+                    log::error!("recording LID pairs failed: {e}");
+                }
+            }
             WaEvent::PendingMedia { reply } => {
                 let pending = db::pending_media(&self.conn, 100).map_err(|e| e.to_string());
                 let _ = reply.send(pending);

@@ -182,6 +182,9 @@ pub enum WaEvent {
         media: Box<MediaInfo>,
         done: Option<Reply<()>>,
     },
+    /// LID ↔ phone-number pairs WhatsApp reported outside a message (a
+    /// contact changed number), as `(lid, phone)`: kept, chats merged.
+    Learned { pairs: Vec<(String, String)> },
     /// Which stored messages still wait for their media (a download cut
     /// short by a restart): at most 100, oldest first.
     PendingMedia { reply: Reply<Vec<PendingMedia>> },

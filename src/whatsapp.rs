@@ -80,6 +80,9 @@ pub struct TestHook {
     pub version: (u32, u32, u32),
     /// A shorter wait for a send's acknowledgement than `SEND_TIMEOUT`.
     pub send_timeout: Option<Duration>,
+    /// Shorter pauses between media download attempts than
+    /// `MEDIA_RETRY_DELAYS`.
+    pub media_retry_delays: Option<&'static [Duration]>,
 }
 
 impl std::fmt::Debug for TestHook {
@@ -153,11 +156,14 @@ pub fn spawn(
                 .as_ref()
                 .and_then(|hook| hook.send_timeout)
                 .unwrap_or(SEND_TIMEOUT);
-            let media = MediaFetcher::new(
+            let mut media = MediaFetcher::new(
                 events.clone(),
                 config.media_dir.clone(),
                 config.media_max_bytes,
             );
+            if let Some(delays) = config.test_hook.as_ref().and_then(|h| h.media_retry_delays) {
+                media.delays = delays;
+            }
             let supervisor = Supervisor {
                 config,
                 events,
@@ -629,6 +635,11 @@ impl Supervisor {
                 }
             }
             Signal::CallMissed(offer) => self.missed_call(&offer).await,
+            Signal::Learned(pairs) => {
+                if !pairs.is_empty() {
+                    self.emit(WaEvent::Learned { pairs }).await;
+                }
+            }
             Signal::Placeholder(message) => {
                 self.emit(WaEvent::Message { message, ack: None }).await;
             }

@@ -60,6 +60,8 @@ pub enum Signal {
     },
     /// A call offered while we were offline, replayed on reconnect: missed.
     CallMissed(CallOffer),
+    /// LID ↔ phone-number pairs reported outside a message, `(lid, phone)`.
+    Learned(Vec<(String, String)>),
     /// Every QR reference of this connection expired unscanned.
     QrExhausted,
     Receipt {
@@ -104,6 +106,16 @@ pub fn signal(event: &Event) -> Option<Signal> {
             reason: ban.code.to_string(),
         },
         Event::ClientOutdated(_) => Signal::ClientOutdated,
+        // The customer's LID now stands for the new number.
+        Event::ContactNumberChanged(change) => Signal::Learned(
+            change
+                .new_lid
+                .as_ref()
+                .filter(|lid| lid.is_lid() && change.new_jid.is_pn())
+                .map(|lid| (lid.to_non_ad_string(), change.new_jid.to_non_ad_string()))
+                .into_iter()
+                .collect(),
+        ),
         Event::IncomingCall(call) => match &call.action {
             CallAction::Offer {
                 call_id,
@@ -2018,6 +2030,23 @@ mod tests {
         }
         assert_eq!(signal(&receipt(ReceiptType::ReadSelf)), None);
         assert_eq!(signal(&receipt(ReceiptType::Retry)), None);
+    }
+
+    #[test]
+    fn a_changed_number_reports_its_lid() {
+        use whatsapp_rust::types::events::ContactNumberChanged;
+        let event = Event::ContactNumberChanged(
+            ContactNumberChanged::builder()
+                .old_jid("15550009999@s.whatsapp.net".parse().unwrap())
+                .new_jid(ALICE.parse().unwrap())
+                .new_lid(ALICE_LID.parse().unwrap())
+                .timestamp(Utc::now())
+                .build(),
+        );
+        assert_eq!(
+            signal(&event),
+            Some(Signal::Learned(vec![(ALICE_LID.into(), ALICE.into())]))
+        );
     }
 
     #[test]

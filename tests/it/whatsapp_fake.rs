@@ -399,6 +399,8 @@ async fn serve(
 const OWN_PN: &str = "15550000000";
 const OWN_DEVICE: &str = "15550000000:7@s.whatsapp.net";
 const OWN_LID: &str = "100000000000001:7@lid";
+/// Media download retries in a hurry (two tries).
+const QUICK_MEDIA_RETRIES: [Duration; 2] = [Duration::ZERO, Duration::from_millis(100)];
 /// The customer who wrote to us.
 const CUSTOMER: &str = "15551234567@s.whatsapp.net";
 
@@ -698,6 +700,7 @@ fn hook(scenarios: &[Scenario]) -> (TestHook, Arc<AtomicUsize>) {
         // Pinned so the client makes no HTTP request for the current version.
         version: (2, 3000, 1_000_000_000),
         send_timeout: None,
+        media_retry_delays: None,
     };
     (hook, connections)
 }
@@ -1068,6 +1071,7 @@ fn paired_server(
         }),
         version: (2, 3000, 1_000_000_000),
         send_timeout: Some(send_timeout),
+        media_retry_delays: Some(&QUICK_MEDIA_RETRIES),
     };
     (
         TestServer::start_whatsapp_in(dir, hook),
@@ -1177,4 +1181,83 @@ fn a_send_whatsapp_refuses_ends_failed() {
         server.get(&format!("/api/v1/messages/{question}")).json()["reply_status"],
         "unread"
     );
+}
+
+#[test]
+fn media_a_restart_cut_short_is_fetched_when_the_connection_returns() {
+    let receiver = crate::support::WebhookReceiver::start();
+    let (dir, _) = paired_dir();
+    // A photo stored just before the server stopped: its media never came.
+    let photo = wa::Message {
+        image_message: MessageField::some(wa::message::ImageMessage {
+            mimetype: Some("image/jpeg".into()),
+            direct_path: Some("/v/t62.7118-24/photo.enc".into()),
+            file_length: Some(1234),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut conn = whatsapp_api::db::connect(&dir.0.join("whatsapp-api.db")).unwrap();
+    whatsapp_api::db::upsert_webhook(
+        &conn,
+        &whatsapp_api::db::Webhook {
+            id: "hook".into(),
+            url: receiver.url.clone(),
+            events: "message.received".into(),
+            secret: None,
+            active: true,
+            created_at: 0,
+            updated_at: 0,
+        },
+    )
+    .unwrap();
+    let stored = whatsapp_api::wa::IncomingMessage {
+        wa_id: "3EB0PHOTO".into(),
+        chat: CUSTOMER.into(),
+        sender: CUSTOMER.into(),
+        text: "[Image]".into(),
+        raw: Some(photo.encode_to_vec()),
+        media: Some(whatsapp_api::wa::MediaInfo {
+            kind: "image".into(),
+            mime: Some("image/jpeg".into()),
+            size: Some(1234),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let tx = conn.transaction().unwrap();
+    whatsapp_api::db::store_received(&tx, "photo", &stored, 1_700_000_100).unwrap();
+    tx.commit().unwrap();
+    drop(conn);
+    let exchange = Exchange::default();
+    let hook = TestHook {
+        transport: Arc::new(FakeWhatsApp {
+            scenarios: vec![Scenario::LoggedIn],
+            connections: Arc::new(AtomicUsize::new(0)),
+            exchange,
+            server_static: key_pair(),
+        }),
+        version: (2, 3000, 1_000_000_000),
+        send_timeout: None,
+        media_retry_delays: Some(&QUICK_MEDIA_RETRIES),
+    };
+    let server = TestServer::start_whatsapp_in(dir, hook);
+    // Once connected, the download is tried again (offline it cannot work:
+    // the fake server hands out no media host), and the message is announced
+    // with the reason its file is missing.
+    let row = eventually(60, "the media settled", || {
+        let m = server.get("/api/v1/messages/photo").json();
+        m["media_error"].is_string().then_some(m)
+    });
+    assert!(
+        row["media_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("download failed"),
+        "{row}"
+    );
+    assert_eq!(row["media_url"], serde_json::Value::Null);
+    let announced = receiver.wait_for(1, 30)[0].json();
+    assert_eq!(announced["event"], "message.received");
+    assert_eq!(announced["data"]["id"], "photo");
 }
