@@ -914,24 +914,35 @@ const MAX_TIMESTAMP: i64 = 253_402_300_799;
 
 pub fn sim_raw(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
     let body = req.json_object()?;
+    // A number or a JID, as the simulator's other routes take them.
     let jid = |field: &str| -> Result<Option<String>, ApiError> {
-        let value = opt_string(&body, field)?;
-        match value {
-            Some(v) if !is_jid(&v) => Err(ApiError::bad(format!(
-                "{field} must be a JID such as 15551234567@s.whatsapp.net"
-            ))),
-            other => Ok(other),
+        match opt_string(&body, field)? {
+            Some(v) => jid_or_number(&v).map(Some).ok_or_else(|| {
+                ApiError::bad(format!(
+                    "{field} must be a number such as 15551234567 (or +15551234567) or a JID such as 15551234567@s.whatsapp.net"
+                ))
+            }),
+            None => Ok(None),
         }
     };
     let Some(from) = jid("from")? else {
         return Err(ApiError::bad(
-            "from must be a JID such as 15551234567@s.whatsapp.net",
+            "from must be a number such as 15551234567 (or +15551234567) or a JID such as 15551234567@s.whatsapp.net",
         ));
     };
     let from_alt = jid("from_alt")?;
-    let group = jid("group")?;
-    if group.as_deref().is_some_and(|g| !g.ends_with("@g.us")) {
-        return Err(ApiError::bad("group must be a group JID ending in @g.us"));
+    let group = match opt_string(&body, "group")? {
+        Some(g) if g.contains('@') => Some(g),
+        Some(g) => Some(format!("{g}@g.us")),
+        None => None,
+    };
+    if group
+        .as_deref()
+        .is_some_and(|g| !(is_jid(g) && g.ends_with("@g.us")))
+    {
+        return Err(ApiError::bad(
+            "group must be a group JID such as 120363012345678901@g.us (or its number)",
+        ));
     }
     let base64 = |field: &str| -> Result<Option<Vec<u8>>, ApiError> {
         opt_string(&body, field)?

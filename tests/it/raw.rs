@@ -518,10 +518,10 @@ fn bad_raw_input_is_refused_and_changes_nothing() {
     let s = TestServer::start();
     let good = b64(&text("x").encode_to_vec());
     for (body, error) in [
-        (json!({ "proto_base64": good }), "from must be a JID"),
+        (json!({ "proto_base64": good }), "from must be a number"),
         (
             json!({ "from": "nope", "proto_base64": good }),
-            "from must be a JID",
+            "from must be a number",
         ),
         (json!({ "from": ALICE }), "proto_base64 is required"),
         (
@@ -546,7 +546,7 @@ fn bad_raw_input_is_refused_and_changes_nothing() {
         ),
         (
             json!({ "from": ALICE, "proto_base64": good, "from_alt": "x" }),
-            "from_alt must be a JID",
+            "from_alt must be a number",
         ),
     ] {
         let r = s.post("/api/v1/simulator/raw", &body);
@@ -555,6 +555,13 @@ fn bad_raw_input_is_refused_and_changes_nothing() {
         assert!(text.contains(error), "{body}: {text}");
     }
     assert_eq!(total(&s), 0);
+    // A number is taken as the phone-number JID.
+    raw(
+        &s,
+        &text("by number"),
+        json!({ "from": "+1 555 123 4567", "id": "N" }),
+    );
+    assert_eq!(by_wa_id(&s, "N")["phone"], ALICE);
 }
 
 /// A reply to whatever message a test stored last; the answer's JSON.
