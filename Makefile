@@ -2,7 +2,8 @@
 #   make run     build (release) and start the server, configured by the
 #                environment or a .env file, which the binary itself reads
 #                (WHATSAPP_BACKEND=simulator for the sandbox)
-#   make test    every test: unit, DB, in-process HTTP, and the browser test
+#   make test    every test: unit, DB, in-process HTTP, the browser test, the
+#                deployment files and the container image built and run
 #   make bench   the performance table (targets and numbers in BENCHMARKS.md);
 #                BENCH_MESSAGES=1000000 for the large corpus
 #   make bench-scale  the same workloads at 10k, 100k and 1M messages
@@ -11,13 +12,13 @@
 
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-compat test-fuzz test-browser lint stress soak bench bench-tools bench-build bench-scale static image clean
+.PHONY: run test test-rust test-compat test-fuzz test-browser test-manifests test-container lint stress soak bench bench-tools bench-build bench-scale static image clean
 
 run:
 	$(CARGO) build --release
 	./target/release/whatsapp-api serve
 
-test: lint test-rust test-compat test-fuzz test-browser
+test: lint test-rust test-compat test-fuzz test-browser test-manifests test-container
 
 test-rust:
 	$(CARGO) test --all-targets
@@ -34,6 +35,17 @@ test-browser:
 # Bounded API fuzzing against the OpenAPI document (schemathesis from PyPI).
 test-fuzz:
 	MAX_EXAMPLES=25 tests/fuzz/schemathesis.sh
+
+# The Kubernetes manifests (kubernetes-validate --strict from PyPI, offline)
+# and the systemd units (systemd-analyze verify).
+test-manifests:
+	tests/deploy/manifests.sh
+
+# `make image` (so a release musl build), then the image run with podman:
+# health, a message kept across a restart on the same volume, non-root.
+# Installs podman with apt-get if missing.
+test-container:
+	tests/deploy/container.sh
 
 # Longer reliability runs (not in CI): many kill -9 cycles, deeper fuzzing.
 stress:
@@ -55,7 +67,7 @@ MUSL_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN = $(or $(CARGO_TARGET_DIR),target)/$(MUSL_TARGET)/release/whatsapp-api
 # podman when present, else docker.
 ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
-IMAGE ?= whatsapp-api:latest
+IMAGE ?= localhost/whatsapp-api:latest
 
 static:
 	@rustup target list --installed | grep -qx '$(MUSL_TARGET)' || rustup target add $(MUSL_TARGET)
@@ -75,9 +87,22 @@ static:
 	@ls -l $(STATIC_BIN)
 	@$(STATIC_BIN) --version
 
+# The image holds the binary `make static` just built (nothing is pulled from
+# a registry: the Containerfile starts FROM scratch). Its build context is a
+# directory prepared here: the binary, rootfs/ (an empty /tmp, mode 1777, for
+# SQLite's temporary files) and owned/ (an empty /data for the runtime user).
 # podman's default OCI format has no HEALTHCHECK: build in Docker format.
-image:
-	$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) -f Containerfile -t $(IMAGE) .
+IMAGE_CONTEXT = $(or $(CARGO_TARGET_DIR),target)/image
+
+image: static
+	rm -rf $(IMAGE_CONTEXT)
+	mkdir -p $(IMAGE_CONTEXT)/rootfs/tmp $(IMAGE_CONTEXT)/owned/data
+	chmod 1777 $(IMAGE_CONTEXT)/rootfs/tmp
+	chmod 0700 $(IMAGE_CONTEXT)/owned/data
+	cp $(STATIC_BIN) $(IMAGE_CONTEXT)/whatsapp-api
+	$(ENGINE) build $(if $(findstring podman,$(ENGINE)),--format docker) \
+		-f Containerfile -t $(IMAGE) $(IMAGE_CONTEXT)
+	@$(ENGINE) image ls $(IMAGE)
 
 # The load generator is Debian's wrk; installed when missing (idempotent).
 bench-tools:

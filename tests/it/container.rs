@@ -1,6 +1,6 @@
-//! The Containerfile, compose file and systemd unit, checked against the
-//! binary's real commands (no container engine runs in CI): stages, a
-//! non-root user, the volume, the port and the healthcheck.
+//! The Containerfile, compose file and systemd units, checked against the
+//! binary's real commands and against each other. The image itself is built
+//! and run by tests/deploy/container.sh (`make test-container`).
 
 use crate::cli::run_binary;
 use crate::support::*;
@@ -11,8 +11,6 @@ use whatsapp_api::config::{self, Command};
 /// One instruction of a Containerfile, continuation lines joined.
 #[derive(Debug)]
 struct Instruction {
-    /// Index of the `FROM` stage it belongs to.
-    stage: usize,
     keyword: String,
     args: String,
 }
@@ -25,7 +23,6 @@ fn repo_file(name: &str) -> String {
 fn parse_containerfile(text: &str) -> Vec<Instruction> {
     let mut out: Vec<Instruction> = Vec::new();
     let mut pending = String::new();
-    let mut stage = 0;
     for line in text.lines() {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -41,11 +38,7 @@ fn parse_containerfile(text: &str) -> Vec<Instruction> {
                 let full = std::mem::take(&mut pending);
                 let (keyword, args) = full.split_once(char::is_whitespace).unwrap_or((&full, ""));
                 let keyword = keyword.to_ascii_uppercase();
-                if keyword == "FROM" && !out.is_empty() {
-                    stage += 1;
-                }
                 out.push(Instruction {
-                    stage,
                     keyword,
                     args: args.trim().to_string(),
                 });
@@ -66,93 +59,38 @@ fn strings(args: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn containerfile_builds_the_static_binary_and_runs_it_safely() {
+fn the_containerfile_runs_the_binarys_real_commands() {
     let all = parse_containerfile(&repo_file("Containerfile"));
     let froms: Vec<&Instruction> = all.iter().filter(|i| i.keyword == "FROM").collect();
-    assert!(froms.len() >= 2, "multi-stage: {froms:?}");
-    let build_stage = froms[0];
-    let build_name = build_stage
-        .args
-        .split_whitespace()
-        .skip_while(|w| !w.eq_ignore_ascii_case("AS"))
-        .nth(1)
-        .expect("the build stage is named");
-    let last = froms.last().unwrap().stage;
-    let final_image = &froms.last().unwrap().args;
-    assert!(
-        final_image == "scratch" || final_image.contains("distroless/static"),
-        "minimal final image: {final_image}"
-    );
-    assert!(
-        all.iter().any(|i| i.stage == 0
-            && i.keyword == "RUN"
-            && (i.args.contains("make static")
-                || i.args.contains("--target x86_64-unknown-linux-musl"))),
-        "the build stage builds the static musl binary"
-    );
-
-    let fin: Vec<&Instruction> = all.iter().filter(|i| i.stage == last).collect();
+    assert_eq!(froms.len(), 1, "one stage: {froms:?}");
+    assert_eq!(froms[0].args, "scratch", "nothing pulled from a registry");
     let one = |keyword: &str| -> &Instruction {
-        let found: Vec<_> = fin.iter().filter(|i| i.keyword == keyword).collect();
-        assert_eq!(found.len(), 1, "one {keyword} in the final stage");
+        let found: Vec<_> = all.iter().filter(|i| i.keyword == keyword).collect();
+        assert_eq!(found.len(), 1, "one {keyword}");
         found[0]
     };
 
-    // The binary comes from the build stage; remember where it lands.
-    let binary = fin
+    // The binary `make image` puts in the build context; remember where it lands.
+    let binary = all
         .iter()
-        .filter(|i| i.keyword == "COPY" && i.args.contains(&format!("--from={build_name}")))
+        .filter(|i| i.keyword == "COPY")
         .filter_map(|i| {
             let words: Vec<&str> = i.args.split_whitespace().collect();
-            let (src, dest) = (words[words.len() - 2], words[words.len() - 1]);
-            src.ends_with("/whatsapp-api").then(|| dest.to_string())
+            (words[words.len() - 2] == "whatsapp-api").then(|| words[words.len() - 1].to_string())
         })
         .next()
-        .expect("the final stage copies the binary from the build stage");
-
-    // Non-root.
-    let user = &one("USER").args;
-    let uid = user.split(':').next().unwrap();
-    assert!(
-        uid != "root" && uid.parse::<u32>() != Ok(0),
-        "runs as non-root: {user}"
-    );
+        .expect("the image copies the binary");
 
     // The environment the image sets.
     let mut env: BTreeMap<String, String> = BTreeMap::new();
-    for i in fin.iter().filter(|i| i.keyword == "ENV") {
+    for i in all.iter().filter(|i| i.keyword == "ENV") {
         for pair in i.args.split_whitespace() {
             let (k, v) = pair.split_once('=').expect("ENV KEY=value");
             env.insert(k.to_string(), v.to_string());
         }
     }
-    assert_eq!(env.get("HOST").map(String::as_str), Some("0.0.0.0"));
     let data_dir = env.get("DATA_DIR").expect("DATA_DIR is set").clone();
-
-    // The data dir is a volume, seeded by a tree the build stage makes and
-    // the final stage copies owned by USER (so a fresh volume is writable).
     assert!(exec_form(&one("VOLUME").args).contains(&data_dir));
-    let (tree, dest) = fin
-        .iter()
-        .filter(|i| i.keyword == "COPY" && i.args.contains(&format!("--chown={user}")))
-        .map(|i| {
-            let words: Vec<&str> = i.args.split_whitespace().collect();
-            (words[words.len() - 2], words[words.len() - 1])
-        })
-        .next()
-        .unwrap_or_else(|| panic!("a COPY --chown={user} seeds {data_dir}"));
-    let seeded = format!(
-        "{}{}",
-        tree.trim_end_matches('/'),
-        Path::new(dest)
-            .join(data_dir.trim_start_matches('/'))
-            .display()
-    );
-    assert!(
-        all.iter()
-            .any(|i| i.stage == 0 && i.keyword == "RUN" && i.args.contains(&seeded)),
-        "the build stage creates {seeded}"
-    );
 
     // ENTRYPOINT + CMD is a `serve` the real parser accepts, on the exposed port.
     let entry = exec_form(&one("ENTRYPOINT").args);
@@ -201,40 +139,67 @@ fn the_healthcheck_command_answers_for_a_running_server_only() {
 }
 
 #[test]
-fn compose_and_systemd_use_the_same_commands() {
+fn compose_runs_two_numbers_apart() {
     let compose = repo_file("contrib/compose.yaml");
+    // Shared by every number (a YAML anchor merged into each service).
     for needle in [
-        r#"test: ["CMD", "/usr/local/bin/whatsapp-api", "healthcheck"]"#,
+        "image: localhost/whatsapp-api:latest",
         "replicas: 1",
-        "memory: 512M",
-        r#"cpus: "0.5""#,
         "restart: unless-stopped",
-        "whatsapp-api-data:/data",
-        "dockerfile: Containerfile",
+        "read_only: true",
     ] {
-        assert!(compose.contains(needle), "compose.yaml lacks {needle}");
+        assert_eq!(compose.matches(needle).count(), 1, "compose.yaml: {needle}");
     }
-    assert!(compose.contains("\nvolumes:\n  whatsapp-api-data:"));
-
-    // The build context leaves out what must not be baked into an image.
-    let ignore = repo_file(".dockerignore");
-    for needle in ["target", "data", ".env"] {
+    assert!(
+        repo_file("Makefile").contains("IMAGE ?= localhost/whatsapp-api:latest"),
+        "compose runs the image `make image` tags"
+    );
+    // Each number: the shared settings, its own volume and its own port.
+    let services = compose
+        .split_once("\nservices:\n")
+        .and_then(|(_, rest)| rest.split_once("\nvolumes:\n"))
+        .expect("services: then volumes:");
+    let service = |name: &str| -> &str {
+        let (_, rest) = services
+            .0
+            .split_once(&format!("  {name}:\n"))
+            .unwrap_or_else(|| panic!("compose.yaml has no service {name}"));
+        rest.split("\n\n").next().unwrap()
+    };
+    for (name, port) in [("sales", 3001), ("support", 3002)] {
+        let s = service(name);
         assert!(
-            ignore.lines().any(|l| l.trim() == needle),
-            ".dockerignore lacks {needle}"
+            s.contains("<<: *whatsapp-api"),
+            "{name} shares the settings"
         );
+        assert!(
+            s.contains(&format!("- {name}-data:/data")),
+            "{name}: its volume"
+        );
+        assert!(
+            s.contains(&format!("\"127.0.0.1:{port}:3001\"")),
+            "{name} on 127.0.0.1:{port}"
+        );
+        assert!(services.1.contains(&format!("  {name}-data:\n")));
     }
+}
 
-    let unit = repo_file("contrib/whatsapp-api.service");
-    let settings: Vec<(&str, &str)> = unit
-        .lines()
-        .filter(|l| !l.starts_with('#'))
+/// A unit file's settings, `[Section]` lines and comments left out.
+fn unit_settings(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
         .filter_map(|l| l.split_once('='))
-        .collect();
-    let has = |k: &str, v: &str| settings.iter().any(|(a, b)| *a == k && *b == v);
-    let exec = settings
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_systemd_units_run_serve_hardened() {
+    let unit = unit_settings(&repo_file("contrib/whatsapp-api.service"));
+    let has = |k: &str, v: &str| unit.iter().any(|(a, b)| a == k && b == v);
+    let exec = &unit
         .iter()
-        .find(|(k, _)| *k == "ExecStart")
+        .find(|(k, _)| k == "ExecStart")
         .expect("ExecStart")
         .1;
     let words: Vec<String> = exec.split_whitespace().skip(1).map(String::from).collect();
@@ -256,4 +221,43 @@ fn compose_and_systemd_use_the_same_commands() {
     ] {
         assert!(has(k, v), "the unit lacks {k}={v}");
     }
+
+    // The template is the same unit with the instance's own description,
+    // data directory, settings file (PORT comes from there) and state
+    // directory: every other setting, the hardening included, is equal.
+    let template = unit_settings(&repo_file("contrib/whatsapp-api@.service"));
+    let instance_lines = [
+        (
+            "Description",
+            "whatsapp-api %i - self-hosted, reply-only WhatsApp HTTP API",
+        ),
+        ("Environment", "DATA_DIR=%S/whatsapp-api/%i"),
+        ("EnvironmentFile", "/etc/whatsapp-api/%i.env"),
+        ("StateDirectory", "whatsapp-api/%i"),
+    ];
+    let shared = |settings: &[(String, String)]| -> Vec<(String, String)> {
+        settings
+            .iter()
+            .filter(|(k, v)| {
+                !(instance_lines.iter().any(|(a, b)| a == k && b == v)
+                    || k == "Description"
+                    || k == "EnvironmentFile"
+                    || k == "StateDirectory"
+                    || v.starts_with("DATA_DIR=")
+                    || v.starts_with("PORT="))
+            })
+            .cloned()
+            .collect()
+    };
+    for (k, v) in instance_lines {
+        assert!(
+            template.iter().any(|(a, b)| a == k && b == v),
+            "the template lacks {k}={v}"
+        );
+    }
+    assert!(
+        !template.iter().any(|(_, v)| v.starts_with("PORT=")),
+        "each instance's PORT comes from its settings file"
+    );
+    assert_eq!(shared(&template), shared(&unit));
 }
