@@ -8,7 +8,7 @@
 #                BENCH_MESSAGES=1000000 for the large corpus
 #   make bench-scale  the same workloads at 10k, 100k and 1M messages
 #   make static  a static x86_64 musl binary
-#   make image   the container image (needs podman or docker)
+#   make image   the container image from scratch (needs podman or docker)
 
 CARGO ?= cargo
 
