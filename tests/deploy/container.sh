@@ -195,6 +195,9 @@ check "$(curl -s -H "$H" "$BASE/api/v1/inbox/all")" \
 if "${ENGINE[@]}" logs "$NAME-2" 2>&1 | grep -q 'Generated'; then
     fail "the second start generated new secrets"
 fi
+# The commands README gives for a container, in an image without a shell.
+"${ENGINE[@]}" exec "$NAME-2" whatsapp-api backup /data/backup.db >/dev/null ||
+    fail "whatsapp-api backup does not run in the container"
 "${ENGINE[@]}" stop --time 15 "$NAME-2" >/dev/null
 code=$("${ENGINE[@]}" inspect --format '{{.State.ExitCode}}' "$NAME-2")
 [ "$code" = 0 ] || fail "the second server exited $code on SIGTERM"
