@@ -246,12 +246,20 @@ pub fn adopt_node_paths(config: &mut Config, import: bool) -> Result<Vec<String>
         let conn = crate::open_data_dir(config)?;
         db::set_setting(&conn, SETTING_IMPORTED_FROM, &canonical)
             .map_err(|e| format!("could not record the import in {}: {e}", ours.display()))?;
+        let count =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         format!(
-            "imported into {} ({} messages, {} webhooks, {} audit rows added)",
+            "imported into {} ({}, {} and {} added{})",
             ours.display(),
-            report.messages_added,
-            report.webhooks_added,
-            report.audit_added
+            count(report.messages_added, "message", "messages"),
+            count(report.webhooks_added, "webhook", "webhooks"),
+            count(report.audit_added, "audit row", "audit rows"),
+            match report.api_key {
+                KeyOutcome::Activated if !report.api_key_overridden => {
+                    "; its API key is this server's key now"
+                }
+                _ => "",
+            }
         )
     } else if already {
         format!(

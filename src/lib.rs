@@ -446,21 +446,14 @@ pub(crate) fn open_data_dir(config: &Config) -> Result<rusqlite::Connection, Str
 }
 
 fn prepare_dirs(config: &Config) -> Result<(), String> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        format!(
-            "DATA_DIR {} cannot be created: {e}",
-            config.data_dir.display()
-        )
-    })?;
-    let probe = config.data_dir.join(".write-test");
-    std::fs::write(&probe, b"ok")
-        .and_then(|()| std::fs::remove_file(&probe))
-        .map_err(|e| {
-            format!(
-                "DATA_DIR {} is not writable: {e}",
-                config.data_dir.display()
-            )
-        })?;
+    // DATA_DIR only when something lives there: DB_PATH, SESSION_PATH and
+    // MEDIA_PATH may all name places elsewhere (the Node server's .env does).
+    let data_dir_used = [&config.db_path, &config.session_path, &config.media_path]
+        .iter()
+        .any(|path| path.starts_with(&config.data_dir));
+    if data_dir_used {
+        prepare_data_dir(config)?;
+    }
     std::fs::create_dir_all(&config.media_path).map_err(|e| {
         format!(
             "MEDIA_PATH {} cannot be created: {e}",
@@ -481,6 +474,25 @@ fn prepare_dirs(config: &Config) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Creates DATA_DIR and checks that it is writable (one clear line if not).
+fn prepare_data_dir(config: &Config) -> Result<(), String> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        format!(
+            "DATA_DIR {} cannot be created: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let probe = config.data_dir.join(".write-test");
+    std::fs::write(&probe, b"ok")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            format!(
+                "DATA_DIR {} is not writable: {e}",
+                config.data_dir.display()
+            )
+        })
 }
 
 /// `rotate-key`: a new active API key, printed once on standard output (the

@@ -443,6 +443,12 @@ fn the_node_servers_env_file_pointing_at_its_files_just_works() {
         "{log}"
     );
     assert!(
+        log.contains(
+            "imported into ./whatsapp-api.db (1 message, 0 webhooks and 0 audit rows added)"
+        ),
+        "{log}"
+    );
+    assert!(
         log.contains("SESSION_PATH ./session is a directory"),
         "{log}"
     );
@@ -489,6 +495,8 @@ fn the_node_servers_env_file_pointing_at_its_files_just_works() {
         "{\"me\":{}}"
     );
     assert!(dir.0.join("whatsapp-api.db").is_file());
+    // Every path names a place beside the Node server's files: no DATA_DIR.
+    assert!(!dir.0.join("data").exists());
 
     // The next start imports nothing twice and says how to make it permanent.
     let server = BinServer::spawn(&dir.0, &[], &[]);
