@@ -147,19 +147,25 @@ class Browser:
             env=dict(os.environ, TZ=BROWSER_TZ),
         )
         self.base = f"http://127.0.0.1:{self.port}"
-        wait_for("chromedriver", lambda: json.loads(http("GET", self.base + "/status")[1])["value"]["ready"])
-        options = {
-            "binary": shutil.which("chromium") or "/usr/bin/chromium",
-            "args": CHROME_FLAGS + [f"--user-data-dir={os.path.join(workdir, 'profile')}"],
-        }
-        session = self.call(
-            "POST",
-            "/session",
-            {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}},
-            prefix=False,
-        )
-        self.session = session["sessionId"]
-        self.resize(390)
+        self.session = None
+        try:
+            wait_for("chromedriver", lambda: json.loads(http("GET", self.base + "/status")[1])["value"]["ready"])
+            options = {
+                "binary": shutil.which("chromium") or "/usr/bin/chromium",
+                "args": CHROME_FLAGS + [f"--user-data-dir={os.path.join(workdir, 'profile')}"],
+            }
+            session = self.call(
+                "POST",
+                "/session",
+                {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}},
+                prefix=False,
+            )
+            self.session = session["sessionId"]
+            self.resize(390)
+        except BaseException:
+            # Nobody else holds this object yet: stop the browser and driver here.
+            self.quit()
+            raise
 
     def call(self, method, path, body=None, prefix=True):
         url = self.base + (f"/session/{self.session}" if prefix else "") + path
@@ -213,7 +219,8 @@ class Browser:
 
     def quit(self):
         try:
-            self.call("DELETE", "")
+            if self.session:
+                self.call("DELETE", "")
         except Exception:
             pass
         self.driver.terminate()
