@@ -347,7 +347,7 @@ pub fn store_received(
         .timestamp
         .filter(|t| *t > 0 && *t <= now + 86_400)
         .unwrap_or(now);
-    let media = m.media.as_ref();
+    let media = MediaColumns::of(m.media.as_ref());
     let (direction, reply_status, delivery_status, source) = if m.from_me {
         ("outgoing", "sent", Some("sent"), Some("phone"))
     } else {
@@ -378,14 +378,12 @@ pub fn store_received(
             delivery_status,
             source,
             m.placeholder.map(|p| p.as_str()),
-            media.map(|x| &x.kind),
-            media
-                .and_then(|x| x.file_name.as_ref())
-                .map(|f| format!("/media/{f}")),
-            media.and_then(|x| x.mime.as_ref()),
-            media.and_then(|x| x.size).map(|s| s as i64),
-            media.and_then(|x| x.sha256.as_ref()),
-            media.and_then(|x| x.error.as_ref()),
+            media.kind,
+            media.url,
+            media.mime,
+            media.size,
+            media.sha256,
+            media.error,
             m.raw,
             created_at,
             now,
@@ -414,6 +412,7 @@ pub fn store_received(
 /// Records the fetched media of a row still waiting for it; the row when
 /// it was waiting (None: another download got there first).
 pub fn set_media(tx: &Transaction<'_>, id: &str, media: &MediaInfo) -> DbResult<Option<Message>> {
+    let media = MediaColumns::of(Some(media));
     let changed = tx
         .prepare_cached(
             "UPDATE messages SET media_url = ?2, media_mime = coalesce(?3, media_mime),
@@ -423,11 +422,11 @@ pub fn set_media(tx: &Transaction<'_>, id: &str, media: &MediaInfo) -> DbResult<
         )?
         .execute(params![
             id,
-            media.file_name.as_ref().map(|f| format!("/media/{f}")),
+            media.url,
             media.mime,
-            media.size.map(|s| s as i64),
+            media.size,
             media.sha256,
-            media.error,
+            media.error
         ])?;
     if changed == 0 {
         return Ok(None);
@@ -456,9 +455,34 @@ pub fn pending_media(conn: &Connection, limit: u32) -> DbResult<Vec<PendingMedia
     .collect()
 }
 
+/// A message's media as the six media columns of its row.
+struct MediaColumns<'a> {
+    kind: Option<&'a str>,
+    url: Option<String>,
+    mime: Option<&'a str>,
+    size: Option<i64>,
+    sha256: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+impl<'a> MediaColumns<'a> {
+    fn of(media: Option<&'a MediaInfo>) -> MediaColumns<'a> {
+        MediaColumns {
+            kind: media.map(|x| x.kind.as_str()),
+            url: media
+                .and_then(|x| x.file_name.as_ref())
+                .map(|f| format!("/media/{f}")),
+            mime: media.and_then(|x| x.mime.as_deref()),
+            size: media.and_then(|x| x.size).map(|s| s as i64),
+            sha256: media.and_then(|x| x.sha256.as_deref()),
+            error: media.and_then(|x| x.error.as_deref()),
+        }
+    }
+}
+
 /// A placeholder row takes the content that arrived for it.
 fn fill_placeholder(tx: &Transaction<'_>, id: &str, m: &IncomingMessage) -> DbResult<()> {
-    let media = m.media.as_ref();
+    let media = MediaColumns::of(m.media.as_ref());
     tx.prepare_cached(
         "UPDATE messages SET message = ?2, placeholder = NULL, raw = ?3,
              push_name = coalesce(?4, push_name), media_type = ?5, media_url = ?6,
@@ -470,14 +494,12 @@ fn fill_placeholder(tx: &Transaction<'_>, id: &str, m: &IncomingMessage) -> DbRe
         m.text,
         m.raw,
         m.push_name,
-        media.map(|x| &x.kind),
-        media
-            .and_then(|x| x.file_name.as_ref())
-            .map(|f| format!("/media/{f}")),
-        media.and_then(|x| x.mime.as_ref()),
-        media.and_then(|x| x.size).map(|s| s as i64),
-        media.and_then(|x| x.sha256.as_ref()),
-        media.and_then(|x| x.error.as_ref()),
+        media.kind,
+        media.url,
+        media.mime,
+        media.size,
+        media.sha256,
+        media.error,
     ])?;
     Ok(())
 }

@@ -191,6 +191,29 @@ fn cert_chain(leaf_key: &[u8]) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// The server's half of the handshake's first exchange.
+async fn send_server_hello(
+    to_client: &async_channel::Sender<TransportEvent>,
+    ephemeral: Vec<u8>,
+    encrypted_static: Option<Vec<u8>>,
+    payload: Vec<u8>,
+) -> Result<(), String> {
+    let server_hello = wa::HandshakeMessage {
+        server_hello: MessageField::some(wa::handshake_message::ServerHello {
+            ephemeral: Some(ephemeral),
+            r#static: encrypted_static,
+            payload: Some(payload),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let framed = encode_frame(&server_hello.encode_to_vec(), None).map_err(|e| e.to_string())?;
+    to_client
+        .send(TransportEvent::DataReceived(framed.into()))
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn serve(
     connection: usize,
     scenario: Scenario,
@@ -237,19 +260,7 @@ async fn serve(
             .mix_shared_secret(server_ephemeral.private_key.serialize(), &client_static)
             .map_err(|e| err(&e))?;
         let payload = noise.encrypt(b"certificate").map_err(|e| err(&e))?;
-        let server_hello = wa::HandshakeMessage {
-            server_hello: MessageField::some(wa::handshake_message::ServerHello {
-                ephemeral: Some(ephemeral_public),
-                payload: Some(payload),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let framed = encode_frame(&server_hello.encode_to_vec(), None).map_err(|e| err(&e))?;
-        to_client
-            .send(TransportEvent::DataReceived(framed.into()))
-            .await
-            .map_err(|e| err(&e))?;
+        send_server_hello(&to_client, ephemeral_public, None, payload).await?;
         noise.finish().map_err(|e| err(&e))?
     } else {
         // ClientHello → ServerHello (Noise XX, responder side).
@@ -267,20 +278,13 @@ async fn serve(
         let encrypted_chain = noise
             .encrypt(&cert_chain(&static_public))
             .map_err(|e| err(&e))?;
-        let server_hello = wa::HandshakeMessage {
-            server_hello: MessageField::some(wa::handshake_message::ServerHello {
-                ephemeral: Some(ephemeral_public),
-                r#static: Some(encrypted_static),
-                payload: Some(encrypted_chain),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let framed = encode_frame(&server_hello.encode_to_vec(), None).map_err(|e| err(&e))?;
-        to_client
-            .send(TransportEvent::DataReceived(framed.into()))
-            .await
-            .map_err(|e| err(&e))?;
+        send_server_hello(
+            &to_client,
+            ephemeral_public,
+            Some(encrypted_static),
+            encrypted_chain,
+        )
+        .await?;
 
         // ClientFinish → transport keys.
         let finish = next_frame(&from_client, &mut decoder, &mut first).await?;
