@@ -2928,6 +2928,50 @@ mod tests {
         assert_kept_counts_are_exact(&conn);
     }
 
+    /// A reply is stored pending before it is sent, so its receipt finds it
+    /// even when it comes before WhatsApp's acknowledgement: the receipt
+    /// accepts it (the original becomes replied) and the late acknowledgement
+    /// changes nothing.
+    #[test]
+    fn an_early_receipt_accepts_a_pending_reply() {
+        let mut conn = open_memory().unwrap();
+        receive(&mut conn, "q", &incoming_at("1", PN, 10), 10);
+        let tx = conn.transaction().unwrap();
+        let row = insert_outgoing(
+            &tx,
+            &Outgoing {
+                id: "r",
+                wa_id: "OUT1",
+                phone: PN,
+                sender_jid: "",
+                text: "on its way",
+                in_reply_to: "q",
+                source: "api",
+                idempotency_key: Some("k"),
+                created_at: 11,
+            },
+        )
+        .unwrap();
+        assert_eq!(row.delivery_status.as_deref(), Some("pending"));
+        let accepted = accept_outgoing(&tx, "OUT1", DeliveryStatus::Delivered).unwrap();
+        assert_eq!(
+            accepted.unwrap().delivery_status.as_deref(),
+            Some("delivered")
+        );
+        assert_eq!(
+            accept_outgoing(&tx, "OUT1", DeliveryStatus::Sent).unwrap(),
+            None
+        );
+        assert_eq!(fail_outgoing(&tx, "OUT1").unwrap(), None);
+        tx.commit().unwrap();
+        assert_eq!(
+            get_message(&conn, "q").unwrap().unwrap().reply_status,
+            "replied"
+        );
+        let again = reply_for_key(&conn, "q", "k").unwrap().unwrap();
+        assert_eq!(again.delivery_status.as_deref(), Some("delivered"));
+    }
+
     #[test]
     fn a_placeholder_is_filled_in_place() {
         let mut conn = open_memory().unwrap();

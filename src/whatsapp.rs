@@ -863,6 +863,7 @@ fn reject_simulator_command(command: WaCommand) {
             drop(reply.send(Err(NO.into())))
         }
         WaCommand::SimSent { reply } => drop(reply.send(Err(NO.into()))),
+        WaCommand::SimRaw { reply, .. } => drop(reply.send(Err(NO.into()))),
         _ => {}
     }
 }
@@ -933,10 +934,6 @@ async fn send(
     out: Outgoing,
     limit: Duration,
 ) -> Result<(), String> {
-    let chat: Jid = out
-        .to
-        .parse()
-        .map_err(|e| format!("invalid chat JID {:?}: {e}", out.to))?;
     let context = match &out.quote {
         Some(q) => {
             let original = translate::quoted_message(q.raw.as_deref(), &q.text);
@@ -961,15 +958,20 @@ async fn send(
     // Registered before sending: the acknowledgement can beat the send's return.
     lock(acks).insert(out.wa_id.clone(), ack_tx);
     let deadline = tokio::time::Instant::now() + limit;
-    let sending = client.send_message_with_options(chat, message, options);
-    let outcome = match tokio::time::timeout_at(deadline, sending).await {
-        Ok(Err(e)) => Some(Err(format!("send failed: {e}"))),
-        Err(_) => None,
-        Ok(Ok(_)) => match tokio::time::timeout_at(deadline, ack_rx).await {
-            Ok(Ok(None)) => Some(Ok(())),
-            Ok(Ok(Some(code))) => Some(Err(format!("WhatsApp refused it (error {code})"))),
-            Ok(Err(_)) | Err(_) => None,
-        },
+    let outcome = match out.to.parse::<Jid>() {
+        Err(e) => Some(Err(format!("invalid chat JID {:?}: {e}", out.to))),
+        Ok(chat) => {
+            let sending = client.send_message_with_options(chat, message, options);
+            match tokio::time::timeout_at(deadline, sending).await {
+                Ok(Err(e)) => Some(Err(format!("send failed: {e}"))),
+                Err(_) => None,
+                Ok(Ok(_)) => match tokio::time::timeout_at(deadline, ack_rx).await {
+                    Ok(Ok(None)) => Some(Ok(())),
+                    Ok(Ok(Some(code))) => Some(Err(format!("WhatsApp refused it (error {code})"))),
+                    Ok(Err(_)) | Err(_) => None,
+                },
+            }
+        }
     };
     lock(acks).remove(&out.wa_id);
     let Some(outcome) = outcome else {
