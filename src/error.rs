@@ -89,6 +89,22 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// An operation's failure as the JSON API answers it.
+impl From<crate::ops::Error> for ApiError {
+    fn from(e: crate::ops::Error) -> Self {
+        use crate::ops::Error;
+        match e {
+            Error::Invalid(m) => ApiError::BadRequest(m),
+            Error::NotFound(m) => ApiError::NotFound(m),
+            Error::Conflict(m) => ApiError::Conflict(m),
+            Error::KeyReused(m) => ApiError::Unprocessable(m),
+            Error::Unavailable(_) | Error::Backend { .. } => ApiError::Unavailable(e.message()),
+            Error::SendFailed(m) => ApiError::SendFailed(m),
+            Error::Internal(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         ApiError::Internal(format!("database: {e}"))

@@ -4,13 +4,9 @@
 //! handler under a panic guard, adds the security headers, answers, and
 //! hands the audit row and the metrics off the request path.
 
-use crate::audit::AuditHandle;
 use crate::db::{self, AuditEntry};
 use crate::error::ApiError;
 use crate::router::{self, Access, Found};
-use crate::state::Shared;
-use crate::wa::WaHandle;
-use crate::webhooks::WebhookWaker;
 use crate::{auth, clock};
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -24,15 +20,7 @@ use std::time::Instant;
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// What every worker owns: its own database connection and the handles to
-/// the other threads.
-pub struct Ctx {
-    pub db: Connection,
-    pub shared: Arc<Shared>,
-    pub wa: WaHandle,
-    pub audit: AuditHandle,
-    pub webhooks: WebhookWaker,
-}
+pub use crate::ops::Ctx;
 
 /// HTTP methods the router knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,7 @@ pub mod legacy;
 pub mod media;
 pub mod metrics;
 pub mod openapi;
+pub mod ops;
 pub mod qr;
 pub mod ratelimit;
 pub mod rng;

@@ -4,7 +4,8 @@
 //! route served). Earlier rows win, so fixed segments come before `:params`.
 
 use crate::error::ApiError;
-use crate::http::{Ctx, Method, Request, Response};
+use crate::http::{Method, Request, Response};
+use crate::ops::Ctx;
 use crate::{api, dashboard};
 
 /// Who may call a route.
@@ -84,28 +85,28 @@ pub const ROUTES: &[Route] = &[
     // ── dashboard (HTML) ────────────────────────────────────────────────────────────
     r(Get,    "/assets/:file",                            Public,        dashboard::asset),
     r(Get,    "/favicon.ico",                             Public,        dashboard::favicon),
-    r(Get,    "/",                                        Dashboard,     dashboard::inbox),
-    r(Post,   "/messages/status",                         Dashboard,     dashboard::messages_status),
-    r(Get,    "/reply/:id",                               Dashboard,     dashboard::conversation),
-    r(Post,   "/reply/:id",                               Dashboard,     dashboard::reply),
-    r(Get,    "/status",                                  Dashboard,     dashboard::status),
-    r(Post,   "/status/logout",                           Dashboard,     dashboard::logout),
-    r(Post,   "/status/repair",                           Dashboard,     dashboard::repair),
-    r(Get,    "/login",                                   Dashboard,     dashboard::login),
-    r(Get,    "/login/qr.svg",                            Dashboard,     dashboard::login_qr),
-    r(Post,   "/login/pair-code",                         Dashboard,     dashboard::pair_code),
-    r(Post,   "/login/start",                             Dashboard,     dashboard::start_pairing),
-    r(Get,    "/webhooks",                                Dashboard,     dashboard::webhooks_page),
-    r(Post,   "/webhooks",                                Dashboard,     dashboard::webhook_create),
-    r(Get,    "/webhooks/:id",                            Dashboard,     dashboard::webhook_page),
-    r(Post,   "/webhooks/:id",                            Dashboard,     dashboard::webhook_update),
-    r(Post,   "/webhooks/:id/toggle",                     Dashboard,     dashboard::webhook_toggle),
-    r(Post,   "/webhooks/:id/delete",                     Dashboard,     dashboard::webhook_delete),
-    r(Post,   "/webhooks/:id/test",                       Dashboard,     dashboard::webhook_test),
-    r(Post,   "/webhooks/:id/deliveries/:delivery/redeliver", Dashboard, dashboard::redeliver),
-    r(Get,    "/settings",                                Dashboard,     dashboard::settings),
-    r(Post,   "/settings/api-key",                        Dashboard,     dashboard::rotate_api_key),
-    r(Get,    "/audit-logs",                              Dashboard,     dashboard::audit_logs),
+    r(Get,    "/",                                        Dashboard,     dashboard::inbox::show),
+    r(Post,   "/messages/status",                         Dashboard,     dashboard::inbox::mark),
+    r(Get,    "/reply/:id",                               Dashboard,     dashboard::conversation::show),
+    r(Post,   "/reply/:id",                               Dashboard,     dashboard::conversation::reply),
+    r(Get,    "/status",                                  Dashboard,     dashboard::pairing::status),
+    r(Post,   "/status/logout",                           Dashboard,     dashboard::pairing::logout),
+    r(Post,   "/status/repair",                           Dashboard,     dashboard::pairing::repair),
+    r(Get,    "/login",                                   Dashboard,     dashboard::pairing::login),
+    r(Get,    "/login/qr.svg",                            Dashboard,     dashboard::pairing::login_qr),
+    r(Post,   "/login/pair-code",                         Dashboard,     dashboard::pairing::pair_code),
+    r(Post,   "/login/start",                             Dashboard,     dashboard::pairing::start_pairing),
+    r(Get,    "/webhooks",                                Dashboard,     dashboard::webhooks::list),
+    r(Post,   "/webhooks",                                Dashboard,     dashboard::webhooks::create),
+    r(Get,    "/webhooks/:id",                            Dashboard,     dashboard::webhooks::show),
+    r(Post,   "/webhooks/:id",                            Dashboard,     dashboard::webhooks::update),
+    r(Post,   "/webhooks/:id/toggle",                     Dashboard,     dashboard::webhooks::toggle),
+    r(Post,   "/webhooks/:id/delete",                     Dashboard,     dashboard::webhooks::delete),
+    r(Post,   "/webhooks/:id/test",                       Dashboard,     dashboard::webhooks::test),
+    r(Post,   "/webhooks/:id/deliveries/:delivery/redeliver", Dashboard, dashboard::webhooks::redeliver),
+    r(Get,    "/settings",                                Dashboard,     dashboard::settings::show),
+    r(Post,   "/settings/api-key",                        Dashboard,     dashboard::settings::rotate_api_key),
+    r(Get,    "/audit-logs",                              Dashboard,     dashboard::audit::show),
 ];
 
 /// What a lookup found.

@@ -1,4 +1,4 @@
-//! Webhooks: payloads, signatures, input validation, and the delivery thread.
+//! Webhooks: payloads, signatures, and the delivery thread.
 //!
 //! The delivery thread (`webhooks`) reads due deliveries from the durable
 //! outbox in SQLite and hands them to one lane thread per webhook
@@ -9,7 +9,6 @@
 //! module makes outgoing HTTP requests.
 
 use crate::db::{self, DeliveryHead};
-use crate::error::ApiError;
 use crate::state::Shared;
 use crate::wa::DeliveryStatus;
 use crate::{auth, clock};
@@ -17,7 +16,7 @@ use base64::Engine as _;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select, unbounded};
 use hmac::{KeyInit, Mac};
 use rusqlite::Connection;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -156,112 +155,6 @@ pub fn legacy_signature(secret: &str, body: &str) -> String {
         "sha256={}",
         auth::hex(&hmac_sha256(secret.as_bytes(), &[body.as_bytes()]))
     )
-}
-
-// ───────────────────────────── input ─────────────────────────────
-
-/// A create or update request, validated. `None` fields were not given.
-#[derive(Debug, Default)]
-pub struct WebhookInput {
-    pub url: Option<String>,
-    /// Comma-separated, validated event names.
-    pub events: Option<String>,
-    /// Some(None): remove the secret; Some(Some(s)): set it.
-    pub secret: Option<Option<String>>,
-    pub active: Option<bool>,
-}
-
-impl WebhookInput {
-    /// Validates a JSON body; `create` makes url and events required.
-    pub fn parse(body: &Map<String, Value>, create: bool) -> Result<WebhookInput, ApiError> {
-        let mut input = WebhookInput::default();
-        match body.get("url") {
-            None | Some(Value::Null) if create => return Err(ApiError::bad("url is required")),
-            None | Some(Value::Null) => {}
-            Some(Value::String(url)) => input.url = Some(validate_url(url)?),
-            Some(_) => return Err(ApiError::bad("url must be a string")),
-        }
-        match body.get("events") {
-            None | Some(Value::Null) if create => return Err(ApiError::bad("events is required")),
-            None | Some(Value::Null) => {}
-            Some(v) => input.events = Some(validate_events(v)?),
-        }
-        input.secret = match body.get("secret") {
-            None => None,
-            Some(Value::Null) | Some(Value::Bool(false)) => Some(None),
-            Some(Value::Bool(true)) => Some(Some(auth::generate_webhook_secret())),
-            Some(Value::String(s))
-                if !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control) =>
-            {
-                Some(Some(s.clone()))
-            }
-            Some(_) => {
-                return Err(ApiError::bad(
-                    "secret must be true (generate one) or a string of 1 to 256 characters",
-                ));
-            }
-        };
-        input.active = match body.get("active") {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(Value::Number(n)) if n.as_i64() == Some(1) => Some(true),
-            Some(Value::Number(n)) if n.as_i64() == Some(0) => Some(false),
-            Some(_) => return Err(ApiError::bad("active must be true or false")),
-        };
-        Ok(input)
-    }
-}
-
-/// An http(s) URL with a host and nothing that could break a header line.
-pub fn validate_url(url: &str) -> Result<String, ApiError> {
-    let url = url.trim();
-    let bad = || ApiError::bad("url must be an http:// or https:// URL");
-    if url.len() > 2048 || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(bad());
-    }
-    let uri: ureq::http::Uri = url.parse().map_err(|_| bad())?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http") | Some("https"), Some(host)) if !host.is_empty() => Ok(url.to_string()),
-        _ => Err(bad()),
-    }
-}
-
-/// An array of names or a comma-separated string, each an exact known event.
-pub fn validate_events(v: &Value) -> Result<String, ApiError> {
-    let names: Vec<String> = match v {
-        Value::String(s) => s.split(',').map(|e| e.trim().to_string()).collect(),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| i.as_str().map(|s| s.trim().to_string()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| {
-                ApiError::bad("events must be an array of strings or a comma-separated string")
-            })?,
-        _ => {
-            return Err(ApiError::bad(
-                "events must be an array of strings or a comma-separated string",
-            ));
-        }
-    };
-    let mut out: Vec<String> = Vec::new();
-    for name in names.into_iter().filter(|n| !n.is_empty()) {
-        if !EVENTS.contains(&name.as_str()) {
-            return Err(ApiError::bad(format!(
-                "Unknown event {name:?}; known events: {}",
-                EVENTS.join(", ")
-            )));
-        }
-        if !out.contains(&name) {
-            out.push(name);
-        }
-    }
-    if out.is_empty() {
-        return Err(ApiError::bad(format!(
-            "events must name at least one of: {}",
-            EVENTS.join(", ")
-        )));
-    }
-    Ok(out.join(","))
 }
 
 // ───────────────────────────── the delivery thread ─────────────────────────────
@@ -579,7 +472,8 @@ fn lane_main(
     }
 }
 
-/// One POST with every header of SPEC §8.
+/// One POST with its headers: the event name, the Standard Webhooks id and
+/// timestamp, and (with a secret) both signatures.
 fn post(agent: &ureq::Agent, job: &Job, delivery: &db::DueDelivery) -> Attempt {
     let (seq, id, body) = (
         delivery.seq,
@@ -674,55 +568,6 @@ mod tests {
         assert_eq!(
             legacy_signature("key", "The quick brown fox jumps over the lazy dog"),
             "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
-        );
-    }
-
-    #[test]
-    fn events_are_validated_exactly() {
-        assert_eq!(
-            validate_events(&json!("message.received, message.sent")).unwrap(),
-            "message.received,message.sent"
-        );
-        assert_eq!(
-            validate_events(&json!(["message.sent", "message.sent"])).unwrap(),
-            "message.sent"
-        );
-        assert!(validate_events(&json!("message")).is_err());
-        assert!(validate_events(&json!("message.received.x")).is_err());
-        assert!(validate_events(&json!([])).is_err());
-        assert!(validate_events(&json!([1])).is_err());
-        assert!(validate_events(&json!(7)).is_err());
-    }
-
-    #[test]
-    fn urls_are_validated() {
-        assert!(validate_url("http://127.0.0.1:8080/hook").is_ok());
-        assert!(validate_url("https://example.com/a?b=c").is_ok());
-        for bad in [
-            "ftp://x/",
-            "example.com",
-            "http://",
-            "http://a b/",
-            "http://x/\r\nX-Evil: 1",
-            "javascript:alert(1)",
-        ] {
-            assert!(validate_url(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn secret_input() {
-        let parse = |v: Value| WebhookInput::parse(v.as_object().unwrap(), false).map(|i| i.secret);
-        assert!(
-            matches!(parse(json!({"secret": true})), Ok(Some(Some(s))) if s.starts_with("whsec_"))
-        );
-        assert!(matches!(parse(json!({"secret": "abc"})), Ok(Some(Some(s))) if s == "abc"));
-        assert!(matches!(parse(json!({"secret": null})), Ok(Some(None))));
-        assert!(matches!(parse(json!({})), Ok(None)));
-        assert!(parse(json!({"secret": 5})).is_err());
-        assert!(
-            WebhookInput::parse(json!({"events": "message.sent"}).as_object().unwrap(), true)
-                .is_err()
         );
     }
 

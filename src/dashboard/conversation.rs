@@ -1,0 +1,238 @@
+//! A conversation (`/reply/:id`): the whole chat of a message, its media,
+//! and the reply form.
+
+use super::inbox::{display_phone, is_group, preview, sender_name};
+use super::{
+    audit, csrf_field, done, escape, failed, not_found, page, read_form, refused, seg, time_html,
+};
+use crate::auth;
+use crate::db;
+use crate::error::ApiError;
+use crate::http::{Request, Response};
+use crate::ops::messages::{IdempotencyKey, Source};
+use crate::ops::{self, Ctx};
+use serde_json::json;
+use std::fmt::Write as _;
+
+/// Messages per conversation page.
+const CHAT_PAGE: u32 = 100;
+
+/// `GET /reply/:id`: the whole chat of a message, and a reply box.
+pub fn show(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let Some(m) = ops::messages::find(ctx, params[0])? else {
+        return Ok(not_found(
+            ctx,
+            req,
+            "No such message",
+            "/",
+            "Back to the inbox",
+        ));
+    };
+    let (_, total) = ops::messages::conversation(ctx, &m.phone, 1, 1)?;
+    let pages = ops::page_count(total, CHAT_PAGE).max(1);
+    let page_no = match req.query("page").map(str::parse::<u32>) {
+        Some(Ok(n)) if (1..=pages).contains(&n) => n,
+        _ => pages,
+    };
+    let (rows, _) = ops::messages::conversation(ctx, &m.phone, page_no, CHAT_PAGE)?;
+    let mut main = String::with_capacity(32 * 1024);
+    let chat_name = ops::messages::chat_names(ctx, &[m.phone.as_str()])?.remove(&m.phone);
+    let name = if is_group(&m.phone) {
+        chat_name.clone().unwrap_or_else(|| "Group".to_string())
+    } else {
+        m.push_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| display_phone(&m.phone))
+    };
+    let _ = write!(
+        main,
+        "<p class=\"crumbs\"><a href=\"/\">← Inbox</a></p>\
+         <h1>{}</h1><p class=\"sub\">{} · {total} message{} in this chat</p>",
+        escape(&name),
+        escape(&display_phone(&m.phone)),
+        if total == 1 { "" } else { "s" }
+    );
+    let self_url = |p: u32| format!("/reply/{}?page={p}", seg(&m.id));
+    if page_no > 1 {
+        let _ = write!(
+            main,
+            "<p class=\"older\"><a href=\"{}\">↑ Earlier messages</a></p>",
+            escape(&self_url(page_no - 1))
+        );
+    }
+    main.push_str("<ol class=\"chat\">");
+    for row in &rows {
+        write_bubble(&mut main, row, row.id == m.id);
+    }
+    main.push_str("</ol>");
+    if page_no < pages {
+        let _ = write!(
+            main,
+            "<p class=\"older\"><a href=\"{}\">↓ Later messages</a></p>",
+            escape(&self_url(page_no + 1))
+        );
+    }
+
+    let here = format!("/reply/{}", seg(&m.id));
+    if m.direction == "incoming" {
+        let _ = write!(
+            main,
+            "<section class=\"reply\" aria-labelledby=\"reply-h\"><h2 id=\"reply-h\">Reply</h2>\
+             <blockquote class=\"quote\"><span class=\"from\">{from}</span> {quoted}</blockquote>\
+             <form method=\"post\" action=\"{here}\">{csrf}\
+             <input type=\"hidden\" name=\"key\" value=\"dash-{key}\">\
+             <label for=\"reply-text\">Your reply (sent quoting this message)</label>\
+             <textarea id=\"reply-text\" name=\"message\" rows=\"4\" required maxlength=\"65536\"></textarea>\
+             <div class=\"actions\"><button type=\"submit\" class=\"primary\">Send reply</button></div></form>\
+             <form method=\"post\" action=\"/messages/status\" class=\"inline\">{csrf}\
+             <input type=\"hidden\" name=\"id\" value=\"{id}\"><input type=\"hidden\" name=\"back\" value=\"{here}\">\
+             <span>Status: <span class=\"badge st-{st}\">{st}</span></span> \
+             <button type=\"submit\" name=\"status\" value=\"read\">Mark read</button> \
+             <button type=\"submit\" name=\"status\" value=\"ignored\">Mark ignored</button></form></section>",
+            from = escape(&sender_name(&m, chat_name.as_deref())),
+            quoted = escape(&preview(&m.message, 200)),
+            here = escape(&here),
+            csrf = csrf_field(ctx),
+            // A fresh idempotency key per rendering: a double submit sends once.
+            key = auth::hex(&auth::random_bytes::<16>()),
+            id = escape(&m.id),
+            st = escape(&m.reply_status),
+        );
+    } else {
+        main.push_str(
+            "<p class=\"hint\">This is a message we sent; open an incoming message to reply.</p>",
+        );
+    }
+    Ok(page(ctx, req, &format!("Chat with {name}"), "/", &main))
+}
+
+fn write_bubble(out: &mut String, m: &db::Message, selected: bool) {
+    let dir = if m.direction == "incoming" {
+        "in"
+    } else {
+        "out"
+    };
+    let _ = write!(
+        out,
+        "<li class=\"bubble {dir}{}\" id=\"m-{}\">",
+        if selected { " selected" } else { "" },
+        escape(&m.id)
+    );
+    if let Some(kind) = &m.media_type {
+        write_media(out, kind, m);
+    }
+    if !m.message.is_empty() {
+        let _ = write!(out, "<p class=\"text\">{}</p>", escape(&m.message));
+    }
+    let status = if m.direction == "incoming" {
+        m.reply_status.clone()
+    } else {
+        m.delivery_status.clone().unwrap_or_else(|| "sent".into())
+    };
+    let _ = write!(
+        out,
+        "<p class=\"meta\">{who}{when} · {status}{link}</p></li>",
+        who = if m.direction == "incoming" {
+            m.push_name
+                .as_deref()
+                .map(|n| format!("{} · ", escape(n)))
+                .unwrap_or_default()
+        } else if m.source.as_deref() == Some("phone") {
+            "You, on the phone · ".to_string()
+        } else {
+            "You · ".to_string()
+        },
+        when = time_html(m.created_at),
+        status = escape(&status),
+        link = if m.direction == "incoming" && !selected {
+            format!(" · <a href=\"/reply/{}\">reply</a>", escape(&seg(&m.id)))
+        } else {
+            String::new()
+        },
+    );
+}
+
+fn write_media(out: &mut String, kind: &str, m: &db::Message) {
+    // Only our own media route is linked: a stored URL is never trusted as a scheme.
+    let url = m
+        .media_url
+        .as_deref()
+        .filter(|u| u.starts_with("/media/") && !u.contains(".."));
+    match url {
+        Some(url) => {
+            let url = escape(url);
+            let label = escape(&format!(
+                "{kind}{}",
+                m.media_size
+                    .map(|s| format!(", {} KiB", (s + 1023) / 1024))
+                    .unwrap_or_default()
+            ));
+            let _ = match kind {
+                "image" | "sticker" => write!(
+                    out,
+                    "<a class=\"media\" href=\"{url}\"><img src=\"{url}\" alt=\"{label}\" loading=\"lazy\"></a>"
+                ),
+                "video" => write!(
+                    out,
+                    "<video class=\"media\" src=\"{url}\" controls preload=\"metadata\"></video><a href=\"{url}\">{label}</a>"
+                ),
+                "audio" => write!(
+                    out,
+                    "<audio class=\"media\" src=\"{url}\" controls preload=\"none\"></audio><a href=\"{url}\">{label}</a>"
+                ),
+                _ => write!(
+                    out,
+                    "<p><a class=\"file\" href=\"{url}\">📎 {label}</a></p>"
+                ),
+            };
+        }
+        None => {
+            let _ = write!(
+                out,
+                "<p class=\"file missing\">[{}{}]</p>",
+                escape(kind),
+                m.media_error
+                    .as_deref()
+                    .map(|e| format!(": {}", escape(e)))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// `POST /reply/:id`: send the reply (quoted), then back to the chat.
+pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let form = read_form(ctx, req)?;
+    let here = format!("/reply/{}", seg(params[0]));
+    // Browsers send a textarea's line breaks as CRLF; WhatsApp wants LF.
+    let text = form.get("message").unwrap_or("").replace("\r\n", "\n");
+    let text = text.as_str();
+    if text.trim().is_empty() {
+        return Ok(failed(ctx, &here, "Write a message first"));
+    }
+    if text.len() > ops::messages::REPLY_MAX_BYTES {
+        return Ok(failed(ctx, &here, "The message is longer than 65536 bytes"));
+    }
+    let key = form
+        .get("key")
+        .filter(|k| IdempotencyKey::is_valid(k))
+        .map(|k| IdempotencyKey::new(k.to_string(), "POST /reply/:id", params[0], &json!(text)));
+    match ops::messages::send_reply(ctx, params[0], text, key.as_ref(), Source::Dashboard) {
+        Ok(_) => {
+            audit(ctx, req, format!("replied to message {}", params[0]));
+            Ok(done(ctx, &here, "Reply sent"))
+        }
+        Err(e) => {
+            if !matches!(e, ops::Error::NotFound(_)) {
+                let why = e.message();
+                audit(
+                    ctx,
+                    req,
+                    format!("reply to message {} failed: {why}", params[0]),
+                );
+            }
+            refused(ctx, &here, "Not sent: ", e)
+        }
+    }
+}
