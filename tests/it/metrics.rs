@@ -1,5 +1,5 @@
-//! `GET /metrics`: protected like the SPEC says, every line valid Prometheus
-//! text exposition, and the counters move with traffic.
+//! `GET /metrics`: only with the API key or the dashboard login, every line
+//! valid Prometheus text exposition, and the counters move with traffic.
 
 use crate::support::*;
 use base64::Engine;
