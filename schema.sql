@@ -4,7 +4,7 @@
 -- (IF NOT EXISTS), so this whole file describes the current schema version
 -- (db::SCHEMA_VERSION). Upgrades of older databases that need more than a new
 -- object (a column added to an existing table, or filling a new object from
--- existing rows) are numbered blocks in db.rs, gated on PRAGMA user_version.
+-- existing rows) are numbered blocks in db/mod.rs, gated on PRAGMA user_version.
 --
 -- Timestamps are UTC, stored as Unix seconds (INTEGER) unless noted.
 

@@ -160,9 +160,7 @@ pub fn spawn_follower(
         .spawn(move || {
             let mut seen: Option<i64> = None;
             while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(FOLLOW_EVERY) {
-                let version = conn
-                    .pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0))
-                    .ok();
+                let version = db::data_version(&conn).ok();
                 if version.is_some() && version == seen {
                     continue;
                 }
