@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use whatsapp_api::rng::Rng;
+use whatsapp_api::status::{DeliveryStatus, Direction, ReplyStatus};
 use whatsapp_api::{clock, db};
 
 const KEY: &str = "bench-api-key-0123456789abcdef0123456789";
@@ -306,13 +307,13 @@ fn load_corpus(db_path: &Path, n: usize) -> Result<Corpus, String> {
         };
         let recent = i + n / 30 >= n;
         let status = if !incoming {
-            "sent"
+            ReplyStatus::Sent
         } else {
             match rng.below(100) {
-                x if x < (if recent { 70 } else { 4 }) => "unread",
-                x if x < 45 => "read",
-                x if x < 85 => "replied",
-                _ => "ignored",
+                x if x < (if recent { 70 } else { 4 }) => ReplyStatus::Unread,
+                x if x < 45 => ReplyStatus::Read,
+                x if x < 85 => ReplyStatus::Replied,
+                _ => ReplyStatus::Ignored,
             }
         };
         let id = format!("{:016x}-{:016x}", rng.next_u64(), i);
@@ -329,13 +330,17 @@ fn load_corpus(db_path: &Path, n: usize) -> Result<Corpus, String> {
             &db::NewMessage {
                 id: &id,
                 wa_id: Some(&wa_id),
-                direction: if incoming { "incoming" } else { "outgoing" },
+                direction: if incoming {
+                    Direction::Incoming
+                } else {
+                    Direction::Outgoing
+                },
                 phone: &chat.phone,
                 sender_jid: if incoming { &sender } else { "" },
                 push_name: incoming.then_some(push_name.as_str()),
                 message: &text,
                 reply_status: status,
-                delivery_status: (!incoming).then_some("delivered"),
+                delivery_status: (!incoming).then_some(DeliveryStatus::Delivered),
                 media_type: (text == "[Image]").then_some("image"),
                 in_reply_to: None,
                 created_at,

@@ -6,10 +6,11 @@
 
 use crate::error::ApiError;
 use crate::http::{Body, Request, Response};
-use crate::ops::messages::{IdempotencyKey, Replied, Source};
+use crate::ops::messages::{IdempotencyKey, Replied};
 use crate::ops::webhooks::{SecretChange, WebhookChange};
 use crate::ops::{self, Ctx, page_number, page_size};
 use crate::state::ConnState;
+use crate::status::{ReplyStatus, Source};
 use crate::wa::{RawMessage, SimMessage};
 use crate::{clock, db, media, openapi};
 use base64::Engine as _;
@@ -155,7 +156,7 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
 }
 
 /// The `status` field of a body, as a reply status.
-fn status_field(body: &Map<String, Value>) -> Result<&str, ApiError> {
+fn status_field(body: &Map<String, Value>) -> Result<ReplyStatus, ApiError> {
     Ok(ops::messages::reply_status(
         body.get("status").and_then(Value::as_str),
     )?)
@@ -450,7 +451,7 @@ pub fn metrics(ctx: &mut Ctx, _: &Request, _: &[&str]) -> Result<Response, ApiEr
         webhook_pending: ops::webhooks::pending_count(ctx)?,
         connection_state: conn.state.as_str(),
         uptime_secs: ctx.shared.started.elapsed().as_secs_f64(),
-        inbox_unread: ops::messages::inbox_count(ctx, Some("unread"))?,
+        inbox_unread: ops::messages::inbox_count(ctx, Some(ReplyStatus::Unread))?,
     };
     Ok(Response::bytes(
         200,

@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::db::{self, AuditEntry, DbError, ImportedMessage, LegacyMessage};
+use crate::status::{DeliveryStatus, Direction, ReplyStatus};
 use crate::{auth, clock};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags};
@@ -397,7 +398,7 @@ fn import_messages(
             return Ok(());
         };
         let phone = chat_jid(phone);
-        let (reply_status, delivery_status, sender_jid) = if direction == "incoming" {
+        let (reply_status, delivery_status, sender_jid) = if direction == Direction::Incoming {
             let (status, known) = incoming_status(m.reply_status.as_deref());
             if !known {
                 report.statuses_mapped += 1;
@@ -407,7 +408,7 @@ fn import_messages(
             (status, None, sender.to_string())
         } else {
             // The Node server stored a reply only after WhatsApp took it.
-            ("sent", Some("sent"), String::new())
+            (ReplyStatus::Sent, Some(DeliveryStatus::Sent), String::new())
         };
         let media_url = m.media_url.as_deref().filter(|u| !u.is_empty());
         let added = db::insert_imported_message(
@@ -534,27 +535,27 @@ pub fn legacy_time(value: &SqlValue) -> Option<i64> {
     }
 }
 
-/// `incoming` or `outgoing`; None for anything else.
-fn direction(raw: Option<&str>) -> Option<&'static str> {
+/// A row's direction, from the words Node versions used; None for
+/// anything else.
+fn direction(raw: Option<&str>) -> Option<Direction> {
     match raw?.trim().to_ascii_lowercase().as_str() {
-        "incoming" | "in" | "inbound" | "received" => Some("incoming"),
-        "outgoing" | "out" | "outbound" | "sent" => Some("outgoing"),
+        "incoming" | "in" | "inbound" | "received" => Some(Direction::Incoming),
+        "outgoing" | "out" | "outbound" | "sent" => Some(Direction::Outgoing),
         _ => None,
     }
 }
 
 /// An incoming row's reply_status here, and whether the legacy value was one
 /// this server knows. Unknown values become `unread`, so a person sees them.
-pub fn incoming_status(raw: Option<&str>) -> (&'static str, bool) {
-    match raw.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
-        Some("unread") => ("unread", true),
-        Some("read") => ("read", true),
-        Some("replied") => ("replied", true),
-        Some("ignored") => ("ignored", true),
+pub fn incoming_status(raw: Option<&str>) -> (ReplyStatus, bool) {
+    let word = raw
+        .map(|s| s.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match ReplyStatus::parse(&word) {
         // 'sent' belongs to outgoing rows; on an incoming one it means answered.
-        Some("sent") => ("replied", true),
-        None | Some("") => ("unread", true),
-        Some(_) => ("unread", false),
+        Some(ReplyStatus::Sent) => (ReplyStatus::Replied, true),
+        Some(status) => (status, true),
+        None => (ReplyStatus::Unread, word.is_empty()),
     }
 }
 
@@ -672,13 +673,19 @@ mod tests {
 
     #[test]
     fn statuses_directions_and_jids() {
-        assert_eq!(incoming_status(Some("read")), ("read", true));
-        assert_eq!(incoming_status(Some("IGNORED ")), ("ignored", true));
-        assert_eq!(incoming_status(Some("sent")), ("replied", true));
-        assert_eq!(incoming_status(None), ("unread", true));
-        assert_eq!(incoming_status(Some("archived")), ("unread", false));
-        assert_eq!(direction(Some("incoming")), Some("incoming"));
-        assert_eq!(direction(Some("OUTGOING")), Some("outgoing"));
+        assert_eq!(incoming_status(Some("read")), (ReplyStatus::Read, true));
+        assert_eq!(
+            incoming_status(Some("IGNORED ")),
+            (ReplyStatus::Ignored, true)
+        );
+        assert_eq!(incoming_status(Some("sent")), (ReplyStatus::Replied, true));
+        assert_eq!(incoming_status(None), (ReplyStatus::Unread, true));
+        assert_eq!(
+            incoming_status(Some("archived")),
+            (ReplyStatus::Unread, false)
+        );
+        assert_eq!(direction(Some("incoming")), Some(Direction::Incoming));
+        assert_eq!(direction(Some("OUTGOING")), Some(Direction::Outgoing));
         assert_eq!(direction(Some("sideways")), None);
         assert_eq!(chat_jid("15551234567"), "15551234567@s.whatsapp.net");
         assert_eq!(chat_jid("+15551234567"), "15551234567@s.whatsapp.net");

@@ -28,6 +28,7 @@ pub mod secrets;
 pub mod simulator;
 pub mod sink;
 pub mod state;
+pub mod status;
 pub mod timeouts;
 pub mod wa;
 pub mod webhooks;

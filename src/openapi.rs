@@ -1,7 +1,18 @@
 //! The OpenAPI 3.1 document served at `/api/v1/openapi.json`. A test walks
 //! it against `router::ROUTES` in both directions, so it cannot drift.
 
+use crate::status::{DeliveryStatus, Direction, HookDeliveryStatus, ReplyStatus, Source};
 use serde_json::{Value, json};
+
+/// The words of a status, for a schema's `enum`; with `null` too when the
+/// field may be absent.
+fn words<T: Copy>(all: &[T], word: fn(T) -> &'static str, nullable: bool) -> Value {
+    let mut list: Vec<Value> = all.iter().map(|v| json!(word(*v))).collect();
+    if nullable {
+        list.push(Value::Null);
+    }
+    Value::Array(list)
+}
 
 fn error_ref() -> Value {
     json!({ "$ref": "#/components/schemas/Error" })
@@ -117,7 +128,7 @@ fn inbox_params(with_status: bool) -> Vec<Value> {
     if with_status {
         p.push(json!({ "name": "status", "in": "path", "required": true,
             "description": "Which messages: unread, read, replied, ignored, or all of them.",
-            "schema": { "type": "string", "enum": ["unread", "read", "replied", "ignored", "all"] } }));
+            "schema": { "type": "string", "enum": ReplyStatus::TRIAGE.iter().map(|s| s.as_str()).chain(["all"]).collect::<Vec<_>>() } }));
     }
     p.extend(paging());
     p.push(query(
@@ -209,7 +220,7 @@ pub fn document() -> Value {
     let wh = || json!({ "$ref": "#/components/schemas/Webhook" });
     let status_enum = |what: &str| {
         d(
-            json!({ "type": "string", "enum": ["unread", "read", "replied", "ignored", "sent"] }),
+            json!({ "type": "string", "enum": words(ReplyStatus::ALL, ReplyStatus::as_str, false) }),
             what,
         )
     };
@@ -558,10 +569,10 @@ pub fn document() -> Value {
                     "description": "A stored message. The Node server's fields (id, direction, phone, message, reply_status, media_type, media_url, created_at) and extras.",
                     "required": ["id", "direction", "phone", "message", "reply_status", "created_at"], "properties": {
                     "id": d(json!({ "type": "string" }), "The public id: use it in /api/v1/messages/{id} routes."),
-                    "direction": d(json!({ "type": "string", "enum": ["incoming", "outgoing"] }), "incoming (a customer wrote it) or outgoing (a reply)."),
+                    "direction": d(json!({ "type": "string", "enum": words(Direction::ALL, Direction::as_str, false) }), "incoming (a customer wrote it) or outgoing (a reply)."),
                     "phone": d(json!({ "type": "string" }), "The chat's JID: the customer's, or the group's (then sender_jid is the member)."),
                     "message": d(json!({ "type": "string" }), "The text, the caption, or a placeholder such as [Image]."),
-                    "reply_status": d(json!({ "type": "string", "enum": ["unread", "read", "replied", "ignored", "sent"] }),
+                    "reply_status": d(json!({ "type": "string", "enum": words(ReplyStatus::ALL, ReplyStatus::as_str, false) }),
                         "Triage state of an incoming message; sent for outgoing ones."),
                     "media_type": d(json!({ "type": ["string", "null"] }), "image, video, audio, document or sticker; null for text."),
                     "media_url": d(json!({ "type": ["string", "null"] }), "/media/<file> once the file is stored, else null."),
@@ -569,7 +580,7 @@ pub fn document() -> Value {
                     "wa_id": d(json!({ "type": ["string", "null"] }), "WhatsApp's own id of the message (null for messages imported from the Node server)."),
                     "sender_jid": d(json!({ "type": "string" }), "Who wrote it: the customer's JID; ours for outgoing messages."),
                     "push_name": d(json!({ "type": ["string", "null"] }), "The sender's WhatsApp display name at the time."),
-                    "delivery_status": d(json!({ "type": ["string", "null"], "enum": ["pending", "sent", "delivered", "read", "failed", null] }),
+                    "delivery_status": d(json!({ "type": ["string", "null"], "enum": words(DeliveryStatus::ALL, DeliveryStatus::as_str, true) }),
                         "Outgoing only: how far it got."),
                     "media_mime": d(json!({ "type": ["string", "null"] }), "The media's mime type."),
                     "media_size": d(json!({ "type": ["integer", "null"] }), "The media's size in bytes."),
@@ -578,7 +589,7 @@ pub fn document() -> Value {
                     "received_at": d(json!({ "type": "string" }),
                         "When this server stored it: YYYY-MM-DD HH:MM:SS, UTC (created_at is when WhatsApp says it was sent)."),
                     "sender_lid": d(json!({ "type": ["string", "null"] }), "The author's LID (WhatsApp's privacy id), when known."),
-                    "source": d(json!({ "type": ["string", "null"], "enum": ["api", "dashboard", "phone", null] }),
+                    "source": d(json!({ "type": ["string", "null"], "enum": words(Source::ALL, Source::as_str, true) }),
                         "Outgoing only: who sent it (phone: our own account from the phone or WhatsApp Web).") } },
                 "Webhook": { "type": "object", "description": "A webhook, in the Node server's shape.",
                     "required": ["id", "url", "events", "active", "created_at", "has_secret"], "properties": {
@@ -595,7 +606,7 @@ pub fn document() -> Value {
                     "id": d(json!({ "type": "string" }), "The delivery's id, also its webhook-id header (the same on every retry)."),
                     "webhook_id": d(json!({ "type": "string" }), "The webhook it goes to."),
                     "event": d(json!({ "type": "string" }), "The event name."),
-                    "status": d(json!({ "type": "string", "enum": ["pending", "delivered", "failed"] }),
+                    "status": d(json!({ "type": "string", "enum": words(HookDeliveryStatus::ALL, HookDeliveryStatus::as_str, false) }),
                         "pending (waiting or retrying), delivered (a 2xx), failed (the retry schedule ran out)."),
                     "attempts": d(json!({ "type": "array", "items": { "type": "object", "properties": {
                         "at": d(json!({ "type": "string" }), "When it started, ISO 8601 UTC."),

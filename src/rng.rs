@@ -24,7 +24,8 @@ impl Rng {
         self.next_u64() % 100 < percent
     }
 
-    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+    /// One of `items`, each as likely.
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len())]
     }
 }

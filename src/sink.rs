@@ -5,6 +5,7 @@
 
 use crate::db;
 use crate::state::{ConnState, QrCode, Shared};
+use crate::status::Direction;
 use crate::wa::{
     DeliveryStatus, IncomingMessage, MediaInfo, Reply, Stop, Stored, Update, UpdateAction, WaEvent,
 };
@@ -458,7 +459,7 @@ fn store_one(
 ) -> db::DbResult<Stored> {
     let row = match db::store_received(tx, &auth::uuid_v4(), m, clock::now_secs())? {
         db::Received::New(row) => {
-            if row.direction == "outgoing" {
+            if row.direction == Direction::Outgoing {
                 counts.sent += 1;
             } else {
                 counts.received += 1;
@@ -481,7 +482,7 @@ fn store_one(
 
 /// Queues the webhook deliveries that announce a stored message.
 fn announce(tx: &rusqlite::Transaction<'_>, row: &db::Message) -> db::DbResult<usize> {
-    let event = if row.direction == "outgoing" {
+    let event = if row.direction == Direction::Outgoing {
         webhooks::MESSAGE_SENT
     } else {
         webhooks::MESSAGE_RECEIVED

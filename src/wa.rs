@@ -2,6 +2,7 @@
 //! types that cross it. Both backends (the real one in `whatsapp.rs`, the
 //! sandbox in `simulator.rs`) sit behind this door; nothing else knows which.
 
+pub use crate::status::DeliveryStatus;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::time::Duration;
 
@@ -388,39 +389,6 @@ pub enum Stop {
     Banned,
     ClientOutdated,
     Replaced,
-}
-
-/// Where an outgoing message stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    Pending,
-    Sent,
-    Delivered,
-    Read,
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Sent => "sent",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Read => "read",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    /// Receipts can arrive out of order; a status only ever moves forward.
-    pub fn rank(self) -> u8 {
-        match self {
-            DeliveryStatus::Pending => 0,
-            DeliveryStatus::Sent => 1,
-            DeliveryStatus::Delivered => 2,
-            DeliveryStatus::Read => 3,
-            DeliveryStatus::Failed => 4,
-        }
-    }
 }
 
 /// The sender half of the door, cloned into every HTTP worker.

@@ -10,7 +10,7 @@
 
 use crate::db::{self, DeliveryHead};
 use crate::state::Shared;
-use crate::wa::DeliveryStatus;
+use crate::status::{DeliveryStatus, Direction, HookDeliveryStatus};
 use crate::{auth, clock};
 use base64::Engine as _;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select, unbounded};
@@ -77,7 +77,7 @@ pub fn message_data(m: &db::Message) -> Value {
         "senderLid": m.sender_lid,
         "receivedAt": clock::format_iso_millis(m.received_at * 1000),
     });
-    if m.direction == "outgoing" {
+    if m.direction == Direction::Outgoing {
         data["inReplyTo"] = json!(m.in_reply_to);
         data["source"] = json!(m.source);
     }
@@ -390,7 +390,7 @@ impl Dispatcher {
                     a.duration_ms,
                 )?;
                 if a.succeeded() {
-                    db::finish_delivery(&tx, a.seq, "delivered")?;
+                    db::finish_delivery(&tx, a.seq, HookDeliveryStatus::Delivered)?;
                     self.shared
                         .metrics
                         .webhook_delivered
@@ -408,13 +408,13 @@ impl Dispatcher {
                         report.webhook_id
                     );
                     db::set_webhook_active(&tx, &report.webhook_id, false)?;
-                    db::finish_delivery(&tx, a.seq, "failed")?;
+                    db::finish_delivery(&tx, a.seq, HookDeliveryStatus::Failed)?;
                     self.shared
                         .metrics
                         .webhook_failed
                         .fetch_add(1, Ordering::Relaxed);
                 } else if attempts_made as usize > schedule.len() {
-                    db::finish_delivery(&tx, a.seq, "failed")?;
+                    db::finish_delivery(&tx, a.seq, HookDeliveryStatus::Failed)?;
                     self.shared
                         .metrics
                         .webhook_failed

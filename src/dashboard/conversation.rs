@@ -9,8 +9,9 @@ use crate::auth;
 use crate::db;
 use crate::error::ApiError;
 use crate::http::{Request, Response};
-use crate::ops::messages::{IdempotencyKey, Source};
+use crate::ops::messages::IdempotencyKey;
 use crate::ops::{self, Ctx};
+use crate::status::{DeliveryStatus, Direction, Source};
 use serde_json::json;
 use std::fmt::Write as _;
 
@@ -75,7 +76,7 @@ pub fn show(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, A
     }
 
     let here = format!("/reply/{}", seg(&m.id));
-    if m.direction == "incoming" {
+    if m.direction == Direction::Incoming {
         let _ = write!(
             main,
             "<section class=\"reply\" aria-labelledby=\"reply-h\"><h2 id=\"reply-h\">Reply</h2>\
@@ -97,7 +98,7 @@ pub fn show(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, A
             // A fresh idempotency key per rendering: a double submit sends once.
             key = auth::hex(&auth::random_bytes::<16>()),
             id = escape(&m.id),
-            st = escape(&m.reply_status),
+            st = m.reply_status,
         );
     } else {
         main.push_str(
@@ -108,7 +109,7 @@ pub fn show(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, A
 }
 
 fn write_bubble(out: &mut String, m: &db::Message, selected: bool) {
-    let dir = if m.direction == "incoming" {
+    let dir = if m.direction == Direction::Incoming {
         "in"
     } else {
         "out"
@@ -125,27 +126,26 @@ fn write_bubble(out: &mut String, m: &db::Message, selected: bool) {
     if !m.message.is_empty() {
         let _ = write!(out, "<p class=\"text\">{}</p>", escape(&m.message));
     }
-    let status = if m.direction == "incoming" {
-        m.reply_status.clone()
+    let status = if m.direction == Direction::Incoming {
+        m.reply_status.as_str()
     } else {
-        m.delivery_status.clone().unwrap_or_else(|| "sent".into())
+        m.delivery_status.map_or("sent", DeliveryStatus::as_str)
     };
     let _ = write!(
         out,
         "<p class=\"meta\">{who}{when} · {status}{link}</p></li>",
-        who = if m.direction == "incoming" {
+        who = if m.direction == Direction::Incoming {
             m.push_name
                 .as_deref()
                 .map(|n| format!("{} · ", escape(n)))
                 .unwrap_or_default()
-        } else if m.source.as_deref() == Some("phone") {
+        } else if m.source == Some(Source::Phone) {
             "You, on the phone · ".to_string()
         } else {
             "You · ".to_string()
         },
         when = time_html(m.created_at),
-        status = escape(&status),
-        link = if m.direction == "incoming" && !selected {
+        link = if m.direction == Direction::Incoming && !selected {
             format!(" · <a href=\"/reply/{}\">reply</a>", escape(&seg(&m.id)))
         } else {
             String::new()

@@ -9,6 +9,7 @@ use crate::db::{self, InboxQuery};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::ops::{self, Ctx};
+use crate::status::ReplyStatus;
 use std::fmt::Write as _;
 
 const INBOX_TABS: [(&str, &str); 5] = [
@@ -31,7 +32,7 @@ pub fn show(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiErr
         Err(e) => {
             inline_notice(&mut main, &e.message());
             InboxQuery {
-                status: (status != "all").then(|| status.to_string()),
+                status: ReplyStatus::parse(status),
                 page: 1,
                 limit: 50,
                 ..InboxQuery::default()
@@ -69,7 +70,7 @@ pub fn show(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiErr
     main.push_str("<h1>Inbox</h1>");
     main.push_str("<nav class=\"tabs\" aria-label=\"Status\">");
     for (tab, label) in INBOX_TABS {
-        let count = ops::messages::inbox_count(ctx, (tab != "all").then_some(tab))?;
+        let count = ops::messages::inbox_count(ctx, ReplyStatus::parse(tab))?;
         let current = if tab == status {
             " aria-current=\"page\""
         } else {
@@ -205,7 +206,7 @@ fn write_inbox_row(out: &mut String, m: &db::Message, chat_name: Option<&str>) {
          <a class=\"row-link\" href=\"/reply/{href}\"><span class=\"from\" title=\"{from}\">{from}</span>\
          {when}<span class=\"text\">{text}</span></a>\
          <span class=\"badges\">{media}<span class=\"badge st-{st}\">{st}</span></span></li>",
-        st = escape(&m.reply_status),
+        st = m.reply_status,
         from = escape(&sender_name(m, chat_name)),
         href = escape(&seg(&m.id)),
         when = time_html(m.created_at),
@@ -217,10 +218,11 @@ fn write_inbox_row(out: &mut String, m: &db::Message, chat_name: Option<&str>) {
 pub fn mark(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
     let form = read_form(ctx, req)?;
     let back = safe_back(form.get("back"), "/");
-    let status = form.text("status").to_string();
-    if !matches!(status.as_str(), "read" | "ignored" | "unread" | "replied") {
+    let Some(status) =
+        ReplyStatus::parse(form.text("status")).filter(|s| ReplyStatus::TRIAGE.contains(s))
+    else {
         return Ok(failed(ctx, &back, "Choose read, ignored or unread"));
-    }
+    };
     let ids = form.all("id");
     if ids.is_empty() {
         return Ok(failed(ctx, &back, "Select at least one message first"));
@@ -228,7 +230,7 @@ pub fn mark(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiErr
     if ids.len() > ops::messages::BATCH_MAX {
         return Ok(failed(ctx, &back, "Select at most 1000 messages at once"));
     }
-    let updated = ops::messages::set_statuses(ctx, &ids, &status)?;
+    let updated = ops::messages::set_statuses(ctx, &ids, status)?;
     audit(ctx, req, format!("marked {updated} message(s) {status}"));
     Ok(done(
         ctx,

@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::ops::webhooks::{SecretChange, WebhookChange};
 use crate::ops::{self, Ctx};
+use crate::status::HookDeliveryStatus;
 use crate::webhooks::{EVENTS, MESSAGE_RECEIVED};
 use std::fmt::Write as _;
 
@@ -239,7 +240,7 @@ fn write_delivery(out: &mut String, hook_id: &str, csrf: &str, d: &db::Delivery)
         out,
         "<li class=\"card delivery\"><p><span class=\"badge dl-{st}\">{st}</span> <strong>{event}</strong> \
          <span class=\"meta\">{created} · <code>{id}</code></span></p>",
-        st = escape(&d.status),
+        st = d.status,
         event = escape(&d.event),
         created = time_html(d.created_at),
         id = escape(&d.id),
@@ -265,7 +266,7 @@ fn write_delivery(out: &mut String, hook_id: &str, csrf: &str, d: &db::Delivery)
         }
         out.push_str("</ol>");
     }
-    if d.status != "pending" {
+    if d.status != HookDeliveryStatus::Pending {
         let _ = write!(
             out,
             "<form method=\"post\" action=\"/webhooks/{hook_id}/deliveries/{}/redeliver\" class=\"inline\">{csrf}\

@@ -4,13 +4,14 @@
 
 use super::messages::{MESSAGE_COLUMNS, MESSAGE_COLUMNS_M, message_from_row};
 use super::{DbResult, Message, read_snapshot};
+use crate::status::ReplyStatus;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use std::time::Duration;
 
 /// Filters of an inbox page. `status` None means every status.
 #[derive(Debug, Clone, Default)]
 pub struct InboxQuery {
-    pub status: Option<String>,
+    pub status: Option<ReplyStatus>,
     pub search: Option<String>,
     pub phone: Option<String>,
     /// First second included.
@@ -184,7 +185,7 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
     }
     if let Some(status) = &q.status {
         clauses.push("m.reply_status = ?");
-        args.push(status.clone().into());
+        args.push(status.as_str().to_string().into());
     }
     if let Some(search) = &q.search {
         clauses.push("m.message LIKE ? ESCAPE '\\'");
@@ -233,7 +234,7 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
         ))?
         .query_row(params_from_iter(args.iter()), |r| r.get(0))?
     } else {
-        inbox_count(conn, q.status.as_deref())?
+        inbox_count(conn, q.status)?
     };
     let mut page_args = args;
     page_args.push(limit.into());
@@ -289,7 +290,7 @@ fn inbox_from_candidates(
 
 /// Number of incoming messages with `status` (all of them for None), from the
 /// counts the triggers keep.
-pub fn inbox_count(conn: &Connection, status: Option<&str>) -> DbResult<i64> {
+pub fn inbox_count(conn: &Connection, status: Option<ReplyStatus>) -> DbResult<i64> {
     match status {
         Some(s) => conn
             .prepare_cached("SELECT n FROM inbox_counts WHERE reply_status = ?1")?
@@ -307,6 +308,7 @@ mod tests {
     use crate::db::testing::*;
     use crate::db::*;
     use crate::rng::Rng;
+    use crate::status::*;
     use crate::wa::IncomingMessage;
     use rusqlite::{Connection, params};
 
@@ -322,19 +324,19 @@ mod tests {
             )
             .unwrap();
         }
-        assert_eq!(inbox_count(&conn, Some("unread")).unwrap(), 5);
-        assert!(set_reply_status(&conn, "m0", "read").unwrap());
-        assert!(!set_reply_status(&conn, "nope", "read").unwrap());
+        assert_eq!(inbox_count(&conn, Some(ReplyStatus::Unread)).unwrap(), 5);
+        assert!(set_reply_status(&conn, "m0", ReplyStatus::Read).unwrap());
+        assert!(!set_reply_status(&conn, "nope", ReplyStatus::Read).unwrap());
         let n = set_reply_status_many(
             &mut conn,
             &["m1".into(), "m2".into(), "zz".into()],
-            "ignored",
+            ReplyStatus::Ignored,
         )
         .unwrap();
         assert_eq!(n, 2);
-        assert_eq!(inbox_count(&conn, Some("unread")).unwrap(), 2);
-        assert_eq!(inbox_count(&conn, Some("read")).unwrap(), 1);
-        assert_eq!(inbox_count(&conn, Some("ignored")).unwrap(), 2);
+        assert_eq!(inbox_count(&conn, Some(ReplyStatus::Unread)).unwrap(), 2);
+        assert_eq!(inbox_count(&conn, Some(ReplyStatus::Read)).unwrap(), 1);
+        assert_eq!(inbox_count(&conn, Some(ReplyStatus::Ignored)).unwrap(), 2);
         assert_eq!(inbox_count(&conn, None).unwrap(), 5);
         let (chats, total) = conversations(&conn, 1, 10).unwrap();
         assert_eq!(total, 1);
@@ -430,9 +432,9 @@ mod tests {
     fn reference_inbox(conn: &Connection, q: &InboxQuery) -> (Vec<String>, i64) {
         let mut sql = String::from("SELECT id FROM messages WHERE direction = 'incoming'");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(s) = &q.status {
+        if let Some(s) = q.status {
             sql.push_str(" AND reply_status = ?");
-            args.push(s.clone().into());
+            args.push(s.as_str().to_string().into());
         }
         if let Some(t) = &q.search {
             sql.push_str(" AND message LIKE ? ESCAPE '\\'");
@@ -475,7 +477,7 @@ mod tests {
             "12036%@g.us",
             "4479@s",
         ];
-        let statuses = ["unread", "read", "replied", "ignored"];
+        let statuses = ReplyStatus::TRIAGE;
         let mut texts = Vec::new();
         let tx = conn.transaction().unwrap();
         for i in 0..800 {
@@ -486,7 +488,11 @@ mod tests {
                 &NewMessage {
                     id: &format!("m{i}"),
                     wa_id: Some(&format!("w{i}")),
-                    direction: if incoming { "incoming" } else { "outgoing" },
+                    direction: if incoming {
+                        Direction::Incoming
+                    } else {
+                        Direction::Outgoing
+                    },
                     // One chat with few messages, for the phone filter's
                     // by-chat plan.
                     phone: if rng.below(40) == 0 {
@@ -498,7 +504,7 @@ mod tests {
                     reply_status: if incoming {
                         rng.pick(&statuses)
                     } else {
-                        "sent"
+                        ReplyStatus::Sent
                     },
                     // Few distinct seconds, so ties are common.
                     created_at: 1_700_000_000 + 3600 * rng.below(40) as i64,
@@ -607,7 +613,7 @@ mod tests {
             }
             .filter(|s: &String| !s.trim().is_empty());
             let q = InboxQuery {
-                status: (rng.below(3) > 0).then(|| rng.pick(&statuses).to_string()),
+                status: (rng.below(3) > 0).then(|| rng.pick(&statuses)),
                 search,
                 phone: (rng.below(3) == 0).then(|| {
                     rng.pick(&["1555", "_", "%", "g.us", "2@", "336", "12@S", "7@"])

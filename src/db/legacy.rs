@@ -3,6 +3,7 @@
 //! server already has.
 
 use super::{AuditEntry, DbResult, table_columns};
+use crate::status::{DeliveryStatus, Direction, ReplyStatus};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 /// Any SQLite value as text (ids were TEXT or INTEGER in Node versions).
@@ -75,12 +76,12 @@ pub fn legacy_messages(
 #[derive(Debug, Clone)]
 pub struct ImportedMessage<'a> {
     pub id: &'a str,
-    pub direction: &'a str,
+    pub direction: Direction,
     pub phone: &'a str,
     pub sender_jid: &'a str,
     pub message: &'a str,
-    pub reply_status: &'a str,
-    pub delivery_status: Option<&'a str>,
+    pub reply_status: ReplyStatus,
+    pub delivery_status: Option<DeliveryStatus>,
     pub media_type: Option<&'a str>,
     pub media_url: Option<&'a str>,
     pub created_at: i64,

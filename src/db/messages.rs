@@ -3,7 +3,7 @@
 
 use super::DbResult;
 use crate::clock;
-use crate::wa::DeliveryStatus;
+use crate::status::{DeliveryStatus, Direction, ReplyStatus, Source};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value;
 
@@ -13,13 +13,13 @@ pub struct Message {
     pub seq: i64,
     pub id: String,
     pub wa_id: Option<String>,
-    pub direction: String,
+    pub direction: Direction,
     pub phone: String,
     pub sender_jid: String,
     pub push_name: Option<String>,
     pub message: String,
-    pub reply_status: String,
-    pub delivery_status: Option<String>,
+    pub reply_status: ReplyStatus,
+    pub delivery_status: Option<DeliveryStatus>,
     pub media_type: Option<String>,
     pub media_url: Option<String>,
     pub media_mime: Option<String>,
@@ -30,7 +30,7 @@ pub struct Message {
     pub created_at: i64,
     pub sender_lid: Option<String>,
     /// Outgoing: `api`, `dashboard` or `phone`.
-    pub source: Option<String>,
+    pub source: Option<Source>,
     /// `view_once` / `undecryptable` while the text is a stand-in.
     pub placeholder: Option<String>,
     /// When this server stored it (rows from before schema 3: created_at).
@@ -125,7 +125,7 @@ pub struct Outgoing<'a> {
     pub text: &'a str,
     pub in_reply_to: &'a str,
     /// `api` or `dashboard`.
-    pub source: &'a str,
+    pub source: Source,
     /// The request's Idempotency-Key, if it had one.
     pub idempotency_key: Option<&'a str>,
     pub created_at: i64,
@@ -190,12 +190,12 @@ pub fn accept_outgoing(
              WHERE wa_id = ?1 AND direction = 'outgoing' AND delivery_status = 'pending'
              RETURNING id",
         )?
-        .query_row(params![wa_id, status.as_str()], |r| r.get(0))
+        .query_row(params![wa_id, status], |r| r.get(0))
         .optional()?;
     let Some(id) = id else { return Ok(None) };
     let row = get_message(tx, &id)?.expect("the row was just updated");
     if let Some(original) = &row.in_reply_to {
-        set_reply_status(tx, original, "replied")?;
+        set_reply_status(tx, original, ReplyStatus::Replied)?;
     }
     Ok(Some(row))
 }
@@ -233,13 +233,13 @@ pub fn quote_source(conn: &Connection, id: &str) -> DbResult<(Option<Vec<u8>>, O
 pub struct NewMessage<'a> {
     pub id: &'a str,
     pub wa_id: Option<&'a str>,
-    pub direction: &'a str,
+    pub direction: Direction,
     pub phone: &'a str,
     pub sender_jid: &'a str,
     pub push_name: Option<&'a str>,
     pub message: &'a str,
-    pub reply_status: &'a str,
-    pub delivery_status: Option<&'a str>,
+    pub reply_status: ReplyStatus,
+    pub delivery_status: Option<DeliveryStatus>,
     pub media_type: Option<&'a str>,
     pub in_reply_to: Option<&'a str>,
     pub created_at: i64,
@@ -280,7 +280,7 @@ pub fn get_message(conn: &Connection, id: &str) -> DbResult<Option<Message>> {
 }
 
 /// Sets one message's reply_status; false when there is no such message.
-pub fn set_reply_status(conn: &Connection, id: &str, status: &str) -> DbResult<bool> {
+pub fn set_reply_status(conn: &Connection, id: &str, status: ReplyStatus) -> DbResult<bool> {
     Ok(conn
         .prepare_cached("UPDATE messages SET reply_status = ?2 WHERE id = ?1")?
         .execute(params![id, status])?
@@ -292,7 +292,7 @@ pub fn set_reply_status(conn: &Connection, id: &str, status: &str) -> DbResult<b
 pub fn set_reply_status_many(
     conn: &mut Connection,
     ids: &[String],
-    status: &str,
+    status: ReplyStatus,
 ) -> DbResult<usize> {
     let tx = conn.transaction()?;
     let mut updated = 0;
@@ -321,7 +321,7 @@ pub fn advance_delivery_status(
     )?;
     let mut n = 0;
     for wa_id in wa_ids {
-        n += stmt.execute(params![wa_id, status.as_str(), status.rank()])?;
+        n += stmt.execute(params![wa_id, status, status.rank()])?;
     }
     Ok(n)
 }
@@ -330,7 +330,7 @@ mod tests {
     use super::*;
     use crate::db::testing::*;
     use crate::db::*;
-    use crate::wa::DeliveryStatus;
+    use crate::status::{DeliveryStatus, ReplyStatus, Source};
     use serde_json::json;
 
     #[test]
@@ -368,17 +368,17 @@ mod tests {
                 sender_jid: "",
                 text: "on its way",
                 in_reply_to: "q",
-                source: "api",
+                source: Source::Api,
                 idempotency_key: Some("k"),
                 created_at: 11,
             },
         )
         .unwrap();
-        assert_eq!(row.delivery_status.as_deref(), Some("pending"));
+        assert_eq!(row.delivery_status, Some(DeliveryStatus::Pending));
         let accepted = accept_outgoing(&tx, "OUT1", DeliveryStatus::Delivered).unwrap();
         assert_eq!(
-            accepted.unwrap().delivery_status.as_deref(),
-            Some("delivered")
+            accepted.unwrap().delivery_status,
+            Some(DeliveryStatus::Delivered)
         );
         assert_eq!(
             accept_outgoing(&tx, "OUT1", DeliveryStatus::Sent).unwrap(),
@@ -388,10 +388,10 @@ mod tests {
         tx.commit().unwrap();
         assert_eq!(
             get_message(&conn, "q").unwrap().unwrap().reply_status,
-            "replied"
+            ReplyStatus::Replied
         );
         let again = reply_for_key(&conn, "q", "k").unwrap().unwrap();
-        assert_eq!(again.delivery_status.as_deref(), Some("delivered"));
+        assert_eq!(again.delivery_status, Some(DeliveryStatus::Delivered));
     }
 
     #[test]
@@ -408,7 +408,7 @@ mod tests {
                 sender_jid: "",
                 text: "y",
                 in_reply_to: "in",
-                source: "api",
+                source: Source::Api,
                 idempotency_key: None,
                 created_at: 2,
             },
@@ -425,12 +425,8 @@ mod tests {
             0
         );
         assert_eq!(
-            get_message(&conn, "out")
-                .unwrap()
-                .unwrap()
-                .delivery_status
-                .as_deref(),
-            Some("read")
+            get_message(&conn, "out").unwrap().unwrap().delivery_status,
+            Some(DeliveryStatus::Read)
         );
     }
 }

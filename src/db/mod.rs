@@ -80,9 +80,6 @@ const COLUMNS_OF_4: [(&str, &str, &str); 1] = [("idempotency_keys", "request_has
 /// with, so a retry finds it.
 const COLUMNS_OF_5: [(&str, &str, &str); 1] = [("messages", "idempotency_key", "TEXT")];
 
-/// The five values of `messages.reply_status`.
-pub const REPLY_STATUSES: [&str; 5] = ["unread", "read", "replied", "ignored", "sent"];
-
 /// Opens (creating if needed) the app database with the pragmas every
 /// connection needs: WAL, synchronous=FULL, foreign keys, a busy timeout.
 ///
@@ -302,6 +299,7 @@ mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
+    use crate::status::*;
 
     /// A writer that reads before it writes while another connection
     /// commits must wait its turn, not fail: a deferred transaction would get
@@ -415,8 +413,8 @@ mod tests {
             ("where is my order", 100, 100)
         );
         let outgoing = get_message(&conn, "out1").unwrap().unwrap();
-        assert_eq!(outgoing.source.as_deref(), Some("api"));
-        assert_eq!(outgoing.delivery_status.as_deref(), Some("delivered"));
+        assert_eq!(outgoing.source, Some(Source::Api));
+        assert_eq!(outgoing.delivery_status, Some(DeliveryStatus::Delivered));
         // The old key is gone, the received key holds the old row.
         let old_index: i64 = conn
             .query_row(
@@ -431,7 +429,7 @@ mod tests {
         assert_eq!(again.unwrap(), Received::Duplicate);
         tx.commit().unwrap();
         // Counts, chats and search still agree.
-        assert_eq!(inbox_count(&conn, Some("unread")).unwrap(), 1);
+        assert_eq!(inbox_count(&conn, Some(ReplyStatus::Unread)).unwrap(), 1);
         let q = InboxQuery {
             search: Some("my order".into()),
             page: 1,

@@ -3,6 +3,7 @@
 //! media, and the LID ↔ phone-number map that keeps one chat per customer.
 
 use super::{DbResult, Message, get_message, set_chat_expiration};
+use crate::status::{DeliveryStatus, Direction, ReplyStatus, Source};
 use crate::wa::{IncomingMessage, MediaInfo, PendingMedia};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -67,9 +68,14 @@ pub fn store_received(
         .unwrap_or(now);
     let media = MediaColumns::of(m.media.as_ref());
     let (direction, reply_status, delivery_status, source) = if m.from_me {
-        ("outgoing", "sent", Some("sent"), Some("phone"))
+        (
+            Direction::Outgoing,
+            ReplyStatus::Sent,
+            Some(DeliveryStatus::Sent),
+            Some(Source::Phone),
+        )
     } else {
-        ("incoming", "unread", None, None)
+        (Direction::Incoming, ReplyStatus::Unread, None, None)
     };
     let inserted = tx
         .prepare_cached(
@@ -166,7 +172,7 @@ pub fn pending_media(conn: &Connection, limit: u32) -> DbResult<Vec<PendingMedia
             wa_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
             chat: r.get(2)?,
             sender: r.get(3)?,
-            from_me: r.get::<_, String>(4)? == "outgoing",
+            from_me: r.get::<_, Direction>(4)? == Direction::Outgoing,
             raw: r.get(5)?,
         })
     })?
@@ -306,6 +312,7 @@ mod tests {
     use super::*;
     use crate::db::testing::*;
     use crate::db::*;
+    use crate::status::*;
     use crate::wa::{IncomingMessage, MediaInfo};
     use rusqlite::params;
 
@@ -454,22 +461,22 @@ mod tests {
         let Received::New(row) = receive(&mut conn, "r", &own, 300) else {
             panic!()
         };
-        assert_eq!(row.direction, "outgoing");
+        assert_eq!(row.direction, Direction::Outgoing);
         assert_eq!(
+            (row.reply_status, row.delivery_status, row.source),
             (
-                row.reply_status.as_str(),
-                row.delivery_status.as_deref(),
-                row.source.as_deref()
-            ),
-            ("sent", Some("sent"), Some("phone"))
+                ReplyStatus::Sent,
+                Some(DeliveryStatus::Sent),
+                Some(Source::Phone)
+            )
         );
         assert_eq!(
             get_message(&conn, "q1").unwrap().unwrap().reply_status,
-            "replied"
+            ReplyStatus::Replied
         );
         assert_eq!(
             get_message(&conn, "q2").unwrap().unwrap().reply_status,
-            "unread"
+            ReplyStatus::Unread
         );
         // A reply this server sent, echoed back from another device, is not
         // stored twice.
@@ -483,7 +490,7 @@ mod tests {
                 sender_jid: "",
                 text: "y",
                 in_reply_to: "q2",
-                source: "api",
+                source: Source::Api,
                 idempotency_key: None,
                 created_at: 400,
             },

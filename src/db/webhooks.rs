@@ -3,6 +3,7 @@
 
 use super::DbResult;
 use crate::clock;
+use crate::status::HookDeliveryStatus;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
@@ -226,7 +227,11 @@ pub fn count_attempt(conn: &Connection, delivery_seq: i64) -> DbResult<i64> {
 }
 
 /// Ends a delivery as `delivered` or `failed`.
-pub fn finish_delivery(conn: &Connection, delivery_seq: i64, status: &str) -> DbResult<()> {
+pub fn finish_delivery(
+    conn: &Connection,
+    delivery_seq: i64,
+    status: HookDeliveryStatus,
+) -> DbResult<()> {
     conn.prepare_cached(
         "UPDATE webhook_deliveries SET status = ?2, updated_at = ?3 WHERE seq = ?1",
     )?
@@ -327,7 +332,7 @@ pub struct Delivery {
     pub webhook_id: String,
     pub event: String,
     pub payload: String,
-    pub status: String,
+    pub status: HookDeliveryStatus,
     pub next_attempt_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -347,7 +352,7 @@ impl Delivery {
                 "error": a.error,
                 "duration_ms": a.duration_ms,
             })).collect::<Vec<_>>(),
-            "next_attempt_at": (self.status == "pending").then(|| clock::format_iso_millis(self.next_attempt_at)),
+            "next_attempt_at": (self.status == HookDeliveryStatus::Pending).then(|| clock::format_iso_millis(self.next_attempt_at)),
             "created_at": clock::format_datetime(self.created_at),
             "updated_at": clock::format_datetime(self.updated_at),
             "payload": serde_json::from_str::<Value>(&self.payload).unwrap_or(Value::Null),

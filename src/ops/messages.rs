@@ -4,6 +4,7 @@
 use super::{Ctx, Error, page_number, page_size};
 use crate::db::{self, IdempotencyClaim, InboxQuery};
 use crate::state::ConnState;
+use crate::status::{DeliveryStatus, Direction, ReplyStatus, Source};
 use crate::wa::{Quote, WaCommand};
 use crate::{auth, clock};
 use serde_json::{Value, json};
@@ -27,8 +28,10 @@ pub fn inbox_query<'a>(
 ) -> Result<InboxQuery, Error> {
     let status = match status.unwrap_or("unread") {
         "all" => None,
-        s if matches!(s, "unread" | "read" | "replied" | "ignored") => Some(s.to_string()),
-        _ => return Err(Error::invalid("Invalid status")),
+        tab => match ReplyStatus::parse(tab).filter(|s| ReplyStatus::TRIAGE.contains(s)) {
+            Some(status) => Some(status),
+            None => return Err(Error::invalid("Invalid status")),
+        },
     };
     let from = date_param(param("startDate"), "startDate")?;
     let until = date_param(param("endDate"), "endDate")?.map(|day| day + 86_400);
@@ -135,7 +138,7 @@ pub fn inbox(ctx: &Ctx, q: &InboxQuery) -> Result<(Vec<db::Message>, i64), Error
 }
 
 /// The number of incoming messages with `status` (every one for None).
-pub fn inbox_count(ctx: &Ctx, status: Option<&str>) -> Result<i64, Error> {
+pub fn inbox_count(ctx: &Ctx, status: Option<ReplyStatus>) -> Result<i64, Error> {
     Ok(db::inbox_count(&ctx.db, status)?)
 }
 
@@ -176,14 +179,14 @@ pub fn chat_names(ctx: &Ctx, chats: &[&str]) -> Result<HashMap<String, String>, 
 
 // ───────────────────────────── triage ─────────────────────────────
 
-/// A reply status a person may set, or `Invalid("Invalid status")`.
-pub fn reply_status(raw: Option<&str>) -> Result<&str, Error> {
-    raw.filter(|s| db::REPLY_STATUSES.contains(s))
+/// A reply status given by its word, or `Invalid("Invalid status")`.
+pub fn reply_status(raw: Option<&str>) -> Result<ReplyStatus, Error> {
+    raw.and_then(ReplyStatus::parse)
         .ok_or_else(|| Error::invalid("Invalid status"))
 }
 
 /// Sets one message's reply status.
-pub fn set_status(ctx: &Ctx, id: &str, status: &str) -> Result<(), Error> {
+pub fn set_status(ctx: &Ctx, id: &str, status: ReplyStatus) -> Result<(), Error> {
     if !db::set_reply_status(&ctx.db, id, status)? {
         return Err(Error::NotFound("Not found".into()));
     }
@@ -192,27 +195,11 @@ pub fn set_status(ctx: &Ctx, id: &str, status: &str) -> Result<(), Error> {
 
 /// Sets the reply status of every message in `ids` (at most `BATCH_MAX`)
 /// in one transaction; returns how many exist. Unknown ids are skipped.
-pub fn set_statuses(ctx: &mut Ctx, ids: &[String], status: &str) -> Result<usize, Error> {
+pub fn set_statuses(ctx: &mut Ctx, ids: &[String], status: ReplyStatus) -> Result<usize, Error> {
     Ok(db::set_reply_status_many(&mut ctx.db, ids, status)?)
 }
 
 // ───────────────────────────── replies ─────────────────────────────
-
-/// Where a reply was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Api,
-    Dashboard,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Api => "api",
-            Source::Dashboard => "dashboard",
-        }
-    }
-}
 
 /// A reply WhatsApp accepted.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -302,7 +289,7 @@ pub fn send_reply(
     source: Source,
 ) -> Result<Replied, Error> {
     let original = get(ctx, id)?;
-    if original.direction != "incoming" {
+    if original.direction != Direction::Incoming {
         return Err(Error::invalid("Only incoming messages can be answered"));
     }
     if let Some(k) = key {
@@ -361,8 +348,10 @@ fn deliver_reply(
     };
     let row = match earlier {
         Some(row)
-            if row.delivery_status.as_deref() != Some("pending")
-                && row.delivery_status.as_deref() != Some("failed") =>
+            if !matches!(
+                row.delivery_status,
+                Some(DeliveryStatus::Pending | DeliveryStatus::Failed)
+            ) =>
         {
             // The first try was accepted after its request gave up.
             return Ok(replied(&row));
@@ -383,7 +372,7 @@ fn deliver_reply(
                     sender_jid: &me,
                     text,
                     in_reply_to: &original.id,
-                    source: source.as_str(),
+                    source,
                     idempotency_key: key,
                     created_at: clock::now_secs(),
                 },
