@@ -1,309 +1,444 @@
-use ascii::AsciiString;
+//! One client connection, served by its own thread from accept to close.
+//!
+//! The thread reads a request whole (head and body, within the limits and
+//! deadlines of `Limits`), hands it to the server's queue, waits for its
+//! answer and writes it, then reads the next one. A request is handed out
+//! only once the previous one is answered, so one connection never occupies
+//! more than one of the threads calling `Server::recv`, and never while its
+//! client is slow to send or to read.
 
-use std::io::Error as IoError;
-use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use std::net::SocketAddr;
-use std::str::FromStr;
+use crate::common::{HTTPVersion, Header};
+use crate::conn::{Conn, DeadlineWriter, SocketReader};
+use crate::parse::{self, BodyFraming, Framing, HeadError};
+use crate::request::{Reply, ReplyTo};
+use crate::response::Prepared;
+use crate::util::MessagesQueue;
+use crate::{BodyPolicy, Limits, Message, Method, Request, StatusCode};
 
-use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
-use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
+/// Read buffer of a connection: a request head usually fits in one read.
+const READ_BUFFER: usize = 8 * 1024;
+/// Empty lines tolerated before a request line (RFC 9112 §2.2).
+const MAX_EMPTY_LINES: usize = 4;
+/// Longest chunk-size line, extensions included.
+const MAX_CHUNK_LINE: usize = 1024;
+/// A body is read into a buffer that grows with what arrives, starting at
+/// most this large: an announced length is never allocated up front.
+const BODY_START_CAPACITY: usize = 64 * 1024;
+/// After refusing a request, what the client still sends is read (into a
+/// small buffer, and dropped) for this long, at most this much, before the
+/// connection is closed: closing with unread data makes the kernel reset
+/// the connection, which destroys the refusal before a client still
+/// sending its body reads it.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: u64 = 8 * 1024 * 1024;
 
-/// A ClientConnection is an object that will store a socket to a client
-/// and return Request objects.
-pub struct ClientConnection {
-    // address of the client
-    remote_addr: IoResult<Option<SocketAddr>>,
-
-    // sequence of Readers to the stream, so that the data is not read in
-    //  the wrong order
-    source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
-
-    // sequence of Writers to the stream, to avoid writing response #2 before
-    //  response #1
-    sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
-
-    // Reader to read the next header from
-    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
-
-    // set to true if we know that the previous request is the last one
-    no_more_requests: bool,
-
-    // true if the connection goes through SSL
-    secure: bool,
+/// Why a request could not be read.
+enum ReadError {
+    /// The client went away or stayed silent: nothing to answer.
+    Gone,
+    /// Too slow: 408.
+    Timeout,
+    /// Refused with this status.
+    Refused(HeadError),
+    /// The body is over the policy's limit: 413.
+    TooLarge,
 }
 
-/// Error that can happen when reading a request.
-#[derive(Debug)]
-enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
-    ReadIoError(IoError),
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> ReadError {
+        if e.kind() == ErrorKind::TimedOut {
+            ReadError::Timeout
+        } else {
+            ReadError::Gone
+        }
+    }
+}
+
+impl From<HeadError> for ReadError {
+    fn from(e: HeadError) -> ReadError {
+        ReadError::Refused(e)
+    }
+}
+
+/// How a connection goes on after a request.
+enum Next {
+    /// Read the next request.
+    KeepAlive,
+    /// Close it now.
+    Close,
+    /// Finish sending, linger, close.
+    CloseGracefully,
+    /// Someone else owns the connection now (`into_writer`, `upgrade`).
+    HandedOver,
+}
+
+/// A request head, parsed and checked.
+struct Head {
+    method: Method,
+    target: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+    framing: Framing,
+}
+
+pub(crate) struct ClientConnection {
+    conn: Arc<Conn>,
+    input: BufReader<SocketReader>,
+    limits: Arc<Limits>,
+    messages: Arc<MessagesQueue<Message>>,
+    replies_tx: Sender<Reply>,
+    replies: Receiver<Reply>,
+    /// The line being read (reused).
+    line: Vec<u8>,
 }
 
 impl ClientConnection {
-    /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
-    pub fn new(
-        write_socket: RefinedTcpStream,
-        mut read_socket: RefinedTcpStream,
+    pub(crate) fn new(
+        conn: Arc<Conn>,
+        limits: Arc<Limits>,
+        messages: Arc<MessagesQueue<Message>>,
     ) -> ClientConnection {
-        let remote_addr = read_socket.peer_addr();
-        let secure = read_socket.secure();
-
-        let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
-        let first_header = source.next().unwrap();
-
-        ClientConnection {
-            source,
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
-            remote_addr,
-            next_header_source: first_header,
-            no_more_requests: false,
-            secure,
-        }
-    }
-
-    /// true if the connection is HTTPS
-    pub fn secure(&self) -> bool {
-        self.secure
-    }
-
-    /// Reads the next line from self.next_header_source.
-    ///
-    /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
-        let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
-
-        loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
-            };
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
-            }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            buf.push(byte);
-        }
-    }
-
-    /// Reads a request from the stream.
-    /// Blocks until the header has been read.
-    fn read(&mut self) -> Result<Request, ReadError> {
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
-
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                    if line.is_empty() {
-                        break;
-                    };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
-                }
-
-                headers
-            };
-
-            (method, path, version, headers)
+        let reader = SocketReader {
+            conn: Arc::clone(&conn),
+            deadline: None,
+            stall: limits.idle_timeout,
         };
-
-        // building the writer for the request
-        let writer = self.sink.next().unwrap();
-
-        // follow-up for next potential request
-        let mut data_source = self.source.next().unwrap();
-        std::mem::swap(&mut self.next_header_source, &mut data_source);
-
-        // building the next reader
-        let request = crate::request::new_request(
-            self.secure,
-            method,
-            path,
-            version.clone(),
-            headers,
-            *self.remote_addr.as_ref().unwrap(),
-            data_source,
-            writer,
-        )
-        .map_err(|e| {
-            use crate::request;
-            match e {
-                request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
-                }
-            }
-        })?;
-
-        // return the request
-        Ok(request)
+        let (replies_tx, replies) = mpsc::channel();
+        ClientConnection {
+            conn,
+            input: BufReader::with_capacity(READ_BUFFER, reader),
+            limits,
+            messages,
+            replies_tx,
+            replies,
+            line: Vec::with_capacity(256),
+        }
     }
-}
 
-impl Iterator for ClientConnection {
-    type Item = Request;
+    /// Serves requests until the connection ends.
+    pub(crate) fn run(mut self) {
+        let next = loop {
+            match self.serve_one() {
+                Next::KeepAlive => continue,
+                other => break other,
+            }
+        };
+        match next {
+            Next::KeepAlive | Next::HandedOver => {}
+            Next::Close => self.conn.shutdown(Shutdown::Both),
+            Next::CloseGracefully => self.linger_and_close(),
+        }
+    }
 
-    /// Blocks until the next Request is available.
-    /// Returns None when no new Requests will come from the client.
-    fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
-        // the client sent a "connection: close" header in this previous request
-        //  or is using HTTP 1.0, meaning that no new request will come
-        if self.no_more_requests {
-            return None;
+    fn serve_one(&mut self) -> Next {
+        // Waiting for a request: the connection may be closed to make room.
+        self.conn.set_idle();
+        self.set_read_deadline(
+            Instant::now() + self.limits.idle_timeout,
+            self.limits.idle_timeout,
+        );
+        match self.input.fill_buf() {
+            Ok([]) | Err(_) => return Next::Close,
+            Ok(_) => {}
+        }
+        let started = Instant::now();
+        self.set_read_deadline(
+            started + self.limits.request_timeout,
+            self.limits.request_timeout,
+        );
+        let head = match self.read_head() {
+            Ok(head) => head,
+            Err(e) => return self.refuse(e),
+        };
+        if !self.conn.set_busy() {
+            return Next::Close;
         }
 
+        let mut request = Request::from_head(
+            false,
+            head.method,
+            head.target,
+            head.version,
+            head.headers,
+            self.conn.peer_addr(),
+        );
+        request.set_closes_connection(!head.framing.keep_alive);
+        let max = match (self.limits.body_policy)(&request) {
+            BodyPolicy::Memory { max } => max,
+        };
+        let body = match head.framing.body {
+            BodyFraming::None => Vec::new(),
+            BodyFraming::Length(len) if len > max as u64 => {
+                return self.refuse(ReadError::TooLarge);
+            }
+            framing => {
+                request.set_body_length(match framing {
+                    BodyFraming::Length(len) => Some(len as usize),
+                    _ => None,
+                });
+                if head.framing.expect_continue {
+                    if let Err(e) = self.write_continue() {
+                        log::debug!("could not send 100 Continue: {}", e);
+                        return Next::Close;
+                    }
+                }
+                match self.read_body(framing, max, started) {
+                    Ok(body) => body,
+                    Err(e) => return self.refuse(e),
+                }
+            }
+        };
+        if matches!(head.framing.body, BodyFraming::None) {
+            request.set_body_length(Some(0));
+        }
+        request.set_body(body);
+        request.set_reply(ReplyTo::Connection {
+            replies: self.replies_tx.clone(),
+            conn: Arc::clone(&self.conn),
+            write_stall: self.limits.response_timeout,
+            write_base: self.limits.response_timeout,
+            min_transfer_rate: self.limits.min_transfer_rate,
+        });
+        self.messages.push(request.into());
+        self.await_answer()
+    }
+
+    /// Waits for the handler's answer and writes it.
+    fn await_answer(&mut self) -> Next {
+        match self.replies.recv() {
+            Ok(Reply::Write(prepared)) => match self.write_response(prepared) {
+                Ok(false) => Next::KeepAlive,
+                Ok(true) => Next::CloseGracefully,
+                Err(e) => {
+                    log::debug!("could not write a response: {}", e);
+                    Next::Close
+                }
+            },
+            Ok(Reply::Written { close: false }) => Next::KeepAlive,
+            Ok(Reply::Written { close: true }) => Next::CloseGracefully,
+            Ok(Reply::Detached) => Next::HandedOver,
+            Ok(Reply::Upgrade(to)) => {
+                // What was read past the request belongs to the new
+                // protocol: the reader goes with its buffer. Its reads wait
+                // at most `request_timeout` each, with no total deadline.
+                let empty = BufReader::with_capacity(
+                    0,
+                    SocketReader {
+                        conn: Arc::clone(&self.conn),
+                        deadline: None,
+                        stall: self.limits.request_timeout,
+                    },
+                );
+                let mut input = std::mem::replace(&mut self.input, empty);
+                input.get_mut().deadline = None;
+                let _ = to.send(Box::new(input));
+                Next::HandedOver
+            }
+            // Every request answers (its drop sends a 500); this is a server
+            // shutting down.
+            Err(_) => Next::Close,
+        }
+    }
+
+    fn set_read_deadline(&mut self, deadline: Instant, stall: Duration) {
+        let reader = self.input.get_mut();
+        reader.deadline = Some(deadline);
+        reader.stall = stall;
+    }
+
+    /// Reads one line into `self.line`, without its CRLF. A line longer than
+    /// `max` is `too_long`; a line not ended by CRLF, or holding a CR, is
+    /// refused (a bare LF is how a header hides inside another).
+    fn read_line(&mut self, max: usize, too_long: HeadError) -> Result<(), ReadError> {
+        self.line.clear();
         loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+            let available = self.input.fill_buf()?;
+            if available.is_empty() {
+                return Err(ReadError::Gone);
             }
-
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
-
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
-
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
+            let (take, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (available.len(), false),
             };
+            if self.line.len() + take > max.saturating_add(2) {
+                return Err(too_long.into());
+            }
+            self.line.extend_from_slice(&available[..take]);
+            self.input.consume(take);
+            if done {
+                break;
+            }
+        }
+        self.line.pop(); // the LF
+        if self.line.pop() != Some(b'\r') {
+            return Err(HeadError::BadRequest("a line ends with a bare LF").into());
+        }
+        if self.line.contains(&b'\r') {
+            return Err(HeadError::BadRequest("a line holds a bare CR").into());
+        }
+        Ok(())
+    }
 
-            // returning the request
-            return Some(rq);
+    fn read_head(&mut self) -> Result<Head, ReadError> {
+        let limits = Arc::clone(&self.limits);
+        let mut empty_lines = 0;
+        loop {
+            self.read_line(limits.max_request_line, HeadError::UriTooLong)?;
+            if !self.line.is_empty() {
+                break;
+            }
+            empty_lines += 1;
+            if empty_lines > MAX_EMPTY_LINES {
+                return Err(HeadError::BadRequest("empty lines instead of a request").into());
+            }
+        }
+        let (method, target, version) = parse::request_line(&self.line)?;
+        let headers = self.read_fields(&limits)?;
+        let framing = parse::framing(&version, &headers)?;
+        Ok(Head {
+            method,
+            target,
+            version,
+            headers,
+            framing,
+        })
+    }
+
+    /// Header (or trailer) lines up to the empty line, within the caps.
+    fn read_fields(&mut self, limits: &Limits) -> Result<Vec<Header>, ReadError> {
+        let mut headers = Vec::with_capacity(16);
+        let mut budget = limits.max_header_bytes;
+        loop {
+            self.read_line(budget, HeadError::HeadersTooLarge)?;
+            if self.line.is_empty() {
+                return Ok(headers);
+            }
+            if headers.len() == limits.max_headers {
+                return Err(HeadError::HeadersTooLarge.into());
+            }
+            budget = budget.saturating_sub(self.line.len() + 2);
+            headers.push(parse::header_line(&self.line)?);
         }
     }
-}
 
-/// Parses a "HTTP/1.1" string.
-fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
-    };
+    /// Reads a body of at most `max` bytes, by the request's deadline
+    /// extended for its size.
+    fn read_body(
+        &mut self,
+        framing: BodyFraming,
+        max: usize,
+        started: Instant,
+    ) -> Result<Vec<u8>, ReadError> {
+        let announced = match framing {
+            BodyFraming::Length(len) => len,
+            _ => max as u64,
+        };
+        let deadline =
+            started + self.limits.request_timeout + self.limits.transfer_allowance(announced);
+        self.set_read_deadline(deadline, self.limits.request_timeout);
+        let mut body = Vec::with_capacity((announced as usize).min(BODY_START_CAPACITY));
+        match framing {
+            BodyFraming::None => {}
+            BodyFraming::Length(len) => self.read_exactly(len, &mut body)?,
+            BodyFraming::Chunked => {
+                loop {
+                    self.read_line(
+                        MAX_CHUNK_LINE,
+                        HeadError::BadRequest("a chunk size line is too long"),
+                    )?;
+                    let size = parse::chunk_size(&self.line)?;
+                    if size == 0 {
+                        break;
+                    }
+                    if body.len() as u64 + size > max as u64 {
+                        return Err(ReadError::TooLarge);
+                    }
+                    self.read_exactly(size, &mut body)?;
+                    self.read_line(0, HeadError::BadRequest("a chunk is longer than its size"))?;
+                }
+                let limits = Arc::clone(&self.limits);
+                // Trailer fields are checked like headers, then dropped.
+                self.read_fields(&limits)?;
+            }
+        }
+        Ok(body)
+    }
 
-    Ok(HTTPVersion(major, minor))
-}
+    fn read_exactly(&mut self, len: u64, body: &mut Vec<u8>) -> Result<(), ReadError> {
+        let before = body.len();
+        (&mut self.input).take(len).read_to_end(body)?;
+        if ((body.len() - before) as u64) < len {
+            return Err(ReadError::Gone);
+        }
+        Ok(())
+    }
 
-/// Parses the request line of the request.
-/// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
-    let mut parts = line.split(' ');
+    fn writer(&self, deadline: Option<Instant>) -> DeadlineWriter<'_> {
+        DeadlineWriter {
+            conn: &self.conn,
+            deadline,
+            stall: self.limits.response_timeout,
+        }
+    }
 
-    let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
+    fn write_continue(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + self.limits.response_timeout;
+        self.writer(Some(deadline))
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+    }
 
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
-}
+    /// Writes a response by its deadline. True when the connection ends
+    /// after it.
+    fn write_response(&mut self, prepared: Prepared<Box<dyn Read + Send>>) -> io::Result<bool> {
+        let deadline = prepared.total_len.map(|len| {
+            Instant::now() + self.limits.response_timeout + self.limits.transfer_allowance(len)
+        });
+        let mut writer = self.writer(deadline);
+        writer.write_all(&prepared.head)?;
+        prepared.body.copy_to(&mut writer)?;
+        Ok(prepared.close)
+    }
 
-#[cfg(test)]
-mod test {
-    #[test]
-    fn test_parse_request_line() {
-        let (method, path, ver) = super::parse_request_line("GET /hello HTTP/1.1").unwrap();
+    /// Answers a request that cannot be served, then ends the connection.
+    fn refuse(&mut self, e: ReadError) -> Next {
+        let status = match e {
+            ReadError::Gone => return Next::Close,
+            ReadError::Timeout => 408,
+            ReadError::TooLarge => 413,
+            ReadError::Refused(e) => {
+                if let HeadError::BadRequest(why) = e {
+                    log::debug!(
+                        "refused a request from {:?}: {}",
+                        self.conn.peer_addr(),
+                        why
+                    );
+                }
+                e.status()
+            }
+        };
+        let response = (self.limits.refusal)(StatusCode(status));
+        match response.prepare(&HTTPVersion(1, 1), &[], false, true, None) {
+            Ok(prepared) => match self.write_response(prepared) {
+                Ok(_) => Next::CloseGracefully,
+                Err(_) => Next::Close,
+            },
+            Err(_) => Next::Close,
+        }
+    }
 
-        assert!(method == crate::Method::Get);
-        assert!(path == "/hello");
-        assert!(ver == crate::common::HTTPVersion(1, 1));
-
-        assert!(super::parse_request_line("GET /hello").is_err());
-        assert!(super::parse_request_line("qsd qsd qsd").is_err());
+    /// Stops sending, then reads (and drops) what the client still sends,
+    /// briefly, so that it gets to read the last response before the
+    /// connection closes.
+    fn linger_and_close(mut self) {
+        self.conn.shutdown(Shutdown::Write);
+        self.set_read_deadline(Instant::now() + LINGER_TIME, LINGER_TIME);
+        let _ = io::copy(&mut (&mut self.input).take(LINGER_BYTES), &mut io::sink());
+        self.conn.shutdown(Shutdown::Both);
     }
 }

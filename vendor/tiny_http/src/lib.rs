@@ -90,9 +90,14 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
-
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use zeroize::Zeroizing;
+// Lints of newer toolchains that fire on the 0.12 code left as it was.
+#![allow(
+    dead_code,
+    clippy::doc_overindented_list_items,
+    clippy::unnecessary_map_or,
+    clippy::io_other_error,
+    clippy::needless_borrow
+)]
 
 use std::error::Error;
 use std::io::Error as IoError;
@@ -101,35 +106,38 @@ use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use client::ClientConnection;
+use conn::Registry;
 use connection::Connection;
 use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use limits::{BodyPolicy, BodyPolicyFn, Limits, RefusalFn};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
 mod client;
 mod common;
+mod conn;
 mod connection;
+mod limits;
+mod parse;
 mod request;
 mod response;
-mod ssl;
 mod test;
 mod util;
 
 /// The main class of this library.
 ///
-/// Destroying this object will immediately close the listening socket and the reading
-///  part of all the client's connections. Requests that have already been returned by
-///  the `recv()` function will not close and the responses will be transferred to the client.
+/// Destroying this object will immediately close the listening socket. Connections
+/// already accepted are served until their client closes them or their deadlines
+/// pass (see [`Limits`]); requests already returned by `recv()` are answered.
 pub struct Server {
     // should be false as long as the server exists
     // when set to true, all the subtasks will close within a few hundreds ms
@@ -140,6 +148,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // the open connections
+    registry: Arc<Registry>,
 }
 
 enum Message {
@@ -201,22 +212,6 @@ impl Server {
         })
     }
 
-    /// Shortcut for an HTTPS server on a specific address.
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    #[inline]
-    pub fn https<A>(
-        addr: A,
-        config: SslConfig,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
-    where
-        A: ToSocketAddrs,
-    {
-        Server::new(ServerConfig {
-            addr: ConfigListenAddr::from_socket_addrs(addr)?,
-            ssl: Some(config),
-        })
-    }
-
     #[cfg(unix)]
     #[inline]
     /// Shortcut for a UNIX socket server at a specific path
@@ -243,116 +238,45 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        if ssl_config.is_some() {
+            return Err("this build of tiny_http has no TLS support".into());
+        }
+        Self::from_listener_with_limits(listener, Limits::default())
+    }
+
+    /// Builds a new server using the specified listener, serving its
+    /// connections within `limits`.
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
-        // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
-
-        // building the TcpListener
-        let (server, local_addr) = {
-            let local_addr = listener.local_addr()?;
-            log::debug!("Server listening on {}", local_addr);
-            (listener, local_addr)
-        };
-
-        // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
-        let ssl: Option<SslContext> = {
-            match ssl_config {
-                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                Some(config) => Some(SslContext::from_pem(
-                    config.certificate,
-                    Zeroizing::new(config.private_key),
-                )?),
-                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                Some(_) => return Err(
-                    "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
-                        .into(),
-                ),
-                None => None,
-            }
-        };
+        let local_addr = listener.local_addr()?;
+        log::debug!("Server listening on {}", local_addr);
 
         // creating a task where server.accept() is continuously called
         // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
+        let registry = Registry::new();
 
-        let inside_close_trigger = close_trigger.clone();
-        let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
-
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
-                }
-            }
-            log::debug!("Terminating accept thread");
-        });
+        let accept_loop = AcceptLoop {
+            listener,
+            limits: Arc::new(limits),
+            close: Arc::clone(&close_trigger),
+            messages: Arc::clone(&messages),
+            registry: Arc::clone(&registry),
+        };
+        thread::Builder::new()
+            .name("tiny-http-accept".into())
+            .spawn(move || accept_loop.run())?;
 
         // result
         Ok(Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            registry,
         })
     }
 
@@ -372,8 +296,7 @@ impl Server {
 
     /// Returns the number of clients currently connected to the server.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.registry.len()
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
@@ -408,6 +331,137 @@ impl Server {
     /// This method allows graceful shutdown of server.
     pub fn unblock(&self) {
         self.messages.unblock();
+    }
+}
+
+/// The thread accepting connections: each gets a thread of its own (from a
+/// pool) running a `ClientConnection`.
+struct AcceptLoop {
+    listener: Listener,
+    limits: Arc<Limits>,
+    close: Arc<AtomicBool>,
+    messages: Arc<MessagesQueue<Message>>,
+    registry: Arc<Registry>,
+}
+
+/// What a failed `accept()` means for the loop.
+#[derive(Debug, PartialEq, Eq)]
+enum AcceptFailure {
+    /// Try again at once (the client gave up before we accepted, a signal).
+    Transient,
+    /// Out of descriptors, memory or buffers (EMFILE, ENFILE, ENOBUFS,
+    /// ENOMEM, …): back off and try again; connections will close.
+    Exhausted,
+    /// The listener itself is broken: stop.
+    Fatal,
+}
+
+fn classify_accept_error(e: &IoError) -> AcceptFailure {
+    match e.kind() {
+        IoErrorKind::Interrupted
+        | IoErrorKind::WouldBlock
+        | IoErrorKind::TimedOut
+        | IoErrorKind::ConnectionAborted
+        | IoErrorKind::ConnectionReset => AcceptFailure::Transient,
+        // EINVAL: not listening (or shut down); EBADF (9 on every Unix): the
+        // descriptor is gone. Nothing will ever be accepted again.
+        IoErrorKind::InvalidInput => AcceptFailure::Fatal,
+        _ if e.raw_os_error() == Some(9) => AcceptFailure::Fatal,
+        _ => AcceptFailure::Exhausted,
+    }
+}
+
+/// Sends an error to `recv()` when the accept loop stops while the server
+/// is still wanted (a fatal error, a panic): whoever serves the requests
+/// learns that no more will come, instead of waiting forever on a port that
+/// no longer listens.
+struct ReportStop {
+    close: Arc<AtomicBool>,
+    messages: Arc<MessagesQueue<Message>>,
+    error: Option<IoError>,
+}
+
+impl Drop for ReportStop {
+    fn drop(&mut self) {
+        if !self.close.load(Relaxed) {
+            let e = self
+                .error
+                .take()
+                .unwrap_or_else(|| IoError::other("the accept thread stopped"));
+            log::error!("no longer accepting connections: {}", e);
+            self.messages.push(e.into());
+        }
+    }
+}
+
+impl AcceptLoop {
+    fn run(self) {
+        let mut report = ReportStop {
+            close: Arc::clone(&self.close),
+            messages: Arc::clone(&self.messages),
+            error: None,
+        };
+        let tasks_pool = util::TaskPool::new();
+        let mut backoff = Duration::ZERO;
+        let mut last_warning: Option<Instant> = None;
+
+        log::debug!("Running accept thread");
+        while !self.close.load(Relaxed) {
+            self.registry
+                .wait_for_room(self.limits.max_connections, || self.close.load(Relaxed));
+            let failure = match self.listener.accept() {
+                Ok((sock, _)) => {
+                    backoff = Duration::ZERO;
+                    let conn = self.registry.add(sock);
+                    self.registry.enforce_cap(self.limits.max_connections);
+                    let client = ClientConnection::new(
+                        conn,
+                        Arc::clone(&self.limits),
+                        Arc::clone(&self.messages),
+                    );
+                    let mut client = Some(client);
+                    match tasks_pool.spawn(Box::new(move || {
+                        if let Some(client) = client.take() {
+                            client.run();
+                        }
+                    })) {
+                        Ok(()) => continue,
+                        // The connection was dropped with the task: closed.
+                        Err(e) => (e, AcceptFailure::Exhausted),
+                    }
+                }
+                Err(e) => {
+                    let kind = classify_accept_error(&e);
+                    (e, kind)
+                }
+            };
+            match failure {
+                (_, AcceptFailure::Transient) => {}
+                (e, AcceptFailure::Fatal) => {
+                    report.error = Some(e);
+                    return;
+                }
+                (e, AcceptFailure::Exhausted) => {
+                    // The pending connection stays in the backlog (or was
+                    // dropped): free a descriptor by closing the connection
+                    // idle longest, wait a little, go on. Never give up: this
+                    // passes as connections close.
+                    if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                        log::warn!(
+                            "accepting a connection failed ({}); {} open; retrying",
+                            e,
+                            self.registry.len()
+                        );
+                        last_warning = Some(Instant::now());
+                    }
+                    self.registry.evict_idle();
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(5), Duration::from_millis(500));
+                    thread::sleep(backoff);
+                }
+            }
+        }
+        log::debug!("Terminating accept thread");
     }
 }
 

@@ -3,13 +3,13 @@ use std::io::{self, Cursor, ErrorKind, Read, Write};
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use std::sync::mpsc::Sender;
-
-use crate::util::{EqualReader, FusedReader};
-use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
+use crate::conn::{Conn, DeadlineWriter, OwnedWriter};
+use crate::response::Prepared;
+use crate::{HTTPVersion, Header, Method, Response};
 
 /// Represents an HTTP request made by a client.
 ///
@@ -19,22 +19,26 @@ use chunked_transfer::Decoder;
 /// This object implements the `Send` trait, therefore you can dispatch your requests to
 /// worker threads.
 ///
+/// # The body is already read
+///
+/// The connection's own thread reads the whole request, body included, before the
+/// `Request` is handed out (see [`Limits`](crate::Limits)), so a client sending
+/// slowly never holds the thread that handles the request, and `as_reader` never
+/// waits on the network.
+///
 /// # Pipelining
 ///
-/// If a client sends multiple requests in a row (without waiting for the response), then you will
-/// get multiple `Request` objects simultaneously. This is called *requests pipelining*.
-/// Tiny-http automatically reorders the responses so that you don't need to worry about the order
-/// in which you call `respond` or `into_writer`.
+/// If a client sends multiple requests in a row (without waiting for the response),
+/// they are handed out one at a time: the next one only once this one is answered.
+/// Responses therefore go out in order, and one connection never holds more than one
+/// of the threads calling `recv()`.
 ///
-/// This mechanic is disabled if:
+/// # Answering
 ///
-///  - The body of a request is large enough (handling requires pipelining requires storing the
-///    body of the request in a buffer ; if the body is too big, tiny-http will avoid doing that)
-///  - A request sends a `Expect: 100-continue` header (which means that the client waits to
-///    know whether its body will be processed before sending it)
-///  - A request sends a `Connection: close` header or `Connection: upgrade` header (used for
-///    websockets), which indicates that this is the last request that will be received on this
-///    connection
+/// [`respond`](Request::respond) writes the response on the calling thread;
+/// [`respond_detached`](Request::respond_detached) hands it to the connection's own
+/// thread and returns at once, so that a client reading slowly (or not at all) never
+/// holds the caller.
 ///
 /// # Automatic cleanup
 ///
@@ -48,11 +52,11 @@ use chunked_transfer::Decoder;
 ///
 /// If you want to build fake requests to test your server, use [`TestRequest`](crate::test::TestRequest).
 pub struct Request {
-    // where to read the body from
+    // the body, read in full
     data_reader: Option<Box<dyn Read + Send + 'static>>,
 
-    // if this writer is empty, then the request has been answered
-    response_writer: Option<Box<dyn Write + Send + 'static>>,
+    // where the answer goes; None once the request has been answered
+    reply: Option<ReplyTo>,
 
     remote_addr: Option<SocketAddr>,
 
@@ -69,179 +73,108 @@ pub struct Request {
 
     body_length: Option<usize>,
 
-    // true if a `100 Continue` response must be sent when `as_reader()` is called
-    must_send_continue: bool,
-
-    // If Some, a message must be sent after responding
-    notify_when_responded: Option<Sender<()>>,
+    // whether the connection ends after this request (`Connection: close`,
+    // HTTP/1.0): the response then says so
+    closes_connection: bool,
 }
 
-struct NotifyOnDrop<R> {
-    sender: Sender<()>,
-    inner: R,
+/// Where a request's answer goes.
+pub(crate) enum ReplyTo {
+    /// To the thread serving the connection, which waits for it.
+    Connection {
+        replies: Sender<Reply>,
+        conn: Arc<Conn>,
+        /// How long one write to the client may block.
+        write_stall: Duration,
+        /// How long a response may take in all, on top of its size at
+        /// `min_transfer_rate`.
+        write_base: Duration,
+        min_transfer_rate: u64,
+    },
+    /// To a writer, at once (test requests).
+    Writer(Box<dyn Write + Send + 'static>),
 }
 
-impl<R: Read> Read for NotifyOnDrop<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-impl<R: Write> Write for NotifyOnDrop<R> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-impl<R> Drop for NotifyOnDrop<R> {
-    fn drop(&mut self) {
-        self.sender.send(()).unwrap();
-    }
+/// What the connection's thread is told once a request is answered.
+pub(crate) enum Reply {
+    /// Write this response, then go on with the next request (unless it
+    /// closes the connection).
+    Write(Prepared<Box<dyn Read + Send>>),
+    /// The response was written by the handler's thread.
+    Written { close: bool },
+    /// The handler took the connection's writer (`into_writer`): it owns the
+    /// connection from now on.
+    Detached,
+    /// The handler upgraded the connection: send it what has been read
+    /// past this request, then leave the connection to it.
+    Upgrade(Sender<Box<dyn Read + Send>>),
 }
 
-/// Error that can happen when building a `Request` object.
-#[derive(Debug)]
-pub enum RequestCreationError {
-    /// The client sent an `Expect` header that was not recognized by tiny-http.
-    ExpectationFailed,
-
-    /// Error while reading data from the socket during the creation of the `Request`.
-    CreationIoError(IoError),
-}
-
-impl From<IoError> for RequestCreationError {
-    fn from(err: IoError) -> RequestCreationError {
-        RequestCreationError::CreationIoError(err)
-    }
-}
-
-/// Builds a new request.
-///
-/// After the request line and headers have been read from the socket, a new `Request` object
-/// is built.
-///
-/// You must pass a `Read` that will allow the `Request` object to read from the incoming data.
-/// It is the responsibility of the `Request` to read only the data of the request and not further.
-///
-/// The `Write` object will be used by the `Request` to write the response.
+/// Builds a request whose body is already in memory (or wherever `body`
+/// reads from), answered through `writer` at once. For test requests.
 #[allow(clippy::too_many_arguments)]
-pub fn new_request<R, W>(
+pub(crate) fn new_request<W>(
     secure: bool,
     method: Method,
     path: String,
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
-    mut source_data: R,
+    body: Vec<u8>,
     writer: W,
-) -> Result<Request, RequestCreationError>
+) -> Request
 where
-    R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
-
-    // true if the client sent a `Expect: 100-continue` header
-    let expects_continue = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Expect"))
-            .map(|h| h.value.as_str())
-        {
-            None => false,
-            Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
-            _ => return Err(RequestCreationError::ExpectationFailed),
-        }
-    };
-
-    // true if the client sent a `Connection: upgrade` header
-    let connection_upgrade = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
-            _ => false,
-        }
-    };
-
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
-        if content_length == 0 {
-            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
-            // if the content-length is small enough, we just read everything into a buffer
-
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
-            }
-
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
-        } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
-        }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
-    } else {
-        // if we have neither a Content-Length nor a Transfer-Encoding,
-        // assuming that we have no data
-        // TODO: could also be multipart/byteranges
-        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-    };
-
-    Ok(Request {
-        data_reader: Some(reader),
-        response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
-        remote_addr,
-        secure,
-        method,
-        path,
-        http_version: version,
-        headers,
-        body_length: content_length,
-        must_send_continue: expects_continue,
-        notify_when_responded: None,
-    })
+    let body_length = Some(body.len());
+    let mut request = Request::from_head(secure, method, path, version, headers, remote_addr);
+    request.body_length = body_length;
+    request.set_body(body);
+    request.reply = Some(ReplyTo::Writer(Box::new(writer)));
+    request
 }
 
 impl Request {
+    /// A request with no body yet and nowhere to answer: the connection
+    /// fills both in once it has read the body.
+    pub(crate) fn from_head(
+        secure: bool,
+        method: Method,
+        path: String,
+        http_version: HTTPVersion,
+        headers: Vec<Header>,
+        remote_addr: Option<SocketAddr>,
+    ) -> Request {
+        Request {
+            data_reader: None,
+            reply: None,
+            remote_addr,
+            secure,
+            method,
+            path,
+            http_version,
+            headers,
+            body_length: None,
+            closes_connection: false,
+        }
+    }
+
+    pub(crate) fn set_body_length(&mut self, len: Option<usize>) {
+        self.body_length = len;
+    }
+
+    pub(crate) fn set_body(&mut self, body: Vec<u8>) {
+        self.data_reader = Some(Box::new(Cursor::new(body)));
+    }
+
+    pub(crate) fn set_closes_connection(&mut self, closes: bool) {
+        self.closes_connection = closes;
+    }
+
+    pub(crate) fn set_reply(&mut self, reply: ReplyTo) {
+        self.reply = Some(reply);
+    }
+
     /// Returns true if the request was made through HTTPS.
     #[inline]
     pub fn secure(&self) -> bool {
@@ -299,9 +232,9 @@ impl Request {
     /// If you detect that the request wants to use some kind of protocol upgrade, you can
     ///  call this function to obtain full control of the socket stream.
     ///
-    /// If you call this on a non-websocket request, tiny-http will wait until this `Stream` object
-    ///  is destroyed before continuing to read or write on the socket. Therefore you should always
-    ///  destroy it as soon as possible.
+    /// The connection is the stream's from then on: it closes when the stream is dropped.
+    /// A request carrying `Connection: upgrade` is otherwise served like any other: its
+    /// connection never switches to raw reads unless this is called.
     pub fn upgrade<R: Read>(
         mut self,
         protocol: &str,
@@ -309,27 +242,42 @@ impl Request {
     ) -> Box<dyn ReadWrite + Send> {
         use crate::util::CustomStream;
 
-        response
-            .raw_print(
-                self.response_writer.as_mut().unwrap().by_ref(),
-                self.http_version.clone(),
-                &self.headers,
-                false,
-                Some(protocol),
-            )
-            .ok(); // TODO: unused result
-
-        self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
-
-        let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
-        if let Some(sender) = self.notify_when_responded.take() {
-            let stream = NotifyOnDrop {
-                sender,
-                inner: stream,
-            };
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        } else {
-            Box::new(stream) as Box<dyn ReadWrite + Send>
+        let version = self.http_version.clone();
+        match self.reply.take() {
+            Some(ReplyTo::Connection {
+                replies,
+                conn,
+                write_stall,
+                ..
+            }) => {
+                let mut writer = OwnedWriter {
+                    conn,
+                    stall: write_stall,
+                };
+                if let Ok(prepared) =
+                    response.prepare(&version, &self.headers, false, false, Some(protocol))
+                {
+                    let _ = writer.write_all(&prepared.head);
+                }
+                let (tx, rx) = mpsc::channel();
+                let rest = match replies.send(Reply::Upgrade(tx)) {
+                    Ok(()) => rx.recv().unwrap_or_else(|_| Box::new(io::empty())),
+                    Err(_) => Box::new(io::empty()),
+                };
+                Box::new(CustomStream::new(rest, writer))
+            }
+            Some(ReplyTo::Writer(mut writer)) => {
+                let _ = response.raw_print(
+                    writer.by_ref(),
+                    version,
+                    &self.headers,
+                    false,
+                    Some(protocol),
+                );
+                let _ = writer.flush();
+                Box::new(CustomStream::new(io::empty(), writer))
+            }
+            None => Box::new(CustomStream::new(io::empty(), io::sink())),
         }
     }
 
@@ -338,125 +286,145 @@ impl Request {
     /// # Example
     ///
     /// ```no_run
-    /// # extern crate rustc_serialize;
-    /// # extern crate tiny_http;
-    /// # use rustc_serialize::json::Json;
     /// # use std::io::Read;
     /// # fn get_content_type(_: &tiny_http::Request) -> &'static str { "" }
-    /// # fn main() {
     /// # let server = tiny_http::Server::http("0.0.0.0:0").unwrap();
     /// let mut request = server.recv().unwrap();
     ///
-    /// if get_content_type(&request) == "application/json" {
+    /// if get_content_type(&request) == "text/plain" {
     ///     let mut content = String::new();
     ///     request.as_reader().read_to_string(&mut content).unwrap();
-    ///     let json: Json = content.parse().unwrap();
     /// }
-    /// # }
     /// ```
     ///
-    /// If the client sent a `Expect: 100-continue` header with the request, calling this
-    ///  function will send back a `100 Continue` response.
+    /// The body has been read in full before the request was handed out (a client
+    /// that sent `Expect: 100-continue` was told to go on then).
     #[inline]
     pub fn as_reader(&mut self) -> &mut dyn Read {
-        if self.must_send_continue {
-            let msg = Response::new_empty(StatusCode(100));
-            msg.raw_print(
-                self.response_writer.as_mut().unwrap().by_ref(),
-                self.http_version.clone(),
-                &self.headers,
-                true,
-                None,
-            )
-            .ok();
-            self.response_writer.as_mut().unwrap().flush().ok();
-            self.must_send_continue = false;
-        }
-
-        self.data_reader.as_mut().unwrap()
+        self.data_reader
+            .get_or_insert_with(|| Box::new(io::empty()))
     }
 
     /// Turns the `Request` into a writer.
     ///
     /// The writer has a raw access to the stream to the user.
-    /// This function is useful for things like CGI.
-    ///
-    /// Note that the destruction of the `Writer` object may trigger
-    /// some events. For exemple if a client has sent multiple requests and the requests
-    /// have been processed in parallel, the destruction of a writer will trigger
-    /// the writing of the next response.
-    /// Therefore you should always destroy the `Writer` as soon as possible.
+    /// This function is useful for things like CGI, or a stream of events: the
+    /// writer may be handed to another thread, and the connection closes when it
+    /// is dropped (no other request is read from it). Each write blocks at most
+    /// the server's `response_timeout`.
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
-        let writer = self.extract_writer_impl();
-        if let Some(sender) = self.notify_when_responded.take() {
-            let writer = NotifyOnDrop {
-                sender,
-                inner: writer,
-            };
-            Box::new(writer) as Box<dyn Write + Send + 'static>
-        } else {
-            writer
+        match self.reply.take() {
+            Some(ReplyTo::Connection {
+                replies,
+                conn,
+                write_stall,
+                ..
+            }) => {
+                let _ = replies.send(Reply::Detached);
+                Box::new(OwnedWriter {
+                    conn,
+                    stall: write_stall,
+                })
+            }
+            Some(ReplyTo::Writer(writer)) => writer,
+            None => Box::new(io::sink()),
         }
     }
 
-    /// Extract the response `Writer` object from the Request, dropping this `Writer` has the same side effects
-    /// as the object returned by `into_writer` above.
-    ///
-    /// This may only be called once on a single request.
-    fn extract_writer_impl(&mut self) -> Box<dyn Write + Send + 'static> {
-        use std::mem;
-
-        assert!(self.response_writer.is_some());
-
-        let mut writer = None;
-        mem::swap(&mut self.response_writer, &mut writer);
-        writer.unwrap()
-    }
-
-    /// Extract the body `Reader` object from the Request.
-    ///
-    /// This may only be called once on a single request.
-    fn extract_reader_impl(&mut self) -> Box<dyn Read + Send + 'static> {
-        use std::mem;
-
-        assert!(self.data_reader.is_some());
-
-        let mut reader = None;
-        mem::swap(&mut self.data_reader, &mut reader);
-        reader.unwrap()
-    }
-
-    /// Sends a response to this request.
+    /// Sends a response to this request, writing it on the calling thread
+    /// (within the server's `response_timeout`).
     #[inline]
     pub fn respond<R>(mut self, response: Response<R>) -> Result<(), IoError>
     where
         R: Read,
     {
-        let res = self.respond_impl(response);
-        if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+        let close = self.closes_connection || response.closes_connection();
+        let head_only = self.method == Method::Head;
+        let version = self.http_version.clone();
+        match self.reply.take() {
+            Some(ReplyTo::Connection {
+                replies,
+                conn,
+                write_stall,
+                write_base,
+                min_transfer_rate,
+            }) => {
+                let result = response
+                    .prepare(&version, &self.headers, head_only, close, None)
+                    .and_then(|prepared| {
+                        let deadline = prepared.total_len.map(|len| {
+                            Instant::now()
+                                + write_base
+                                + Duration::from_secs(len / min_transfer_rate.max(1))
+                        });
+                        let mut writer = DeadlineWriter {
+                            conn: &conn,
+                            deadline,
+                            stall: write_stall,
+                        };
+                        writer.write_all(&prepared.head)?;
+                        prepared.body.copy_to(&mut writer)?;
+                        Ok(prepared.close)
+                    });
+                // A response cut short leaves the connection unusable.
+                let close = *result.as_ref().unwrap_or(&true);
+                let _ = replies.send(Reply::Written { close });
+                Self::ignore_client_closing_errors(result.map(|_| ()))
+            }
+            Some(ReplyTo::Writer(mut writer)) => {
+                let prepared = response.prepare(&version, &self.headers, head_only, close, None)?;
+                Self::ignore_client_closing_errors(
+                    writer
+                        .write_all(&prepared.head)
+                        .and_then(|()| prepared.body.copy_to(&mut writer)),
+                )?;
+                Self::ignore_client_closing_errors(writer.flush())
+            }
+            None => Ok(()),
         }
-        res
     }
 
-    fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
+    /// Sends a response to this request through the connection's own thread,
+    /// and returns at once: however slowly the client reads it, the caller is
+    /// free. The connection's thread writes it within the server's
+    /// `response_timeout` (plus the response's size at `min_transfer_rate`)
+    /// and closes the connection if it cannot.
+    ///
+    /// An error means the response could not be prepared (its reader failed
+    /// while the start of the body was read) or the connection is gone.
+    pub fn respond_detached<R>(mut self, response: Response<R>) -> Result<(), IoError>
     where
-        R: Read,
+        R: Read + Send + 'static,
     {
-        let mut writer = self.extract_writer_impl();
-
-        let do_not_send_body = self.method == Method::Head;
-
-        Self::ignore_client_closing_errors(response.raw_print(
-            writer.by_ref(),
-            self.http_version.clone(),
-            &self.headers,
-            do_not_send_body,
-            None,
-        ))?;
-
-        Self::ignore_client_closing_errors(writer.flush())
+        let close = self.closes_connection || response.closes_connection();
+        let head_only = self.method == Method::Head;
+        let version = self.http_version.clone();
+        match self.reply.take() {
+            Some(ReplyTo::Connection { replies, .. }) => {
+                match response.prepare(&version, &self.headers, head_only, close, None) {
+                    Ok(prepared) => {
+                        let prepared = Prepared {
+                            head: prepared.head,
+                            body: prepared.body.boxed(),
+                            total_len: prepared.total_len,
+                            close: prepared.close,
+                        };
+                        replies.send(Reply::Write(prepared)).map_err(|_| {
+                            IoError::new(ErrorKind::NotConnected, "the connection is gone")
+                        })
+                    }
+                    Err(e) => {
+                        let _ = replies.send(Reply::Written { close: true });
+                        Err(e)
+                    }
+                }
+            }
+            other => {
+                self.reply = other;
+                self.respond(response)
+            }
+        }
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
@@ -467,11 +435,6 @@ impl Request {
             ErrorKind::ConnectionReset => Ok(()),
             _ => Err(err),
         })
-    }
-
-    pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
-        self.notify_when_responded = Some(sender);
-        self
     }
 }
 
@@ -487,12 +450,22 @@ impl fmt::Debug for Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
-        if self.response_writer.is_some() {
+        if self.reply.is_some() {
             let response = Response::empty(500);
-            let _ = self.respond_impl(response); // ignoring any potential error
-            if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
-            }
+            let reply = self.reply.take();
+            let request = Request {
+                data_reader: None,
+                reply,
+                remote_addr: self.remote_addr,
+                secure: self.secure,
+                method: self.method.clone(),
+                path: String::new(),
+                http_version: self.http_version.clone(),
+                headers: Vec::new(),
+                body_length: None,
+                closes_connection: self.closes_connection,
+            };
+            let _ = request.respond_detached(response); // ignoring any potential error
         }
     }
 }

@@ -16,7 +16,8 @@ use std::time::SystemTime;
 /// Some headers cannot be changed. Trying to define the value
 /// of one of these will have no effect:
 ///
-///  - `Connection`
+///  - `Connection`, except `Connection: close`, which is sent and closes the
+///    connection once the response is written
 ///  - `Trailer`
 ///  - `Transfer-Encoding`
 ///  - `Upgrade`
@@ -43,6 +44,9 @@ pub struct Response<R> {
     headers: Vec<Header>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
+    // Set by a `Connection: close` header: the connection ends after this
+    // response (and the header is sent).
+    close_connection: bool,
 }
 
 /// A `Response` without a template parameter.
@@ -74,6 +78,82 @@ impl FromStr for TransferEncoding {
 fn build_date_header() -> Header {
     let d = HttpDate::from(SystemTime::now());
     Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
+}
+
+/// Bodies up to this size are read into the buffer of the response head.
+const INLINE_BODY: usize = 64 * 1024;
+
+/// A response ready to be written: see `Response::prepare`.
+pub(crate) struct Prepared<R> {
+    /// The status line, the headers and, when small, the body.
+    pub(crate) head: Vec<u8>,
+    /// What remains of the body.
+    pub(crate) body: PreparedBody<R>,
+    /// Bytes on the wire in all, when known.
+    pub(crate) total_len: Option<u64>,
+    /// Whether the connection ends after this response.
+    pub(crate) close: bool,
+}
+
+/// The part of a body that is not in `Prepared::head`.
+pub(crate) enum PreparedBody<R> {
+    None,
+    /// Exactly this many bytes.
+    Length(R, u64),
+    /// Chunked transfer coding.
+    Chunked(R),
+    /// Everything the reader yields; the connection closes after it.
+    UntilEnd(R),
+}
+
+impl<R: Read> PreparedBody<R> {
+    /// Writes the body. A reader shorter than the announced length is an
+    /// error: the connection can then no longer be used.
+    pub(crate) fn copy_to<W: Write>(self, writer: &mut W) -> IoResult<()> {
+        match self {
+            PreparedBody::None => Ok(()),
+            PreparedBody::Length(reader, len) => {
+                let copied = io::copy(&mut reader.take(len), writer)?;
+                if copied < len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the response body is shorter than its length",
+                    ));
+                }
+                Ok(())
+            }
+            PreparedBody::Chunked(mut reader) => {
+                // Each chunk goes out in one write: size line, data, CRLF.
+                const CHUNK: usize = 16 * 1024;
+                let mut chunk = Vec::with_capacity(CHUNK + 32);
+                loop {
+                    chunk.clear();
+                    chunk.extend_from_slice(&[0; 10]);
+                    let read = (&mut reader).take(CHUNK as u64).read_to_end(&mut chunk)?;
+                    if read == 0 {
+                        return writer.write_all(b"0\r\n\r\n");
+                    }
+                    let size = format!("{:x}\r\n", read);
+                    let start = 10 - size.len();
+                    chunk[start..10].copy_from_slice(size.as_bytes());
+                    chunk.extend_from_slice(b"\r\n");
+                    writer.write_all(&chunk[start..])?;
+                }
+            }
+            PreparedBody::UntilEnd(mut reader) => io::copy(&mut reader, writer).map(|_| ()),
+        }
+    }
+}
+
+impl<R: Read + Send + 'static> PreparedBody<R> {
+    pub(crate) fn boxed(self) -> PreparedBody<Box<dyn Read + Send>> {
+        match self {
+            PreparedBody::None => PreparedBody::None,
+            PreparedBody::Length(r, len) => PreparedBody::Length(Box::new(r), len),
+            PreparedBody::Chunked(r) => PreparedBody::Chunked(Box::new(r)),
+            PreparedBody::UntilEnd(r) => PreparedBody::UntilEnd(Box::new(r)),
+        }
+    }
 }
 
 fn write_message_header<W>(
@@ -206,6 +286,7 @@ where
             headers: Vec::with_capacity(16),
             data_length,
             chunked_threshold: None,
+            close_connection: false,
         };
 
         for h in headers {
@@ -254,9 +335,22 @@ where
     {
         let header = header.into();
 
+        // `Connection: close` is how a handler says the connection cannot be
+        // reused (after refusing a body it did not read, say): honour it.
+        if header.field.equiv("Connection") {
+            if header
+                .value
+                .as_str()
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"))
+            {
+                self.close_connection = true;
+            }
+            return;
+        }
+
         // ignoring forbidden headers
-        if header.field.equiv("Connection")
-            || header.field.equiv("Trailer")
+        if header.field.equiv("Trailer")
             || header.field.equiv("Transfer-Encoding")
             || header.field.equiv("Upgrade")
         {
@@ -319,6 +413,7 @@ where
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
+            close_connection: self.close_connection,
         }
     }
 
@@ -332,17 +427,46 @@ where
     ///
     /// Note: does not flush the writer.
     pub fn raw_print<W: Write>(
-        mut self,
+        self,
         mut writer: W,
         http_version: HTTPVersion,
         request_headers: &[Header],
         do_not_send_body: bool,
         upgrade: Option<&str>,
     ) -> IoResult<()> {
+        let prepared = self.prepare(
+            &http_version,
+            request_headers,
+            do_not_send_body,
+            false,
+            upgrade,
+        )?;
+        writer.write_all(&prepared.head)?;
+        prepared.body.copy_to(&mut writer)?;
+        Ok(())
+    }
+
+    /// Whether a `Connection: close` header was set.
+    pub(crate) fn closes_connection(&self) -> bool {
+        self.close_connection
+    }
+
+    /// Everything `raw_print` writes, made ready on the caller's thread: the
+    /// status line and headers (followed by the start of the body when it is
+    /// small and not chunked, so it goes out in one write) and what is left
+    /// of the body. `close` adds `Connection: close`.
+    pub(crate) fn prepare(
+        mut self,
+        http_version: &HTTPVersion,
+        request_headers: &[Header],
+        do_not_send_body: bool,
+        close: bool,
+        upgrade: Option<&str>,
+    ) -> IoResult<Prepared<R>> {
         let mut transfer_encoding = Some(choose_transfer_encoding(
             self.status_code,
             request_headers,
-            &http_version,
+            http_version,
             &self.data_length,
             false, /* TODO */
             self.chunked_threshold(),
@@ -372,22 +496,10 @@ where
                 Header::from_bytes(&b"Connection"[..], &b"upgrade"[..]).unwrap(),
             );
             transfer_encoding = None;
+        } else if close || self.close_connection {
+            self.headers
+                .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
         }
-
-        // if the transfer encoding is identity, the content length must be known ; therefore if
-        // we don't know it, we buffer the entire response first here
-        // while this is an expensive operation, it is only ever needed for clients using HTTP 1.0
-        let (mut reader, data_length): (Box<dyn Read>, _) =
-            match (self.data_length, transfer_encoding) {
-                (Some(l), _) => (Box::new(self.reader), Some(l)),
-                (None, Some(TransferEncoding::Identity)) => {
-                    let mut buf = Vec::new();
-                    self.reader.read_to_end(&mut buf)?;
-                    let l = buf.len();
-                    (Box::new(Cursor::new(buf)), Some(l))
-                }
-                _ => (Box::new(self.reader), None),
-            };
 
         // checking whether to ignore the body of the response
         let do_not_send_body = do_not_send_body
@@ -397,60 +509,66 @@ where
                 _ => false,
             };
 
+        // An HTTP/1.0 response of unknown length is delimited by closing the
+        // connection (RFC 9112 §6.3), rather than by reading it all into
+        // memory first to count it.
+        let mut closes = close || self.close_connection;
+        if let (None, Some(TransferEncoding::Identity)) = (self.data_length, transfer_encoding) {
+            closes = true;
+        }
+
         // preparing headers for transfer
-        match transfer_encoding {
-            Some(TransferEncoding::Chunked) => self
+        match (transfer_encoding, self.data_length) {
+            (Some(TransferEncoding::Chunked), _) => self
                 .headers
                 .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
-
-            Some(TransferEncoding::Identity) => {
-                assert!(data_length.is_some());
-                let data_length = data_length.unwrap();
-
-                self.headers.push(
-                    Header::from_bytes(
-                        &b"Content-Length"[..],
-                        format!("{}", data_length).as_bytes(),
-                    )
-                    .unwrap(),
+            (Some(TransferEncoding::Identity), Some(data_length)) => self.headers.push(
+                Header::from_bytes(
+                    &b"Content-Length"[..],
+                    format!("{}", data_length).as_bytes(),
                 )
-            }
-
+                .unwrap(),
+            ),
             _ => (),
         };
 
-        // sending headers
-        write_message_header(
-            writer.by_ref(),
-            &http_version,
-            &self.status_code,
-            &self.headers,
-        )?;
+        let mut head = Vec::with_capacity(512);
+        write_message_header(&mut head, http_version, &self.status_code, &self.headers)?;
 
-        // sending the body
-        if !do_not_send_body {
-            match transfer_encoding {
-                Some(TransferEncoding::Chunked) => {
-                    use chunked_transfer::Encoder;
-
-                    let mut writer = Encoder::new(writer);
-                    io::copy(&mut reader, &mut writer)?;
+        let body = match (do_not_send_body, transfer_encoding, self.data_length) {
+            (true, _, _) | (false, None, _) => PreparedBody::None,
+            (false, Some(TransferEncoding::Chunked), _) => PreparedBody::Chunked(self.reader),
+            (false, Some(TransferEncoding::Identity), None) => PreparedBody::UntilEnd(self.reader),
+            (false, Some(TransferEncoding::Identity), Some(len)) if len <= INLINE_BODY => {
+                // Small bodies travel with the head: one write instead of
+                // one for the head and several for the body.
+                let start = head.len();
+                (&mut self.reader).take(len as u64).read_to_end(&mut head)?;
+                if head.len() - start < len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the response body is shorter than its length",
+                    ));
                 }
-
-                Some(TransferEncoding::Identity) => {
-                    assert!(data_length.is_some());
-                    let data_length = data_length.unwrap();
-
-                    if data_length >= 1 {
-                        io::copy(&mut reader, &mut writer)?;
-                    }
-                }
-
-                _ => (),
+                PreparedBody::None
             }
-        }
-
-        Ok(())
+            (false, Some(TransferEncoding::Identity), Some(len)) => {
+                PreparedBody::Length(self.reader, len as u64)
+            }
+        };
+        let total_len = match &body {
+            PreparedBody::None => Some(head.len() as u64),
+            PreparedBody::Length(_, len) => Some(head.len() as u64 + len),
+            PreparedBody::Chunked(_) | PreparedBody::UntilEnd(_) => {
+                self.data_length.map(|l| head.len() as u64 + l as u64)
+            }
+        };
+        Ok(Prepared {
+            head,
+            body,
+            total_len,
+            close: closes || upgrade.is_some(),
+        })
     }
 
     /// Retrieves the current value of the `Response` status code
@@ -481,6 +599,7 @@ where
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            close_connection: self.close_connection,
         }
     }
 }
@@ -569,6 +688,7 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            close_connection: self.close_connection,
         }
     }
 }

@@ -121,40 +121,39 @@ fn server_crash_results_in_response() {
     assert!(&content[9..].starts_with('5')); // 5xx status code
 }
 
+// Pipelined requests are handed out one at a time: the second only once the
+// first is answered, so responses go out in order and one connection never
+// holds more than one thread calling `recv()`.
 #[test]
-fn responses_reordered() {
+fn pipelined_requests_are_handed_out_one_at_a_time() {
     let (server, mut client) = support::new_one_server_one_client();
 
-    (write!(client, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")).unwrap();
+    (write!(client, "GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n")).unwrap();
     (write!(
         client,
-        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET /second HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     ))
     .unwrap();
 
-    thread::spawn(move || {
-        let rq1 = server.recv().unwrap();
-        let rq2 = server.recv().unwrap();
+    let rq1 = server.recv().unwrap();
+    assert_eq!(rq1.url(), "/first");
+    assert!(server
+        .recv_timeout(Duration::from_millis(300))
+        .unwrap()
+        .is_none());
+    rq1.respond(tiny_http::Response::from_string("first request".to_owned()))
+        .unwrap();
+    let rq2 = server.recv().unwrap();
+    assert_eq!(rq2.url(), "/second");
+    rq2.respond(tiny_http::Response::from_string(
+        "second request".to_owned(),
+    ))
+    .unwrap();
 
-        thread::spawn(move || {
-            rq2.respond(tiny_http::Response::from_string(
-                "second request".to_owned(),
-            ))
-            .unwrap();
-        });
-
-        thread::sleep(Duration::from_millis(100));
-
-        thread::spawn(move || {
-            rq1.respond(tiny_http::Response::from_string("first request".to_owned()))
-                .unwrap();
-        });
-    });
-
-    // client.set_keepalive(Some(2)).unwrap(); FIXME: reenable this
     let mut content = String::new();
     client.read_to_string(&mut content).unwrap();
-    assert!(content.ends_with("second request"));
+    let first = content.find("first request").unwrap();
+    assert!(content[first..].ends_with("second request"));
 }
 
 #[test]
@@ -219,4 +218,56 @@ fn chunked_threshold() {
     let resp = tiny_http::Response::from_string("test".to_string());
     assert_eq!(resp.chunked_threshold(), 32768);
     assert_eq!(resp.with_chunked_threshold(42).chunked_threshold(), 42);
+}
+
+// A handler that upgrades gets the connection, including what the client
+// sent past the request.
+#[test]
+fn upgrade_hands_over_the_connection() {
+    let (server, mut client) = support::new_one_server_one_client();
+    (write!(
+        client,
+        "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nHELLO"
+    ))
+    .unwrap();
+    let rq = server.recv().unwrap();
+    let mut stream = rq.upgrade("echo", tiny_http::Response::empty(101));
+    let mut hello = [0u8; 5];
+    stream.read_exact(&mut hello).unwrap();
+    assert_eq!(&hello, b"HELLO");
+    stream.write_all(b"WORLD").unwrap();
+    drop(stream);
+    let mut content = String::new();
+    client.read_to_string(&mut content).unwrap();
+    assert!(content.starts_with("HTTP/1.1 101"), "{}", content);
+    assert!(content.contains("Upgrade: echo\r\n"), "{}", content);
+    assert!(content.ends_with("\r\n\r\nWORLD"), "{}", content);
+}
+
+// `into_writer` hands the connection to the handler (who may pass it to
+// another thread); it closes when the writer is dropped.
+#[test]
+fn into_writer_hands_over_the_connection() {
+    let (server, mut client) = support::new_one_server_one_client();
+    (write!(
+        client,
+        "GET /raw HTTP/1.1\r\n\r\nGET /never HTTP/1.1\r\n\r\n"
+    ))
+    .unwrap();
+    let rq = server.recv().unwrap();
+    let mut writer = rq.into_writer();
+    thread::spawn(move || {
+        writer
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    let mut content = String::new();
+    client.read_to_string(&mut content).unwrap();
+    assert_eq!(content, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+    assert!(server
+        .recv_timeout(Duration::from_millis(200))
+        .unwrap()
+        .is_none());
 }
