@@ -37,6 +37,9 @@ pub struct Config {
     /// Pauses between webhook attempts; its length + 1 is the attempt count.
     pub webhook_retry_schedule: Vec<Duration>,
     pub webhook_timeout: Duration,
+    /// Whether webhook targets may be loopback, private, link-local or
+    /// unspecified addresses (receivers often run on the same host).
+    pub webhook_allow_private: bool,
     pub media_max_bytes: u64,
     pub audit_retention_days: u32,
     pub log_level: log::LevelFilter,
@@ -138,6 +141,11 @@ const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "WEBHOOK_TIMEOUT_SECS",
         Some("10"),
         "timeout of one webhook attempt",
+    ),
+    (
+        "WEBHOOK_ALLOW_PRIVATE",
+        Some("true"),
+        "false refuses webhook targets on loopback, private, link-local and unspecified addresses (checked after DNS resolution)",
     ),
     (
         "MEDIA_MAX_BYTES",
@@ -548,6 +556,19 @@ fn build(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
             text("WEBHOOK_RETRY_SCHEDULE")
         ))
     })?;
+    let webhook_allow_private = match text("WEBHOOK_ALLOW_PRIVATE")
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "true" | "1" | "yes" => true,
+        "false" | "0" | "no" => false,
+        other => {
+            return Err(ConfigError(format!(
+                "WEBHOOK_ALLOW_PRIVATE must be true or false, got {other:?}"
+            )));
+        }
+    };
     let log_level = match text("LOG_LEVEL").trim().to_ascii_lowercase().as_str() {
         "error" => log::LevelFilter::Error,
         "warn" => log::LevelFilter::Warn,
@@ -575,6 +596,7 @@ fn build(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         rate_limit_per_minute: number("RATE_LIMIT_PER_MINUTE", 0, 1_000_000)? as u32,
         webhook_retry_schedule: schedule,
         webhook_timeout: Duration::from_secs(number("WEBHOOK_TIMEOUT_SECS", 1, 300)?),
+        webhook_allow_private,
         media_max_bytes: number("MEDIA_MAX_BYTES", 0, u64::MAX / 2)?,
         audit_retention_days: number("AUDIT_RETENTION_DAYS", 1, 36_500)? as u32,
         log_level,
@@ -649,6 +671,12 @@ mod tests {
             ]
         );
         assert_eq!(c.webhook_timeout, Duration::from_secs(10));
+        assert!(c.webhook_allow_private);
+        assert!(
+            !serve(&["--webhook-allow-private", "false"], &[])
+                .unwrap()
+                .webhook_allow_private
+        );
         assert_eq!(c.media_max_bytes, 67_108_864);
         assert_eq!(c.audit_retention_days, 90);
         assert_eq!(c.dashboard_user, "admin");
@@ -684,6 +712,10 @@ mod tests {
                 "WEBHOOK_RETRY_SCHEDULE",
             ),
             (vec![("LOG_LEVEL", "loud")], "LOG_LEVEL"),
+            (
+                vec![("WEBHOOK_ALLOW_PRIVATE", "maybe")],
+                "WEBHOOK_ALLOW_PRIVATE",
+            ),
             (vec![("API_KEY", "short")], "API_KEY"),
         ] {
             let err = serve(&[], &pairs).unwrap_err();

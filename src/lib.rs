@@ -288,6 +288,7 @@ pub fn start_with(
     let policy = webhooks::Policy {
         schedule: config.webhook_retry_schedule.clone(),
         timeout: config.webhook_timeout,
+        allow_private: config.webhook_allow_private,
     };
     let (waker, webhooks_join) =
         webhooks::spawn(open_unacknowledged()?, Arc::clone(&shared), policy)

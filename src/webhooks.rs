@@ -178,6 +178,9 @@ pub struct Policy {
     /// Pauses between attempts; its length + 1 is the number of attempts.
     pub schedule: Vec<Duration>,
     pub timeout: Duration,
+    /// Whether targets may be loopback, private, link-local or unspecified
+    /// addresses (`WEBHOOK_ALLOW_PRIVATE`).
+    pub allow_private: bool,
 }
 
 /// Starts the delivery thread. It stops once every `WebhookWaker` is dropped,
@@ -364,11 +367,12 @@ impl Dispatcher {
         let (tx, rx) = bounded::<Job>(1);
         let reports = self.reports_tx.clone();
         let stopping = Arc::clone(&self.stopping);
-        let timeout = self.policy.timeout;
+        let agent = lane_agent(self.policy.timeout, self.policy.allow_private);
+        let allow_private = self.policy.allow_private;
         let webhook_id = webhook_id.to_string();
         std::thread::Builder::new()
             .name("webhook-lane".into())
-            .spawn(move || lane_main(webhook_id, rx, reports, stopping, timeout))?;
+            .spawn(move || lane_main(webhook_id, rx, reports, stopping, agent, allow_private))?;
         Ok(tx)
     }
 
@@ -436,24 +440,118 @@ impl Dispatcher {
     }
 }
 
+/// A lane's HTTP client. Redirects are never followed. Without
+/// `allow_private`, names are resolved by `PublicOnly`, which drops every
+/// address that is not public, and the connection goes to an address it
+/// kept: what was checked is what is connected to, so a name that resolves
+/// differently a moment later (DNS rebinding) changes nothing. Proxies from
+/// the environment are then ignored, since a proxy would resolve the name
+/// itself, out of sight of the check.
+fn lane_agent(timeout: Duration, allow_private: bool) -> ureq::Agent {
+    let builder = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("whatsapp-api/", env!("CARGO_PKG_VERSION")));
+    if allow_private {
+        return builder.build().into();
+    }
+    ureq::Agent::with_parts(
+        builder.proxy(None).build(),
+        ureq::unversioned::transport::DefaultConnector::default(),
+        PublicOnly::default(),
+    )
+}
+
+/// Resolves names like ureq's default resolver, keeping public addresses
+/// only; a name with none left fails as if it did not resolve.
+#[derive(Debug, Default)]
+struct PublicOnly(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for PublicOnly {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let resolved = self.0.resolve(uri, config, timeout)?;
+        let mut public = self.empty();
+        for addr in resolved.iter().filter(|a| is_public(a.ip())) {
+            public.push(*addr);
+        }
+        if public.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(public)
+    }
+}
+
+/// Whether `ip` is an ordinary public unicast address: not unspecified,
+/// loopback, private, link-local, shared (carrier-grade NAT), multicast,
+/// broadcast, reserved or set aside for documentation, in IPv4 or in any
+/// IPv6 form that carries an IPv4 address (mapped, compatible, NAT64,
+/// 6to4).
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr};
+    fn public_v4(v4: Ipv4Addr) -> bool {
+        let [a, b, c, _] = v4.octets();
+        !(a == 0 // "this network", 0.0.0.0 included
+            || v4.is_loopback()
+            || v4.is_private()
+            || v4.is_link_local()
+            || (a == 100 && (64..128).contains(&b)) // shared 100.64.0.0/10
+            || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+            || v4.is_documentation()
+            || (a == 198 && (18..20).contains(&b)) // benchmarking
+            || a >= 224) // multicast, reserved, broadcast
+    }
+    match ip {
+        IpAddr::V4(v4) => public_v4(v4),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let low_v4 =
+                Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return public_v4(v4);
+            }
+            if s[..6] == [0; 6] {
+                // ::a.b.c.d (deprecated "compatible"), :: and ::1 included.
+                return public_v4(low_v4);
+            }
+            if s[0] == 0x64 && s[1] == 0xff9b {
+                // NAT64: 64:ff9b::/96, and 64:ff9b:1::/48 for local use.
+                return s[2] == 0 && s[3..6] == [0; 3] && public_v4(low_v4);
+            }
+            if s[0] == 0x2002 {
+                // 6to4 carries an IPv4 address in bits 16 to 48.
+                let v4 =
+                    Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
+                return public_v4(v4);
+            }
+            !(v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated)
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo: hides an IPv4 address
+                || (s[0] == 0x0100 && s[1..4] == [0; 3])) // discard-only 100::/64
+        }
+    }
+}
+
 fn lane_main(
     webhook_id: String,
     jobs: Receiver<Job>,
     reports: Sender<LaneReport>,
     stopping: Arc<AtomicBool>,
-    timeout: Duration,
+    agent: ureq::Agent,
+    allow_private: bool,
 ) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(concat!("whatsapp-api/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
     while let Ok(job) = jobs.recv() {
         let mut attempts = Vec::with_capacity(job.deliveries.len());
         for delivery in &job.deliveries {
-            let attempt = post(&agent, &job, delivery);
+            let attempt = post(&agent, &job, delivery, allow_private);
             let ok = attempt.succeeded();
             attempts.push(attempt);
             if !ok || stopping.load(Ordering::SeqCst) {
@@ -473,8 +571,16 @@ fn lane_main(
 }
 
 /// One POST with its headers: the event name, the Standard Webhooks id and
-/// timestamp, and (with a secret) both signatures.
-fn post(agent: &ureq::Agent, job: &Job, delivery: &db::DueDelivery) -> Attempt {
+/// timestamp, and (with a secret) both signatures. Without `allow_private`,
+/// a failure short of an HTTP answer is recorded as "connection failed"
+/// only: the OS's words ("connection refused", a timeout) would tell whoever
+/// holds the API key which ports are open on hosts the check keeps them from.
+fn post(
+    agent: &ureq::Agent,
+    job: &Job,
+    delivery: &db::DueDelivery,
+    allow_private: bool,
+) -> Attempt {
     let (seq, id, body) = (
         delivery.seq,
         delivery.id.as_str(),
@@ -531,7 +637,11 @@ fn post(agent: &ureq::Agent, job: &Job, delivery: &db::DueDelivery) -> Attempt {
             seq,
             at_ms,
             status_code: None,
-            error: Some(e.to_string()),
+            error: Some(if allow_private {
+                e.to_string()
+            } else {
+                "connection failed".to_string()
+            }),
             duration_ms,
             retry_after: None,
         },
@@ -569,6 +679,96 @@ mod tests {
             legacy_signature("key", "The quick brown fox jumps over the lazy dog"),
             "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
         );
+    }
+
+    #[test]
+    fn only_public_addresses_are_public_in_every_spelling() {
+        use std::net::ToSocketAddrs;
+        let resolve = |host: &str| -> Vec<std::net::IpAddr> {
+            (host, 80)
+                .to_socket_addrs()
+                .unwrap_or_else(|e| panic!("{host}: {e}"))
+                .map(|a| a.ip())
+                .collect()
+        };
+        for host in [
+            "127.0.0.1",
+            "2130706433",
+            "0x7f000001",
+            "0177.0.0.1",
+            "127.1",
+            "localhost",
+            "0.0.0.0",
+            "0",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:7f00:1",
+            "::ffff:a9fe:a9fe",
+            "::127.0.0.1",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "ff02::1",
+            "64:ff9b::a00:1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::808:808",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::1",
+            "2001:db8::1",
+        ] {
+            let ips = resolve(host);
+            assert!(!ips.is_empty(), "{host}");
+            for ip in ips {
+                assert!(!is_public(ip), "{host} ({ip}) must not count as public");
+            }
+        }
+        for host in [
+            "93.184.215.14",
+            "1.1.1.1",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
+            for ip in resolve(host) {
+                assert!(is_public(ip), "{host} ({ip}) is public");
+            }
+        }
+    }
+
+    #[test]
+    fn the_public_only_resolver_refuses_names_of_private_addresses() {
+        use ureq::unversioned::resolver::Resolver;
+        let resolver = PublicOnly::default();
+        let config = ureq::config::Config::default();
+        let timeout = ureq::unversioned::transport::NextTimeout::default();
+        for url in [
+            "http://localhost:9/hook",
+            "http://2130706433:9/hook",
+            "http://0x7f000001:9/hook",
+            "http://127.1:9/hook",
+            "http://[::ffff:127.0.0.1]:9/hook",
+            "http://169.254.169.254/latest/meta-data",
+        ] {
+            let uri: ureq::http::Uri = url.parse().unwrap();
+            assert!(
+                resolver.resolve(&uri, &config, timeout).is_err(),
+                "{url} resolved"
+            );
+        }
+        let uri: ureq::http::Uri = "http://1.1.1.1:80/hook".parse().unwrap();
+        let addrs = resolver.resolve(&uri, &config, timeout).unwrap();
+        assert_eq!(addrs.len(), 1);
+        assert_eq!(addrs[0], "1.1.1.1:80".parse().unwrap());
     }
 
     #[test]

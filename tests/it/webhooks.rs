@@ -554,3 +554,68 @@ fn secrets_never_reach_responses_or_logs() {
         "a log line shows the dashboard password"
     );
 }
+
+#[test]
+fn private_targets_are_refused_in_every_spelling_when_not_allowed() {
+    let rx = WebhookReceiver::start();
+    let port = rx.url.rsplit(':').next().unwrap().trim_end_matches("/hook");
+    let spellings = [
+        "127.0.0.1",
+        "2130706433",
+        "0x7f000001",
+        "127.1",
+        "[::ffff:127.0.0.1]",
+        "localhost",
+    ];
+    let urls: Vec<String> = spellings
+        .iter()
+        .map(|host| format!("http://{host}:{port}/hook"))
+        .collect();
+
+    // Allowed (the default): every spelling reaches the local receiver, so
+    // each one really is this host.
+    let s = TestServer::start();
+    for url in &urls {
+        let id = create(&s, url, json!(["message.received"]), json!(null))["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            s.post(&format!("/api/v1/webhooks/{id}/test"), &json!({}))
+                .status,
+            202
+        );
+    }
+    rx.wait_for(urls.len(), 10);
+    drop(s);
+
+    // Refused: nothing reaches the receiver, and the delivery log says only
+    // "connection failed" (never the OS's "connection refused", which would
+    // tell an open port from a closed one).
+    let s = TestServer::start_with(|c| c.webhook_allow_private = false);
+    let closed_port = free_port();
+    let mut ids = Vec::new();
+    for url in urls
+        .iter()
+        .cloned()
+        .chain([format!("http://127.0.0.1:{closed_port}/hook")])
+    {
+        let id = create(&s, &url, json!(["message.received"]), json!(null))["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        s.post(&format!("/api/v1/webhooks/{id}/test"), &json!({}));
+        ids.push((url, id));
+    }
+    for (url, id) in &ids {
+        let d = eventually(10, "the delivery to fail", || {
+            let d = deliveries(&s, id);
+            (d.first()?["status"] == "failed").then_some(d)
+        });
+        for attempt in d[0]["attempts"].as_array().unwrap() {
+            assert_eq!(attempt["error"], "connection failed", "{url}: {attempt}");
+            assert!(attempt["status_code"].is_null(), "{url}: {attempt}");
+        }
+    }
+    assert_eq!(rx.count(), urls.len(), "nothing more reached the receiver");
+}
