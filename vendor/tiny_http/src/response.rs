@@ -123,21 +123,26 @@ impl<R: Read> PreparedBody<R> {
                 Ok(())
             }
             PreparedBody::Chunked(mut reader) => {
-                // Each chunk goes out in one write: size line, data, CRLF.
+                // Each read goes out as one chunk in one write (size line,
+                // data, CRLF) as soon as it is read: a reader that yields
+                // events as they happen has them sent at once.
                 const CHUNK: usize = 16 * 1024;
-                let mut chunk = Vec::with_capacity(CHUNK + 32);
+                const PREFIX: usize = 10;
+                let mut chunk = vec![0; PREFIX + CHUNK + 2];
                 loop {
-                    chunk.clear();
-                    chunk.extend_from_slice(&[0; 10]);
-                    let read = (&mut reader).take(CHUNK as u64).read_to_end(&mut chunk)?;
+                    let read = match reader.read(&mut chunk[PREFIX..PREFIX + CHUNK]) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
                     if read == 0 {
                         return writer.write_all(b"0\r\n\r\n");
                     }
                     let size = format!("{:x}\r\n", read);
-                    let start = 10 - size.len();
-                    chunk[start..10].copy_from_slice(size.as_bytes());
-                    chunk.extend_from_slice(b"\r\n");
-                    writer.write_all(&chunk[start..])?;
+                    let start = PREFIX - size.len();
+                    chunk[start..PREFIX].copy_from_slice(size.as_bytes());
+                    chunk[PREFIX + read..PREFIX + read + 2].copy_from_slice(b"\r\n");
+                    writer.write_all(&chunk[start..PREFIX + read + 2])?;
                 }
             }
             PreparedBody::UntilEnd(mut reader) => io::copy(&mut reader, writer).map(|_| ()),

@@ -271,3 +271,50 @@ fn into_writer_hands_over_the_connection() {
         .unwrap()
         .is_none());
 }
+
+// A body of unknown length goes out chunked, each piece as soon as the
+// reader yields it (a stream of events is not held back to fill a chunk).
+#[test]
+fn a_streamed_body_is_sent_as_it_is_read() {
+    use std::sync::mpsc;
+
+    struct Feed(mpsc::Receiver<&'static [u8]>);
+    impl Read for Feed {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.recv() {
+                Ok(piece) => {
+                    buf[..piece.len()].copy_from_slice(piece);
+                    Ok(piece.len())
+                }
+                Err(_) => Ok(0),
+            }
+        }
+    }
+
+    let (server, mut client) = support::new_one_server_one_client();
+    (write!(client, "GET /events HTTP/1.1\r\nConnection: close\r\n\r\n")).unwrap();
+    let rq = server.recv().unwrap();
+    let (feed, events) = mpsc::channel();
+    rq.respond_detached(tiny_http::Response::empty(200).with_data(Feed(events), None))
+        .unwrap();
+    feed.send(&b"data: one\n\n"[..]).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("data: one\n\n\r\n") {
+        let mut buf = [0u8; 1024];
+        let n = client
+            .read(&mut buf)
+            .expect("the first event arrives alone");
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&seen).into_owned();
+    assert!(head.contains("Transfer-Encoding: chunked"), "{}", head);
+    feed.send(&b"data: two\n\n"[..]).unwrap();
+    drop(feed);
+    let mut rest = String::new();
+    client.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "b\r\ndata: two\n\n\r\n0\r\n\r\n");
+}
