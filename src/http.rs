@@ -1,8 +1,10 @@
 //! The HTTP worker pool: N named threads share one `tiny_http::Server`, each
-//! with its own SQLite connection. A worker reads the request (body capped at
-//! 1 MiB), finds the route, checks access and the rate limit, runs the
-//! handler under a panic guard, adds the security headers, answers, and
-//! hands the audit row and the metrics off the request path.
+//! with its own SQLite connection. A worker takes a request (already read
+//! whole by its connection's thread, body capped at 1 MiB), finds the route,
+//! checks access and the rate limit, runs the handler under a panic guard,
+//! adds the security headers, hands the answer back to the connection's
+//! thread to write, and hands the audit row and the metrics off the request
+//! path. No worker ever waits on a client's socket.
 
 use crate::db::{self, AuditEntry};
 use crate::error::ApiError;
@@ -10,12 +12,12 @@ use crate::router::{self, Access, Found};
 use crate::{auth, clock};
 use rusqlite::Connection;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::io::{Cursor, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -171,7 +173,7 @@ impl Response {
 /// Every failure becomes its response here, and only here.
 pub fn error_response(e: &ApiError) -> Response {
     if let ApiError::Internal(detail) = e {
-        log::error!("request failed: {detail}");
+        log::error!("request failed: {}", log_safe(detail));
     }
     let mut body = json!({ "error": e.public_message() });
     let mut response = Response::json(e.status(), &Value::Null);
@@ -268,87 +270,21 @@ pub fn spawn_workers(
 }
 
 fn worker_main(server: &tiny_http::Server, mut ctx: Ctx) {
-    // recv() fails only after `unblock()`, which is how shutdown stops us.
-    while let Ok(raw) = server.recv() {
-        if body_on_the_wire(&raw) {
-            hand_off(&ctx, raw);
-        } else {
-            serve_one(&mut ctx, raw);
+    loop {
+        match server.recv() {
+            Ok(raw) => serve_one(&mut ctx, raw),
+            // `unblock()` (shutdown) ends the loop; so does a listener that
+            // failed for good (tiny_http has logged why): this worker then
+            // stops, and a stopped worker makes the process exit for its
+            // supervisor to restart it.
+            Err(_) => return,
         }
-    }
-}
-
-/// Requests whose body is read off the workers at the same time, at most.
-const MAX_BODY_READERS: usize = 64;
-
-/// tiny_http 0.12 reads a body of at most 1024 bytes (without
-/// `Expect: 100-continue`) together with the headers, on its own connection
-/// thread. Any other body within the limit is still on the wire, and a client
-/// sending it slowly would hold a worker for as long as it likes.
-fn body_on_the_wire(raw: &tiny_http::Request) -> bool {
-    let has = |name: &str, value: Option<&str>| {
-        raw.headers().iter().any(|h| {
-            h.field.as_str().as_str().eq_ignore_ascii_case(name)
-                && value.is_none_or(|v| h.value.as_str().eq_ignore_ascii_case(v))
-        })
-    };
-    match raw.body_length() {
-        Some(n) if n > MAX_BODY => false, // answered 413 without reading
-        Some(n) => n > 1024 || (n > 0 && has("Expect", Some("100-continue"))),
-        None => has("Transfer-Encoding", None),
-    }
-}
-
-/// Serves a request with a body still on the wire on a thread of its own
-/// (with its own database connection), so the worker goes back to `recv()`.
-fn hand_off(ctx: &Ctx, mut raw: tiny_http::Request) {
-    let readers = &ctx.shared.body_readers;
-    if readers.fetch_add(1, Ordering::SeqCst) >= MAX_BODY_READERS {
-        readers.fetch_sub(1, Ordering::SeqCst);
-        let busy = ApiError::Unavailable("Too many uploads in progress; try again shortly".into());
-        let _ = respond(raw, error_response(&busy).with_header("Retry-After", "1"));
-        return;
-    }
-    let forked = ctx.fork();
-    let shared = Arc::clone(&ctx.shared);
-    let spawned = std::thread::Builder::new()
-        .name("http-body".into())
-        .spawn(move || {
-            match forked {
-                Ok(mut ctx) => serve_one(&mut ctx, raw),
-                Err(e) => {
-                    let _ = read_request(&mut raw);
-                    let _ = respond(raw, error_response(&ApiError::Internal(e)));
-                }
-            }
-            shared.body_readers.fetch_sub(1, Ordering::SeqCst);
-        });
-    if let Err(e) = spawned {
-        ctx.shared.body_readers.fetch_sub(1, Ordering::SeqCst);
-        log::error!("could not start a body reader thread: {e}");
-    }
-}
-
-impl Ctx {
-    /// A second context with its own database connection.
-    pub fn fork(&self) -> Result<Ctx, String> {
-        Ok(Ctx {
-            db: worker_db(&self.shared.config.db_path)?,
-            shared: Arc::clone(&self.shared),
-            wa: self.wa.clone(),
-            audit: self.audit.clone(),
-            webhooks: self.webhooks.clone(),
-        })
     }
 }
 
 fn serve_one(ctx: &mut Ctx, mut raw: tiny_http::Request) {
     let started = Instant::now();
     let read = read_request(&mut raw);
-    // From here until the answer is written, the connection is busy on our
-    // side: the idle sweeper must leave it open however long that takes.
-    let shared = Arc::clone(&ctx.shared);
-    let in_flight = shared.in_flight.enter(raw.remote_addr().copied());
     let (response, req, route_name) = match read {
         Ok(req) => {
             let (response, route_name) = dispatch(ctx, &req);
@@ -368,13 +304,12 @@ fn serve_one(ctx: &mut Ctx, mut raw: tiny_http::Request) {
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
     if let Err(e) = respond(raw, response) {
-        log::debug!("could not write the response to {ip}: {e}");
+        log::debug!("could not answer {ip}: {e}");
     }
-    drop(in_flight);
     log::info!(
         "{} {} {} {}us",
         method.as_str(),
-        path,
+        log_safe(&path),
         status,
         elapsed.as_micros()
     );
@@ -402,6 +337,16 @@ fn serve_one(ctx: &mut Ctx, mut raw: tiny_http::Request) {
             created_at: clock::now_secs(),
         });
     }
+}
+
+/// `s` with every control character escaped (`\n`, `\u{1b}`, …), for a
+/// log line: text a client sent can then neither forge a line nor drive
+/// the terminal that shows the log.
+pub fn log_safe(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().flat_map(char::escape_debug).collect())
 }
 
 fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
@@ -433,10 +378,9 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
             )
         })
         .collect();
-    if raw.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    let mut body = Vec::new();
+    // The connection has read the body whole, within `body_policy`: this
+    // only copies it out of memory.
+    let mut body = Vec::with_capacity(raw.body_length().unwrap_or(0).min(MAX_BODY));
     raw.as_reader()
         .take(MAX_BODY as u64 + 1)
         .read_to_end(&mut body)
@@ -578,7 +522,7 @@ fn limit_failed_auth(
             "failed authentication from {} for {} {}",
             req.ip,
             req.method.as_str(),
-            req.path
+            log_safe(&req.path)
         );
     }
     limit(ctx, &format!("ip:{}", req.ip), rate_headers)
@@ -618,11 +562,36 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
     ("Referrer-Policy", "no-referrer"),
 ];
 
+/// Hands the response to the connection's thread, which writes it (within
+/// `HTTP_TIMEOUT_SECS`, plus time for its size) while this worker goes on.
 fn respond(raw: tiny_http::Request, response: Response) -> std::io::Result<()> {
-    let mut headers: Vec<tiny_http::Header> = Vec::with_capacity(response.headers.len() + 6);
+    let (status, headers) = tiny_http_head(response.status, &response.headers);
+    match response.body {
+        // Sent with their length, never chunked: a client can show progress
+        // and tell a cut-off answer from a whole one.
+        Body::Bytes(bytes) => {
+            let len = bytes.len();
+            raw.respond_detached(
+                tiny_http::Response::new(status, headers, Cursor::new(bytes), Some(len), None)
+                    .with_chunked_threshold(usize::MAX),
+            )
+        }
+        Body::File(file, len) => raw.respond_detached(
+            tiny_http::Response::new(status, headers, file, Some(len), None)
+                .with_chunked_threshold(usize::MAX),
+        ),
+    }
+}
+
+/// The status and headers of a response as tiny_http takes them, with the
+/// headers every response carries.
+fn tiny_http_head(
+    status: u16,
+    response_headers: &[(&'static str, String)],
+) -> (tiny_http::StatusCode, Vec<tiny_http::Header>) {
+    let mut headers: Vec<tiny_http::Header> = Vec::with_capacity(response_headers.len() + 6);
     let mut has_cache_control = false;
-    for (name, value) in response
-        .headers
+    for (name, value) in response_headers
         .iter()
         .map(|(n, v)| (*n, v.as_str()))
         .chain(SECURITY_HEADERS)
@@ -638,26 +607,57 @@ fn respond(raw: tiny_http::Request, response: Response) -> std::io::Result<()> {
             tiny_http::Header::from_bytes("Cache-Control", "no-store").expect("valid header"),
         );
     }
-    let status = tiny_http::StatusCode(response.status);
-    match response.body {
-        Body::Bytes(bytes) => {
-            let len = bytes.len();
-            raw.respond(tiny_http::Response::new(
-                status,
-                headers,
-                Cursor::new(bytes),
-                Some(len),
-                None,
-            ))
-        }
-        Body::File(file, len) => raw.respond(tiny_http::Response::new(
-            status,
-            headers,
-            file,
-            Some(len),
-            None,
-        )),
+    (tiny_http::StatusCode(status), headers)
+}
+
+/// The answer to a request the connection refuses before any worker sees
+/// it (malformed, too large, too slow): the usual JSON error.
+fn refusal(status: tiny_http::StatusCode) -> tiny_http::ResponseBox {
+    let error = match status.0 {
+        408 => "The request took too long to arrive".to_string(),
+        413 => ApiError::PayloadTooLarge.public_message(),
+        414 => "The request line is too long".to_string(),
+        417 => "Only Expect: 100-continue is supported".to_string(),
+        431 => "The request header fields are too large".to_string(),
+        505 => "Only HTTP/1.0 and HTTP/1.1 are supported".to_string(),
+        _ => "Malformed request".to_string(),
+    };
+    let body = serde_json::to_vec(&json!({ "error": error })).unwrap_or_default();
+    let content_type = [(
+        "Content-Type",
+        "application/json; charset=utf-8".to_string(),
+    )];
+    let (status, headers) = tiny_http_head(status.0, &content_type);
+    let len = body.len();
+    tiny_http::Response::new(status, headers, Cursor::new(body), Some(len), None).boxed()
+}
+
+/// What one client connection may cost: request line and headers capped
+/// (414, 431), bodies read whole by the connection's thread before a worker
+/// sees them and capped at `MAX_BODY` (413), every read and write bounded
+/// by `timeout` (plus time for large transfers), and at most
+/// `max_connections` open at once.
+pub fn limits(timeout: Duration, max_connections: usize) -> tiny_http::Limits {
+    tiny_http::Limits {
+        max_connections,
+        idle_timeout: timeout,
+        request_timeout: timeout,
+        response_timeout: timeout,
+        body_policy: Arc::new(|_| tiny_http::BodyPolicy::Memory { max: MAX_BODY }),
+        refusal: Arc::new(refusal),
+        ..tiny_http::Limits::default()
     }
+}
+
+/// Connections allowed at once under an open-file limit of `nofile`: each
+/// one is a socket, and may hold a media file open while it is sent, which
+/// must leave room for the databases (three files per SQLite connection:
+/// one per worker and per component thread), the WhatsApp connection, the
+/// webhook sockets and the process's own descriptors. Each connection is
+/// also a thread: 4,096 at most.
+pub fn max_connections(nofile: u64, workers: usize) -> usize {
+    let reserved = 64 + 3 * (workers as u64 + 8);
+    (nofile.saturating_sub(reserved) / 2).clamp(8, 4096) as usize
 }
 
 /// Binds the listener with TCP_NODELAY, which every accepted connection
@@ -665,7 +665,7 @@ fn respond(raw: tiny_http::Request, response: Response) -> std::io::Result<()> {
 /// it, a response larger than one write (headers, then the body in 8 KiB
 /// pieces) meets Nagle's algorithm and the client's delayed ACK: ~40 ms per
 /// JSON page instead of a fraction of a millisecond.
-pub fn bind(host: &str, port: u16) -> Result<tiny_http::Server, String> {
+pub fn bind(host: &str, port: u16, limits: tiny_http::Limits) -> Result<tiny_http::Server, String> {
     use socket2::{Domain, Protocol, Socket, Type};
     use std::net::ToSocketAddrs;
     let fail =
@@ -684,7 +684,8 @@ pub fn bind(host: &str, port: u16) -> Result<tiny_http::Server, String> {
         };
         match listen() {
             Ok(listener) => {
-                return tiny_http::Server::from_listener(listener, None).map_err(|e| fail(&e));
+                return tiny_http::Server::from_listener_with_limits(listener, limits.clone())
+                    .map_err(|e| fail(&e));
             }
             Err(e) => last_error = e.to_string(),
         }
@@ -715,6 +716,33 @@ mod tests {
         assert_eq!(percent_decode("%4", false), None);
         assert_eq!(percent_decode("%ff", false), None); // not UTF-8
         assert_eq!(percent_decode("%F0%9F%98%80", false).as_deref(), Some("😀"));
+    }
+
+    #[test]
+    fn log_lines_hold_no_control_characters() {
+        assert_eq!(log_safe("/api/v1/inbox"), "/api/v1/inbox");
+        assert!(matches!(log_safe("/caf\u{e9}"), Cow::Borrowed(_)));
+        assert_eq!(
+            log_safe("/a\nFORGED 200\r\u{1b}[2J\u{7f}\u{85}\t"),
+            "/a\\nFORGED 200\\r\\u{1b}[2J\\u{7f}\\u{85}\\t"
+        );
+        assert!(!log_safe("\u{0}\u{1f}\u{9b}").chars().any(char::is_control));
+    }
+
+    #[test]
+    fn connections_fit_under_the_open_file_limit() {
+        // Each may hold a socket and a media file; databases and the rest
+        // keep their room.
+        for (nofile, workers) in [(256, 4), (1024, 8), (4096, 8), (65536, 256)] {
+            let n = max_connections(nofile, workers) as u64;
+            assert!(
+                2 * n + 64 + 3 * (workers as u64 + 8) <= nofile,
+                "{nofile}, {workers}: {n}"
+            );
+            assert!(n >= 8);
+        }
+        assert_eq!(max_connections(1 << 20, 8), 4096);
+        assert_eq!(max_connections(16, 8), 8);
     }
 
     #[test]

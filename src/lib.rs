@@ -29,7 +29,6 @@ pub mod simulator;
 pub mod sink;
 pub mod state;
 pub mod status;
-pub mod timeouts;
 pub mod wa;
 pub mod webhooks;
 pub mod whatsapp;
@@ -229,8 +228,6 @@ pub struct Server {
     sink: JoinHandle<()>,
     webhooks: JoinHandle<()>,
     audit: JoinHandle<()>,
-    sweeper: JoinHandle<()>,
-    sweeper_stop: Arc<std::sync::atomic::AtomicBool>,
     /// The secrets follower (`secrets::spawn_follower`); it stops when
     /// `follower_stop` is dropped.
     follower: JoinHandle<()>,
@@ -252,14 +249,15 @@ pub fn start_with(
     mut config: Config,
     whatsapp_test_hook: Option<whatsapp::TestHook>,
 ) -> Result<Server, String> {
-    raise_fd_limit();
     for note in legacy::adopt_node_paths(&mut config, true)? {
         log::warn!("{note}");
     }
     let mut conn = open_data_dir(&config)?;
     // Bound before any secret is made: a busy port must not use up the
     // "shown once" key and password of a first start.
-    let http = Arc::new(http::bind(&config.host, config.port)?);
+    let max_connections = http::max_connections(open_file_limit(), config.http_workers);
+    let limits = http::limits(config.http_timeout, max_connections);
+    let http = Arc::new(http::bind(&config.host, config.port, limits)?);
     let secrets = secrets::prepare(&conn, &config)?;
 
     let shared = Arc::new(Shared::new(
@@ -322,14 +320,6 @@ pub fn start_with(
     };
 
     let port = http::local_port(&http);
-    let sweeper_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sweeper = timeouts::spawn(
-        port,
-        config.http_timeout,
-        Arc::clone(&shared),
-        Arc::clone(&sweeper_stop),
-    )
-    .map_err(io_err("http-timeouts"))?;
     let workers = http::spawn_workers(Arc::clone(&http), config.http_workers, || {
         Ok(http::Ctx {
             db: open()?,
@@ -362,8 +352,6 @@ pub fn start_with(
         sink: sink_join,
         webhooks: webhooks_join,
         audit: audit_join,
-        sweeper,
-        sweeper_stop,
     })
 }
 
@@ -384,8 +372,6 @@ impl Server {
     /// the sink drains, webhook lanes finish their attempt, audit flushes.
     pub fn shutdown(self) {
         let started = Instant::now();
-        self.sweeper_stop
-            .store(true, std::sync::atomic::Ordering::SeqCst);
         for _ in &self.workers {
             self.http.unblock();
         }
@@ -395,16 +381,14 @@ impl Server {
         let _ = self.wa.commands.send(WaCommand::Shutdown);
         drop(self.wa);
         drop(self.follower_stop);
-        // Bounded: a thread still held up (a body reader waiting on a slow
-        // client keeps the audit and webhook handles alive) must not stop
-        // the process from exiting within the 10 s a supervisor allows.
+        // Bounded: a thread still held up must not stop the process from
+        // exiting within the 10 s a supervisor allows.
         let deadline = started + Duration::from_secs(8);
         for thread in [
             self.backend,
             self.sink,
             self.webhooks,
             self.audit,
-            self.sweeper,
             self.follower,
         ] {
             while !thread.is_finished() && Instant::now() < deadline {
@@ -423,13 +407,16 @@ impl Server {
     }
 }
 
-/// Raises the open-file limit to its hard maximum. Every connection is a file
-/// descriptor; at the usual soft limit of 1024, a burst of connections makes
-/// `accept()` fail, which stops tiny_http's accept thread for good.
-fn raise_fd_limit() {
-    match rlimit::increase_nofile_limit(1 << 20) {
-        Ok(n) => log::debug!("open file limit: {n}"),
-        Err(e) => log::warn!("could not raise the open file limit: {e}"),
+/// The open-file limit the process runs under (its soft limit), which caps
+/// the connections served at once (`http::max_connections`). It is left as
+/// the supervisor set it.
+fn open_file_limit() -> u64 {
+    match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok((soft, _)) => soft,
+        Err(e) => {
+            log::warn!("could not read the open file limit ({e}); assuming 1024");
+            1024
+        }
     }
 }
 

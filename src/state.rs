@@ -6,7 +6,6 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use std::sync::RwLock;
-use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 /// Where the WhatsApp connection stands.
@@ -92,10 +91,6 @@ pub struct Shared {
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     pub started: Instant,
-    /// Requests whose body is being read off the worker pool (`http::hand_off`).
-    pub body_readers: AtomicUsize,
-    /// Clients whose request is in a handler (`timeouts` leaves them open).
-    pub in_flight: crate::timeouts::InFlight,
 }
 
 impl Shared {
@@ -117,8 +112,6 @@ impl Shared {
             flashes: crate::dashboard::Flashes::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
-            body_readers: AtomicUsize::new(0),
-            in_flight: Default::default(),
         }
     }
 

@@ -1,11 +1,17 @@
 //! Hostile input and hostile clients: every route needs its credentials,
-//! metacharacters change nothing, slow and idle clients block nobody.
+//! metacharacters change nothing, slow and idle clients block nobody, and no
+//! client can kill, pin or flood the server (the attacks at the end, each
+//! against the real binary over raw sockets, with `/api/v1/health` answering
+//! within a second throughout).
 
 use crate::support::*;
 use serde_json::json;
-use std::io::Write;
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use whatsapp_api::router::{Access, ROUTES};
 
 const ALICE: &str = "15551234567@s.whatsapp.net";
@@ -239,7 +245,6 @@ fn a_panicking_request_path_never_kills_a_worker() {
 
 #[test]
 fn idle_and_stalled_connections_are_closed_after_the_timeout() {
-    use std::io::Read;
     let s = TestServer::start_with(|c| c.http_timeout = Duration::from_secs(1));
     let addr = s.base.trim_start_matches("http://").to_string();
     let mut idle = TcpStream::connect(&addr).unwrap();
@@ -276,4 +281,393 @@ fn idle_and_stalled_connections_are_closed_after_the_timeout() {
         );
     }
     assert_eq!(s.get("/api/v1/status").status, 200);
+}
+
+// ---------------------------------------------------------------------------
+// Attacks on the HTTP front end. Each runs against the binary in a child
+// process (so a crash shows as a dead process), with 4 workers and
+// `HTTP_TIMEOUT_SECS=2`, while `HealthWatch` asks for `/api/v1/health`
+// every 200 ms and requires each answer within a second.
+
+/// One attack at a time: each needs the machine's attention to show that
+/// `/api/v1/health` answers within a second.
+static ONE_ATTACK_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The server the attacks meet (and the attack's turn, held until the end
+/// of the test).
+fn target(nofile: Option<u64>) -> (std::sync::MutexGuard<'static, ()>, TempDir, BinServer) {
+    let turn = ONE_ATTACK_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("attack");
+    let server = BinServer::start_limited(
+        &dir.0,
+        &[("HTTP_WORKERS", "4"), ("HTTP_TIMEOUT_SECS", "2")],
+        nofile,
+    );
+    (turn, dir, server)
+}
+
+/// `GET /api/v1/health` over a new connection, answered 200 within `limit`.
+fn health_within(addr: SocketAddr, limit: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut c = TcpStream::connect_timeout(&addr, limit).map_err(|e| format!("connect: {e}"))?;
+    c.set_read_timeout(Some(limit)).unwrap();
+    c.set_write_timeout(Some(limit)).unwrap();
+    c.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut answer = Vec::new();
+    c.read_to_end(&mut answer)
+        .map_err(|e| format!("read after {:?}: {e}", started.elapsed()))?;
+    let took = started.elapsed();
+    if !answer.starts_with(b"HTTP/1.1 200") {
+        return Err(format!("answered {:?}", String::from_utf8_lossy(&answer)));
+    }
+    if took > limit {
+        return Err(format!("answered after {took:?}"));
+    }
+    Ok(took)
+}
+
+/// Checks `/api/v1/health` every 200 ms from its own thread until `finish`.
+struct HealthWatch {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<(usize, Vec<String>)>,
+}
+
+impl HealthWatch {
+    fn start(addr: SocketAddr) -> HealthWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let (mut checks, mut failures) = (0, Vec::new());
+            while !flag.load(Ordering::SeqCst) {
+                checks += 1;
+                if let Err(e) = health_within(addr, Duration::from_secs(1)) {
+                    failures.push(e);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            (checks, failures)
+        });
+        HealthWatch { stop, thread }
+    }
+
+    /// Stops watching; fails if any check failed.
+    fn finish(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let (checks, failures) = self.thread.join().unwrap();
+        assert!(checks > 0);
+        assert!(
+            failures.is_empty(),
+            "/api/v1/health failed {} of {checks} times during the attack: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(3)]
+        );
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c
+}
+
+/// Reads until the server closes the connection (10 s at most).
+fn read_until_closed(c: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let result = c.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        result.is_ok() || !answer.is_empty(),
+        "no answer, and the connection was not closed: {result:?}"
+    );
+    answer
+}
+
+/// Sends `raw` on a new connection and reads until the server closes it.
+fn exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut c = connect(addr);
+    c.write_all(raw).unwrap();
+    read_until_closed(&mut c)
+}
+
+/// Sends `start`, then `filler` up to `total` bytes while another thread
+/// reads: returns the answer once the server has closed the connection.
+fn flood(addr: SocketAddr, start: &[u8], filler: &[u8], total: usize) -> String {
+    let mut c = connect(addr);
+    let mut reading = c.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut answer = Vec::new();
+        let _ = reading.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    let chunk = filler.repeat((64 * 1024 / filler.len()).max(1));
+    let mut sent = 0;
+    if c.write_all(start).is_ok() {
+        while sent < total && c.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+    }
+    let _ = c.write_all(b"\r\n\r\n");
+    reader.join().unwrap()
+}
+
+#[test]
+fn attack_a_huge_announced_body_is_refused_without_allocating_it() {
+    let (_turn, _dir, mut server) = target(None);
+    let addr = server.addr();
+    let watch = HealthWatch::start(addr);
+    for _ in 0..3 {
+        let answer = exchange(
+            addr,
+            b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("Connection: close"), "{answer}");
+        assert!(answer.contains(r#"{"error":"#), "{answer}");
+    }
+    watch.finish();
+    assert!(server.alive());
+}
+
+#[test]
+fn attack_running_out_of_file_descriptors_is_survived() {
+    // 256 open files: room for ~100 connections after the databases.
+    let (_turn, _dir, mut server) = target(Some(256));
+    let addr = server.addr();
+    for round in 0..3 {
+        let held: Vec<TcpStream> = (0..300).map(|_| connect(addr)).collect();
+        if let Err(e) = health_within(addr, Duration::from_secs(1)) {
+            panic!("round {round}, 300 connections open: {e}");
+        }
+        drop(held);
+    }
+    let watch = HealthWatch::start(addr);
+    for _ in 0..300 {
+        drop(connect(addr));
+    }
+    watch.finish();
+    assert!(server.alive());
+}
+
+/// A connection with a small receive buffer (no autotuning): a client that
+/// stops reading fills it, and the server's send buffer, quickly.
+fn connect_small_window(addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let c: TcpStream = socket.into();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c
+}
+
+#[test]
+fn attack_pipelined_requests_never_read_pin_nothing() {
+    let (_turn, _dir, mut server) = target(None);
+    let addr = server.addr();
+    let fds_before = server.open_fds();
+    let watch = HealthWatch::start(addr);
+    // 400 requests for the largest document (31 KB) on each of 8
+    // connections (twice the workers) that never read an answer.
+    let requests = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(400);
+    let mut conns: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let c = connect_small_window(addr);
+            let mut writing = c.try_clone().unwrap();
+            let requests = requests.clone();
+            // The server reads requests only as it answers them: write
+            // from a thread of its own.
+            std::thread::spawn(move || writing.write_all(&requests));
+            c
+        })
+        .collect();
+    // Once a client's buffers are full, the answer being written misses
+    // its deadline and the server closes the connection (its descriptor
+    // goes; the FIN waits behind the unread data).
+    eventually(20, "the server to close the attacking connections", || {
+        (server.open_fds() <= fds_before).then_some(())
+    });
+    watch.finish();
+    let answered: Vec<usize> = conns
+        .iter_mut()
+        .map(|c| read_until_closed(c).matches("HTTP/1.1 200").count())
+        .collect();
+    assert!(
+        answered.iter().all(|&n| n < 400),
+        "answers per connection: {answered:?}"
+    );
+    assert!(server.alive());
+}
+
+#[test]
+fn attack_slow_bodies_and_upgrade_requests_pin_nothing() {
+    let (_turn, _dir, mut server) = target(None);
+    let addr = server.addr();
+    let watch = HealthWatch::start(addr);
+    let post = |len: usize| {
+        format!(
+            "POST /api/v1/webhooks HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{"
+        )
+    };
+    // Over the limit, then a byte now and then: refused at once.
+    let mut over: Vec<TcpStream> = (0..8).map(|_| connect(addr)).collect();
+    // Within the limit, trickled: cut off at the request's deadline.
+    let within: Vec<TcpStream> = (0..8).map(|_| connect(addr)).collect();
+    for c in &mut over {
+        c.write_all(post(2_000_000).as_bytes()).unwrap();
+    }
+    for mut c in &within {
+        c.write_all(post(100_000).as_bytes()).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickle = {
+        let stop = Arc::clone(&stop);
+        let mut conns: Vec<TcpStream> = over
+            .iter()
+            .chain(&within)
+            .map(|c| c.try_clone().unwrap())
+            .collect();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                for c in &mut conns {
+                    let _ = c.write_all(b" ");
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    // A protocol upgrade no route offers: an ordinary request, and the
+    // connection goes on.
+    let mut upgrades: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut c = connect(addr);
+            c.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    for c in &mut over {
+        let answer = read_until_closed(c);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    }
+    for c in &mut upgrades {
+        c.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let answer = read_until_closed(c);
+        assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+    }
+    let started = Instant::now();
+    for mut c in within {
+        let answer = read_until_closed(&mut c);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    stop.store(true, Ordering::SeqCst);
+    trickle.join().unwrap();
+    watch.finish();
+    assert!(server.alive());
+}
+
+#[test]
+fn attack_huge_request_heads_are_refused_and_memory_stays_bounded() {
+    let (_turn, _dir, mut server) = target(None);
+    let addr = server.addr();
+    let watch = HealthWatch::start(addr);
+    let before = server.peak_rss_kb();
+    // A 64 MB header value.
+    let answer = flood(
+        addr,
+        b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Big: ",
+        b"a",
+        64 << 20,
+    );
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
+    // 100,000 header fields.
+    let answer = flood(
+        addr,
+        b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n",
+        b"X-Many: many\r\n",
+        100_000 * 14,
+    );
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
+    // A 64 MB request line.
+    let answer = flood(addr, b"GET /api/v1/health?", b"a", 64 << 20);
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer:.200}");
+    let growth_kb = server.peak_rss_kb().saturating_sub(before);
+    assert!(growth_kb < 32 * 1024, "peak memory grew by {growth_kb} kB");
+    watch.finish();
+    assert!(server.alive());
+}
+
+#[test]
+fn attack_ambiguous_framing_is_refused_and_closes_the_connection() {
+    let (_turn, _dir, mut server) = target(None);
+    let addr = server.addr();
+    let watch = HealthWatch::start(addr);
+    let cases: &[&[u8]] = &[
+        b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+        b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n",
+        b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello",
+        b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 5x\r\n\r\nhello",
+        b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-A: a\r\n Content-Length: 5\r\n\r\nhello",
+        b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-A: a\nContent-Length: 5\r\n\r\nhello",
+        b"GET /api/v1/health HTTP/1.1\nHost: x\r\n\r\n",
+        b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello",
+    ];
+    for raw in cases {
+        let answer = exchange(addr, raw);
+        assert!(
+            answer.starts_with("HTTP/1.1 400") && answer.contains("Connection: close"),
+            "{:?} -> {answer:?}",
+            String::from_utf8_lossy(raw)
+        );
+        assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+    }
+    // A request hidden in the body of one with a bogus Transfer-Encoding is
+    // never answered: the connection closes after the 400.
+    let smuggle = b"POST /api/v1/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\nGET /api/v1/status HTTP/1.1\r\nHost: x\r\nX-API-Key: wrong\r\n\r\n";
+    let answer = exchange(addr, smuggle);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+    watch.finish();
+    assert!(server.alive());
+}
+
+#[test]
+fn attack_control_characters_never_reach_a_log_line() {
+    let (_turn, _dir, mut server) = target(None);
+    let addr = server.addr();
+    for raw in [
+        &b"GET /api/v1/health\nFORGED log line HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"GET /api/v1/\x1b[2Jred HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nUser-Agent: \x1b[31mred\r\n\r\n",
+        b"GET /api/v1/inbox%0aFORGED%1b[2J HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ] {
+        let answer = exchange(addr, raw);
+        assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    }
+    // The last line this test causes; then every line before it is there.
+    exchange(
+        addr,
+        b"GET /api/v1/log-sentinel HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    eventually(10, "the sentinel in the log", || {
+        server
+            .log()
+            .iter()
+            .any(|l| l.contains("/api/v1/log-sentinel"))
+            .then_some(())
+    });
+    let log = server.log();
+    for line in &log {
+        assert!(!line.starts_with("FORGED"), "a forged log line: {line:?}");
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+    }
+    assert!(server.alive());
 }

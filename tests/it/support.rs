@@ -543,6 +543,16 @@ impl BinServer {
     /// and password, and `extra` environment (an empty value unsets one);
     /// waits until it listens.
     pub fn start(dir: &std::path::Path, extra: &[(&str, &str)]) -> BinServer {
+        BinServer::start_limited(dir, extra, None)
+    }
+
+    /// `start`, in a process allowed `nofile` open files (soft and hard
+    /// limit) when given.
+    pub fn start_limited(
+        dir: &std::path::Path,
+        extra: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> BinServer {
         let dir_text = dir.display().to_string();
         let mut env = vec![
             ("DATA_DIR", dir_text.as_str()),
@@ -555,7 +565,7 @@ impl BinServer {
         env.extend_from_slice(extra);
         // An empty working directory: no `.env` is read.
         let cwd = TempDir::new("bin-cwd");
-        let mut server = BinServer::spawn(&cwd.0, &["serve"], &env);
+        let mut server = BinServer::spawn_limited(&cwd.0, &["serve"], &env, nofile);
         server.cwd = Some(cwd);
         server
     }
@@ -564,8 +574,37 @@ impl BinServer {
     /// PATH and `env` (later pairs win) in its environment; waits until it
     /// listens.
     pub fn spawn(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> BinServer {
+        BinServer::spawn_limited(cwd, args, env, None)
+    }
+
+    /// `spawn`, in a process allowed `nofile` open files when given.
+    fn spawn_limited(
+        cwd: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> BinServer {
         use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_whatsapp-api"));
+        if let Some(n) = nofile {
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: runs in the child between fork and exec, where only
+            // async-signal-safe calls are allowed: setrlimit is one, and
+            // it only reads `limit`, copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         cmd.args(args)
             .current_dir(cwd)
             .env_clear()
@@ -611,6 +650,33 @@ impl BinServer {
             output,
             cwd: None,
         }
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// The process's open file descriptors.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .unwrap()
+            .count()
+    }
+
+    /// The most memory the process has held (`VmHWM`), in kB.
+    pub fn peak_rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
     }
 
     pub fn request(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Resp {
