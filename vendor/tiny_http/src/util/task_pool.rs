@@ -72,7 +72,11 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) -> std::io::Result<()> {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // A task is queued only for an idle thread that no queued task has
+        // claimed yet; otherwise (0.12 queued whenever one thread was idle)
+        // a task could wait for another to end, and a task here is a whole
+        // connection.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code))
         } else {
             queue.push_back(code);
@@ -140,5 +144,39 @@ impl Drop for TaskPool {
             .active_tasks
             .store(999_999_999, Ordering::Release);
         self.sharing.condvar.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskPool;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    // Tasks here are connections, which last: one must never wait in the
+    // queue for another to end while it could have a thread of its own.
+    #[test]
+    fn long_tasks_spawned_at_once_all_run_at_once() {
+        let pool = TaskPool::new();
+        let started = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(AtomicBool::new(false));
+        for _ in 0..20 {
+            let (started, release) = (Arc::clone(&started), Arc::clone(&release));
+            pool.spawn(Box::new(move || {
+                started.fetch_add(1, Ordering::SeqCst);
+                while !release.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }))
+            .unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while started.load(Ordering::SeqCst) < 20 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let running = started.load(Ordering::SeqCst);
+        release.store(true, Ordering::SeqCst);
+        assert_eq!(running, 20, "tasks waited behind others");
     }
 }
