@@ -645,15 +645,13 @@ fn attack_ambiguous_framing_is_refused_and_closes_the_connection() {
 fn attack_control_characters_never_reach_a_log_line() {
     let (_turn, _dir, mut server) = target(None);
     let addr = server.addr();
-    for raw in [
-        &b"GET /api/v1/health\nFORGED log line HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+    let answers = [
+        &b"GET /api/v1/\nFORGED-LINE HTTP/1.1\r\nHost: x\r\n\r\n"[..],
         b"GET /api/v1/\x1b[2Jred HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nUser-Agent: \x1b[31mred\r\n\r\n",
         b"GET /api/v1/inbox%0aFORGED%1b[2J HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    ] {
-        let answer = exchange(addr, raw);
-        assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
-    }
+    ]
+    .map(|raw| exchange(addr, raw));
     // The last line this test causes; then every line before it is there.
     exchange(
         addr,
@@ -670,6 +668,11 @@ fn attack_control_characters_never_reach_a_log_line() {
     for line in &log {
         assert!(!line.starts_with("FORGED"), "a forged log line: {line:?}");
         assert!(!line.chars().any(char::is_control), "{line:?}");
+    }
+    // Raw control characters are refused (400); percent-escapes are a 404,
+    // logged as sent.
+    for answer in answers {
+        assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
     }
     assert!(server.alive());
 }
