@@ -45,7 +45,9 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// Number of HTTP worker threads.
     pub http_workers: usize,
-    /// Read/write timeout of client connections.
+    /// How long a client connection may stay silent, and the deadline
+    /// (before allowances for size) of reading a request and of writing a
+    /// response.
     pub http_timeout: Duration,
 }
 
@@ -166,7 +168,7 @@ const VARIABLES: &[(&str, Option<&str>, &str)] = &[
     (
         "HTTP_TIMEOUT_SECS",
         Some("30"),
-        "a client connection idle or stalled this long is closed",
+        "a client connection silent this long is closed; also how long a request may take to arrive and a response to be written (more for large ones)",
     ),
 ];
 

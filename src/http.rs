@@ -2,9 +2,10 @@
 //! with its own SQLite connection. A worker takes a request (already read
 //! whole by its connection's thread, body capped at 1 MiB), finds the route,
 //! checks access and the rate limit, runs the handler under a panic guard,
-//! adds the security headers, hands the answer back to the connection's
-//! thread to write, and hands the audit row and the metrics off the request
-//! path. No worker ever waits on a client's socket.
+//! adds the security headers, sends the answer without waiting on the
+//! client (what the client does not take at once, its connection's thread
+//! sends), and hands the audit row and the metrics off the request path.
+//! No worker waits on a client.
 
 use crate::db::{self, AuditEntry};
 use crate::error::ApiError;
@@ -562,8 +563,9 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
     ("Referrer-Policy", "no-referrer"),
 ];
 
-/// Hands the response to the connection's thread, which writes it (within
-/// `HTTP_TIMEOUT_SECS`, plus time for its size) while this worker goes on.
+/// Sends the response: what the socket takes at once (nearly always all of
+/// it, waiting at most 20 ms more); the connection's thread sends the rest,
+/// and a file, within `HTTP_TIMEOUT_SECS` plus time for its size.
 fn respond(raw: tiny_http::Request, response: Response) -> std::io::Result<()> {
     let (status, headers) = tiny_http_head(response.status, &response.headers);
     match response.body {

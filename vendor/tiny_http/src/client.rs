@@ -1,15 +1,15 @@
 //! One client connection, served by its own thread from accept to close.
 //!
 //! The thread reads a request whole (head and body, within the limits and
-//! deadlines of `Limits`), hands it to the server's queue, waits for its
-//! answer and writes it, then reads the next one. A request is handed out
-//! only once the previous one is answered, so one connection never occupies
-//! more than one of the threads calling `Server::recv`, and never while its
-//! client is slow to send or to read.
+//! deadlines of `Limits`) and hands it to the server's queue; the handler
+//! sends the answer (this thread sends any rest the client did not take at
+//! once), and only then is the next request read. So one connection never
+//! occupies more than one of the threads calling `Server::recv`, and never
+//! while its client is slow to send or to read.
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::Shutdown;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use crate::common::{HTTPVersion, Header};
 use crate::conn::{Conn, DeadlineWriter, SocketReader};
 use crate::parse::{self, BodyFraming, Framing, HeadError};
 use crate::request::{Reply, ReplyTo};
-use crate::response::Prepared;
+use crate::send::{send, SendAs};
 use crate::util::MessagesQueue;
 use crate::{BodyPolicy, Limits, Message, Method, Request, StatusCode};
 
@@ -25,6 +25,10 @@ use crate::{BodyPolicy, Limits, Message, Method, Request, StatusCode};
 const READ_BUFFER: usize = 8 * 1024;
 /// Empty lines tolerated before a request line (RFC 9112 §2.2).
 const MAX_EMPTY_LINES: usize = 4;
+/// While the answer to the last request may still have a rest for this
+/// thread to send (a client taking it slowly), the wait for the next request
+/// wakes this often to look.
+const PENDING_POLL: Duration = Duration::from_millis(10);
 /// Longest chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 1024;
 /// A body is read into a buffer that grows with what arrives, starting at
@@ -89,11 +93,16 @@ struct Head {
 
 pub(crate) struct ClientConnection {
     conn: Arc<Conn>,
+    /// The client's address, asked once (each ask is a system call).
+    remote_addr: Option<std::net::SocketAddr>,
     input: BufReader<SocketReader>,
     limits: Arc<Limits>,
     messages: Arc<MessagesQueue<Message>>,
-    replies_tx: Sender<Reply>,
+    replies_tx: mpsc::Sender<Reply>,
     replies: Receiver<Reply>,
+    /// Whether the answer to the last request handed out may not be sent
+    /// yet (see `wait_for_request`).
+    answer_pending: bool,
     /// The line being read (reused).
     line: Vec<u8>,
 }
@@ -111,12 +120,14 @@ impl ClientConnection {
         };
         let (replies_tx, replies) = mpsc::channel();
         ClientConnection {
+            remote_addr: conn.peer_addr(),
             conn,
             input: BufReader::with_capacity(READ_BUFFER, reader),
             limits,
             messages,
             replies_tx,
             replies,
+            answer_pending: false,
             line: Vec::with_capacity(256),
         }
     }
@@ -137,15 +148,8 @@ impl ClientConnection {
     }
 
     fn serve_one(&mut self) -> Next {
-        // Waiting for a request: the connection may be closed to make room.
-        self.conn.set_idle();
-        self.set_read_deadline(
-            Instant::now() + self.limits.idle_timeout,
-            self.limits.idle_timeout,
-        );
-        match self.input.fill_buf() {
-            Ok([]) | Err(_) => return Next::Close,
-            Ok(_) => {}
+        if let Err(next) = self.wait_for_request() {
+            return next;
         }
         let started = Instant::now();
         self.set_read_deadline(
@@ -166,7 +170,7 @@ impl ClientConnection {
             head.target,
             head.version,
             head.headers,
-            self.conn.peer_addr(),
+            self.remote_addr,
         );
         request.set_closes_connection(!head.framing.keep_alive);
         let max = match (self.limits.body_policy)(&request) {
@@ -206,24 +210,80 @@ impl ClientConnection {
             min_transfer_rate: self.limits.min_transfer_rate,
         });
         self.messages.push(request.into());
-        self.await_answer()
+        self.answer_pending = true;
+        Next::KeepAlive
     }
 
-    /// Waits for the handler's answer and writes it.
-    fn await_answer(&mut self) -> Next {
-        match self.replies.recv() {
-            Ok(Reply::Write(prepared)) => match self.write_response(prepared) {
-                Ok(false) => Next::KeepAlive,
-                Ok(true) => Next::CloseGracefully,
-                Err(e) => {
-                    log::debug!("could not write a response: {}", e);
-                    Next::Close
+    /// Waits for the first byte of the next request, and for the answer to
+    /// the last one to be sent. Usually the handler's thread sends it whole
+    /// (`respond_detached`) and the client's next request finds it done, so
+    /// the two threads never wait on each other; while it is pending, this
+    /// looks every `PENDING_POLL` for a rest of the answer left to it.
+    /// A request is read only once the answer before it is sent: bytes that
+    /// follow an upgrade are never taken for a request.
+    fn wait_for_request(&mut self) -> Result<(), Next> {
+        loop {
+            if self.answer_pending {
+                self.set_read_wait(None, PENDING_POLL);
+            } else {
+                // Waiting for a request: the connection may be closed to
+                // make room.
+                self.conn.set_idle();
+                self.set_read_wait(
+                    Some(Instant::now() + self.limits.idle_timeout),
+                    self.limits.idle_timeout,
+                );
+            }
+            match self.input.fill_buf() {
+                Ok([]) => return Err(Next::Close),
+                Ok(_) => break,
+                Err(e) if e.kind() == ErrorKind::TimedOut && self.answer_pending => {
+                    if let Ok(reply) = self.replies.try_recv() {
+                        self.take_reply(reply)?;
+                    }
                 }
-            },
-            Ok(Reply::Written { close: false }) => Next::KeepAlive,
-            Ok(Reply::Written { close: true }) => Next::CloseGracefully,
-            Ok(Reply::Detached) => Next::HandedOver,
-            Ok(Reply::Upgrade(to)) => {
+                Err(_) => return Err(Next::Close),
+            }
+        }
+        while self.answer_pending {
+            match self.replies.recv() {
+                Ok(reply) => self.take_reply(reply)?,
+                // Every request answers (its drop sends a 500); this is a
+                // server shutting down.
+                Err(_) => return Err(Next::Close),
+            }
+        }
+        Ok(())
+    }
+
+    /// Acts on the handler's answer to the request handed out.
+    fn take_reply(&mut self, reply: Reply) -> Result<(), Next> {
+        self.answer_pending = false;
+        match reply {
+            Reply::Sent { close: false } => Ok(()),
+            Reply::Sent { close: true } => Err(Next::CloseGracefully),
+            Reply::Rest(rest) => {
+                let close = rest.close;
+                let deadline = rest.total_len.map(|len| {
+                    Instant::now()
+                        + self.limits.response_timeout
+                        + self.limits.transfer_allowance(len)
+                });
+                let sender = SendAs::Connection {
+                    deadline,
+                    stall: self.limits.response_timeout,
+                };
+                match send(&self.conn, rest, sender) {
+                    Ok(_) if close => Err(Next::CloseGracefully),
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        log::debug!("could not send a response: {}", e);
+                        Err(Next::Close)
+                    }
+                }
+            }
+            Reply::Detached => Err(Next::HandedOver),
+            Reply::Upgrade(to) => {
                 // What was read past the request belongs to the new
                 // protocol: the reader goes with its buffer. Its reads wait
                 // at most `request_timeout` each, with no total deadline.
@@ -238,12 +298,15 @@ impl ClientConnection {
                 let mut input = std::mem::replace(&mut self.input, empty);
                 input.get_mut().deadline = None;
                 let _ = to.send(Box::new(input));
-                Next::HandedOver
+                Err(Next::HandedOver)
             }
-            // Every request answers (its drop sends a 500); this is a server
-            // shutting down.
-            Err(_) => Next::Close,
         }
+    }
+
+    fn set_read_wait(&mut self, deadline: Option<Instant>, stall: Duration) {
+        let reader = self.input.get_mut();
+        reader.deadline = deadline;
+        reader.stall = stall;
     }
 
     fn set_read_deadline(&mut self, deadline: Instant, stall: Duration) {
@@ -393,18 +456,6 @@ impl ClientConnection {
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
     }
 
-    /// Writes a response by its deadline. True when the connection ends
-    /// after it.
-    fn write_response(&mut self, prepared: Prepared<Box<dyn Read + Send>>) -> io::Result<bool> {
-        let deadline = prepared.total_len.map(|len| {
-            Instant::now() + self.limits.response_timeout + self.limits.transfer_allowance(len)
-        });
-        let mut writer = self.writer(deadline);
-        writer.write_all(&prepared.head)?;
-        prepared.body.copy_to(&mut writer)?;
-        Ok(prepared.close)
-    }
-
     /// Answers a request that cannot be served, then ends the connection.
     fn refuse(&mut self, e: ReadError) -> Next {
         let status = match e {
@@ -413,21 +464,21 @@ impl ClientConnection {
             ReadError::TooLarge => 413,
             ReadError::Refused(e) => {
                 if let HeadError::BadRequest(why) = e {
-                    log::debug!(
-                        "refused a request from {:?}: {}",
-                        self.conn.peer_addr(),
-                        why
-                    );
+                    log::debug!("refused a request from {:?}: {}", self.remote_addr, why);
                 }
                 e.status()
             }
         };
         let response = (self.limits.refusal)(StatusCode(status));
-        match response.prepare(&HTTPVersion(1, 1), &[], false, true, None) {
-            Ok(prepared) => match self.write_response(prepared) {
-                Ok(_) => Next::CloseGracefully,
-                Err(_) => Next::Close,
-            },
+        let sender = SendAs::Connection {
+            deadline: Some(Instant::now() + self.limits.response_timeout),
+            stall: self.limits.response_timeout,
+        };
+        match response
+            .prepare(&HTTPVersion(1, 1), &[], false, true, None)
+            .and_then(|prepared| send(&self.conn, prepared, sender))
+        {
+            Ok(_) => Next::CloseGracefully,
             Err(_) => Next::Close,
         }
     }

@@ -78,6 +78,16 @@ impl Conn {
         self.stream.read(buf).map_err(timeout_kind)
     }
 
+    /// Sends what the socket takes now, without waiting (`WouldBlock` when
+    /// it takes nothing).
+    pub(crate) fn send_nowait(&self, buf: &[u8]) -> io::Result<usize> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        const FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        const FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+        self.stream.socket().send_with_flags(buf, FLAGS)
+    }
+
     /// Writes once, like `read_by`.
     pub(crate) fn write_by(
         &self,

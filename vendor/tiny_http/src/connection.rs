@@ -98,6 +98,15 @@ impl Connection {
         }
     }
 
+    /// The socket, for options std does not offer.
+    pub(crate) fn socket(&self) -> socket2::SockRef<'_> {
+        match self {
+            Self::Tcp(s) => socket2::SockRef::from(s),
+            #[cfg(unix)]
+            Self::Unix(s) => socket2::SockRef::from(s),
+        }
+    }
+
     pub(crate) fn shutdown(&self, how: Shutdown) -> std::io::Result<()> {
         match self {
             Self::Tcp(s) => s.shutdown(how),

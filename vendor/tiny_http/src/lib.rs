@@ -130,6 +130,7 @@ mod limits;
 mod parse;
 mod request;
 mod response;
+mod send;
 mod test;
 mod util;
 

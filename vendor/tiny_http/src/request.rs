@@ -7,8 +7,9 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::conn::{Conn, DeadlineWriter, OwnedWriter};
+use crate::conn::{Conn, OwnedWriter};
 use crate::response::Prepared;
+use crate::send::{send, SendAs, Sent};
 use crate::{HTTPVersion, Header, Method, Response};
 
 /// Represents an HTTP request made by a client.
@@ -36,9 +37,9 @@ use crate::{HTTPVersion, Header, Method, Response};
 /// # Answering
 ///
 /// [`respond`](Request::respond) writes the response on the calling thread;
-/// [`respond_detached`](Request::respond_detached) hands it to the connection's own
-/// thread and returns at once, so that a client reading slowly (or not at all) never
-/// holds the caller.
+/// [`respond_detached`](Request::respond_detached) sends what the client takes at once
+/// and leaves the rest to the connection's own thread, so that a client reading slowly
+/// (or not at all) never holds the caller for long.
 ///
 /// # Automatic cleanup
 ///
@@ -97,11 +98,12 @@ pub(crate) enum ReplyTo {
 
 /// What the connection's thread is told once a request is answered.
 pub(crate) enum Reply {
-    /// Write this response, then go on with the next request (unless it
-    /// closes the connection).
-    Write(Prepared<Box<dyn Read + Send>>),
-    /// The response was written by the handler's thread.
-    Written { close: bool },
+    /// The handler's thread sent the whole response.
+    Sent { close: bool },
+    /// The handler's thread sent what the client took at once: send the
+    /// rest, then go on with the next request (unless it closes the
+    /// connection).
+    Rest(Prepared<Box<dyn Read + Send>>),
     /// The handler took the connection's writer (`into_writer`): it owns the
     /// connection from now on.
     Detached,
@@ -333,7 +335,8 @@ impl Request {
     }
 
     /// Sends a response to this request, writing it on the calling thread
-    /// (within the server's `response_timeout`).
+    /// (within the server's `response_timeout`, plus the response's size at
+    /// `min_transfer_rate`).
     #[inline]
     pub fn respond<R>(mut self, response: Response<R>) -> Result<(), IoError>
     where
@@ -358,41 +361,37 @@ impl Request {
                                 + write_base
                                 + Duration::from_secs(len / min_transfer_rate.max(1))
                         });
-                        let mut writer = DeadlineWriter {
-                            conn: &conn,
+                        let close = prepared.close;
+                        let sender = SendAs::Connection {
                             deadline,
                             stall: write_stall,
                         };
-                        writer.write_all(&prepared.head)?;
-                        prepared.body.copy_to(&mut writer)?;
-                        Ok(prepared.close)
+                        send(&conn, prepared, sender).map(|_| close)
                     });
                 // A response cut short leaves the connection unusable.
                 let close = *result.as_ref().unwrap_or(&true);
-                let _ = replies.send(Reply::Written { close });
+                let _ = replies.send(Reply::Sent { close });
                 Self::ignore_client_closing_errors(result.map(|_| ()))
             }
             Some(ReplyTo::Writer(mut writer)) => {
                 let prepared = response.prepare(&version, &self.headers, head_only, close, None)?;
-                Self::ignore_client_closing_errors(
-                    writer
-                        .write_all(&prepared.head)
-                        .and_then(|()| prepared.body.copy_to(&mut writer)),
-                )?;
+                Self::ignore_client_closing_errors(prepared.write_to(&mut writer))?;
                 Self::ignore_client_closing_errors(writer.flush())
             }
             None => Ok(()),
         }
     }
 
-    /// Sends a response to this request through the connection's own thread,
-    /// and returns at once: however slowly the client reads it, the caller is
-    /// free. The connection's thread writes it within the server's
-    /// `response_timeout` (plus the response's size at `min_transfer_rate`)
-    /// and closes the connection if it cannot.
+    /// Sends a response to this request without waiting on the client: the
+    /// calling thread sends what the connection takes at once (nearly always
+    /// all of it), waiting at most a few milliseconds more, and the
+    /// connection's own thread sends any rest, within the server's
+    /// `response_timeout` (plus the response's size at `min_transfer_rate`),
+    /// closing the connection if it cannot. However slowly the client reads,
+    /// the caller is soon free.
     ///
     /// An error means the response could not be prepared (its reader failed
-    /// while the start of the body was read) or the connection is gone.
+    /// while the start of the body was read) or the client went away.
     pub fn respond_detached<R>(mut self, response: Response<R>) -> Result<(), IoError>
     where
         R: Read + Send + 'static,
@@ -401,22 +400,31 @@ impl Request {
         let head_only = self.method == Method::Head;
         let version = self.http_version.clone();
         match self.reply.take() {
-            Some(ReplyTo::Connection { replies, .. }) => {
-                match response.prepare(&version, &self.headers, head_only, close, None) {
-                    Ok(prepared) => {
-                        let prepared = Prepared {
-                            head: prepared.head,
-                            body: prepared.body.boxed(),
-                            total_len: prepared.total_len,
-                            close: prepared.close,
-                        };
-                        replies.send(Reply::Write(prepared)).map_err(|_| {
-                            IoError::new(ErrorKind::NotConnected, "the connection is gone")
+            Some(ReplyTo::Connection {
+                replies,
+                conn,
+                write_stall,
+                ..
+            }) => {
+                let result = response
+                    .prepare(&version, &self.headers, head_only, close, None)
+                    .and_then(|prepared| {
+                        let close = prepared.close;
+                        let sender = SendAs::Handler { stall: write_stall };
+                        Ok(match send(&conn, prepared.boxed(), sender)? {
+                            Sent::All => Reply::Sent { close },
+                            Sent::Rest(rest) => Reply::Rest(rest),
                         })
+                    });
+                match result {
+                    Ok(reply) => {
+                        let _ = replies.send(reply);
+                        Ok(())
                     }
                     Err(e) => {
-                        let _ = replies.send(Reply::Written { close: true });
-                        Err(e)
+                        // A response cut short leaves the connection unusable.
+                        let _ = replies.send(Reply::Sent { close: true });
+                        Self::ignore_client_closing_errors(Err(e))
                     }
                 }
             }

@@ -80,13 +80,18 @@ fn build_date_header() -> Header {
     Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
 }
 
-/// Bodies up to this size are read into the buffer of the response head.
-const INLINE_BODY: usize = 64 * 1024;
+/// Bodies up to this size are read into the buffer of the response head
+/// (on the handler's thread, which then usually sends it all at once; a
+/// larger body is read and sent by the connection's thread).
+const INLINE_BODY: usize = 1024 * 1024;
 
 /// A response ready to be written: see `Response::prepare`.
 pub(crate) struct Prepared<R> {
-    /// The status line, the headers and, when small, the body.
+    /// The status line, the headers and, when small, the body; later, the
+    /// piece of the body being sent.
     pub(crate) head: Vec<u8>,
+    /// How much of `head` has been sent.
+    pub(crate) sent: usize,
     /// What remains of the body.
     pub(crate) body: PreparedBody<R>,
     /// Bytes on the wire in all, when known.
@@ -106,47 +111,101 @@ pub(crate) enum PreparedBody<R> {
     UntilEnd(R),
 }
 
-impl<R: Read> PreparedBody<R> {
-    /// Writes the body. A reader shorter than the announced length is an
-    /// error: the connection can then no longer be used.
-    pub(crate) fn copy_to<W: Write>(self, writer: &mut W) -> IoResult<()> {
-        match self {
-            PreparedBody::None => Ok(()),
-            PreparedBody::Length(reader, len) => {
-                let copied = io::copy(&mut reader.take(len), writer)?;
-                if copied < len {
+/// The largest piece of a body read and sent at once.
+const PIECE: usize = 64 * 1024;
+
+impl<R: Read> Prepared<R> {
+    /// Writes what is left of the response to `writer`, blocking.
+    pub(crate) fn write_to<W: Write>(mut self, writer: &mut W) -> IoResult<()> {
+        loop {
+            writer.write_all(&self.head[self.sent..])?;
+            self.sent = self.head.len();
+            if !self.next_piece()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Replaces the (sent) contents of `head` with the next piece of the
+    /// body, encoded for the wire. False when the body is done. A reader
+    /// shorter than the announced length is an error (the connection can
+    /// no longer be used); one longer is cut at the length.
+    pub(crate) fn next_piece(&mut self) -> IoResult<bool> {
+        self.head.clear();
+        self.sent = 0;
+        match std::mem::replace(&mut self.body, PreparedBody::None) {
+            PreparedBody::None | PreparedBody::Length(_, 0) => Ok(false),
+            PreparedBody::Length(mut reader, remaining) => {
+                let want = (remaining as usize).min(PIECE);
+                let read = read_once(&mut reader, &mut self.head, want)?;
+                if read == 0 {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the response body is shorter than its length",
                     ));
                 }
-                Ok(())
+                self.body = PreparedBody::Length(reader, remaining - read as u64);
+                Ok(true)
             }
             PreparedBody::Chunked(mut reader) => {
-                // Each read goes out as one chunk in one write (size line,
-                // data, CRLF) as soon as it is read: a reader that yields
-                // events as they happen has them sent at once.
-                const CHUNK: usize = 16 * 1024;
+                // Each read goes out as one chunk as soon as it is read: a
+                // reader yielding events as they happen has them sent at
+                // once (size line, data and CRLF in one write).
                 const PREFIX: usize = 10;
-                let mut chunk = vec![0; PREFIX + CHUNK + 2];
-                loop {
-                    let read = match reader.read(&mut chunk[PREFIX..PREFIX + CHUNK]) {
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    };
-                    if read == 0 {
-                        return writer.write_all(b"0\r\n\r\n");
-                    }
-                    let size = format!("{:x}\r\n", read);
-                    let start = PREFIX - size.len();
-                    chunk[start..PREFIX].copy_from_slice(size.as_bytes());
-                    chunk[PREFIX + read..PREFIX + read + 2].copy_from_slice(b"\r\n");
-                    writer.write_all(&chunk[start..PREFIX + read + 2])?;
+                self.head.resize(PREFIX, 0);
+                let read = read_once(&mut reader, &mut self.head, PIECE)?;
+                if read == 0 {
+                    self.head.clear();
+                    self.head.extend_from_slice(b"0\r\n\r\n");
+                    return Ok(true);
                 }
+                let size = format!("{:x}\r\n", read);
+                self.sent = PREFIX - size.len();
+                self.head[self.sent..PREFIX].copy_from_slice(size.as_bytes());
+                self.head.extend_from_slice(b"\r\n");
+                self.body = PreparedBody::Chunked(reader);
+                Ok(true)
             }
-            PreparedBody::UntilEnd(mut reader) => io::copy(&mut reader, writer).map(|_| ()),
+            PreparedBody::UntilEnd(mut reader) => {
+                let read = read_once(&mut reader, &mut self.head, PIECE)?;
+                if read > 0 {
+                    self.body = PreparedBody::UntilEnd(reader);
+                }
+                Ok(read > 0)
+            }
         }
+    }
+}
+
+/// Appends what one read of `reader` yields (at most `max` bytes) to `buf`.
+fn read_once<R: Read>(reader: &mut R, buf: &mut Vec<u8>, max: usize) -> IoResult<usize> {
+    let start = buf.len();
+    buf.resize(start + max, 0);
+    let read = loop {
+        match reader.read(&mut buf[start..]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
+    buf.truncate(start + *read.as_ref().unwrap_or(&0));
+    read
+}
+
+impl<R: Read + Send + 'static> Prepared<R> {
+    pub(crate) fn boxed(self) -> Prepared<Box<dyn Read + Send>> {
+        Prepared {
+            head: self.head,
+            sent: self.sent,
+            body: self.body.boxed(),
+            total_len: self.total_len,
+            close: self.close,
+        }
+    }
+}
+
+impl<R> PreparedBody<R> {
+    pub(crate) fn is_none(&self) -> bool {
+        matches!(self, PreparedBody::None)
     }
 }
 
@@ -439,16 +498,14 @@ where
         do_not_send_body: bool,
         upgrade: Option<&str>,
     ) -> IoResult<()> {
-        let prepared = self.prepare(
+        self.prepare(
             &http_version,
             request_headers,
             do_not_send_body,
             false,
             upgrade,
-        )?;
-        writer.write_all(&prepared.head)?;
-        prepared.body.copy_to(&mut writer)?;
-        Ok(())
+        )?
+        .write_to(&mut writer)
     }
 
     /// Whether a `Connection: close` header was set.
@@ -548,6 +605,7 @@ where
                 // Small bodies travel with the head: one write instead of
                 // one for the head and several for the body.
                 let start = head.len();
+                head.reserve_exact(len);
                 (&mut self.reader).take(len as u64).read_to_end(&mut head)?;
                 if head.len() - start < len {
                     return Err(io::Error::new(
@@ -570,6 +628,7 @@ where
         };
         Ok(Prepared {
             head,
+            sent: 0,
             body,
             total_len,
             close: closes || upgrade.is_some(),

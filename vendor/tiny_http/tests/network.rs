@@ -318,3 +318,25 @@ fn a_streamed_body_is_sent_as_it_is_read() {
     client.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "b\r\ndata: two\n\n\r\n0\r\n\r\n");
 }
+
+// A response larger than the connection takes at once arrives whole: the
+// handler's thread sends what it can, the connection's thread the rest.
+#[test]
+fn a_response_larger_than_the_socket_buffers_arrives_whole() {
+    let (server, mut client) = support::new_one_server_one_client();
+    (write!(client, "GET /big HTTP/1.1\r\nConnection: close\r\n\r\n")).unwrap();
+    let rq = server.recv().unwrap();
+    let body: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let started = std::time::Instant::now();
+    rq.respond_detached(
+        tiny_http::Response::from_data(body.clone()).with_chunked_threshold(usize::MAX),
+    )
+    .unwrap();
+    // The client has not read yet: the handler's thread did not wait for it.
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let mut received = Vec::new();
+    client.read_to_end(&mut received).unwrap();
+    let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(received.len() - head_end, body.len());
+    assert!(received[head_end..] == body[..]);
+}
