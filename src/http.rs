@@ -111,10 +111,19 @@ pub struct Response {
     pub body: Body,
 }
 
-/// A response body: bytes, or a file streamed from disk.
+/// A response body: bytes, a file streamed from disk, or a stream.
 pub enum Body {
     Bytes(Vec<u8>),
     File(std::fs::File, usize),
+    /// A body of unknown length that another thread feeds (an event
+    /// stream): it goes out chunked, each read as one chunk as soon as it is
+    /// read, written by the connection's own thread. The worker sends only
+    /// the head and is free at once. Each write waits at most
+    /// `HTTP_TIMEOUT_SECS` for the client and there is no total deadline, so
+    /// a quiet stream stays open; it ends when the reader ends (or fails,
+    /// which closes the connection), and whoever feeds it decides when a
+    /// client that reads too slowly is dropped.
+    Stream(Box<dyn Read + Send>),
 }
 
 impl Response {
@@ -582,6 +591,9 @@ fn respond(raw: tiny_http::Request, response: Response) -> std::io::Result<()> {
             tiny_http::Response::new(status, headers, file, Some(len), None)
                 .with_chunked_threshold(usize::MAX),
         ),
+        Body::Stream(reader) => raw.respond_detached(tiny_http::Response::new(
+            status, headers, reader, None, None,
+        )),
     }
 }
 
@@ -645,10 +657,18 @@ pub fn limits(timeout: Duration, max_connections: usize) -> tiny_http::Limits {
         idle_timeout: timeout,
         request_timeout: timeout,
         response_timeout: timeout,
-        body_policy: Arc::new(|_| tiny_http::BodyPolicy::Memory { max: MAX_BODY }),
+        body_policy: Arc::new(body_policy),
         refusal: Arc::new(refusal),
         ..tiny_http::Limits::default()
     }
+}
+
+/// Where a request's body goes, decided from its head (method and target)
+/// before any byte of it is read: into memory, at most `MAX_BODY` (413
+/// past it), for every route today. A route that takes larger uploads gets
+/// its own policy here, so that every other route keeps the 1 MiB limit.
+fn body_policy(_head: &tiny_http::Request) -> tiny_http::BodyPolicy {
+    tiny_http::BodyPolicy::Memory { max: MAX_BODY }
 }
 
 /// Connections allowed at once under an open-file limit of `nofile`: each
@@ -745,6 +765,95 @@ mod tests {
         }
         assert_eq!(max_connections(1 << 20, 8), 4096);
         assert_eq!(max_connections(16, 8), 8);
+    }
+
+    /// Reads what a channel brings, as a stream body's feeder would.
+    struct ChannelReader(std::sync::mpsc::Receiver<Vec<u8>>);
+
+    impl Read for ChannelReader {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.recv() {
+                Ok(piece) => {
+                    // The test sends small pieces: each fits one read.
+                    buf[..piece.len()].copy_from_slice(&piece);
+                    Ok(piece.len())
+                }
+                Err(_) => Ok(0),
+            }
+        }
+    }
+
+    /// Reads from `c` until what was read ends with `end`.
+    fn read_until(c: &mut std::net::TcpStream, end: &str) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(end.as_bytes()) {
+            let n = c.read(&mut buf).expect("the stream stays open");
+            assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(got).unwrap()
+    }
+
+    #[test]
+    fn a_stream_is_written_by_the_connection_while_the_worker_serves_others() {
+        use std::io::Write;
+        use std::net::TcpStream;
+        let timeout = Duration::from_millis(300);
+        let server = bind("127.0.0.1", 0, limits(timeout, 16)).unwrap();
+        let addr = ("127.0.0.1", local_port(&server));
+        let mut stream_client = TcpStream::connect(addr).unwrap();
+        stream_client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream_client
+            .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        // This thread plays the worker.
+        let raw = server.recv().unwrap();
+        let (feed, events) = std::sync::mpsc::sync_channel(4);
+        let stream = Response {
+            status: 200,
+            headers: vec![("Content-Type", "text/event-stream".to_string())],
+            body: Body::Stream(Box::new(ChannelReader(events))),
+        };
+        // The worker is free at once: it does not wait for the stream.
+        let (returned, worker_free) = std::sync::mpsc::channel();
+        std::thread::spawn(move || returned.send(respond(raw, stream).is_ok()));
+        assert_eq!(worker_free.recv_timeout(Duration::from_secs(2)), Ok(true));
+        let head = read_until(&mut stream_client, "\r\n\r\n");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+
+        // While the stream is open, the worker serves another request.
+        let mut other = TcpStream::connect(addr).unwrap();
+        other
+            .write_all(b"GET /api/v1/health HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let raw = server
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+        respond(raw, Response::ok(&json!({"status": "connected"}))).unwrap();
+        let mut answer = String::new();
+        other.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        // Quiet for three times the connection timeouts, then fed: the
+        // stream is still open and each piece arrives as it is fed.
+        std::thread::sleep(timeout * 3);
+        feed.send(b"data: one\n\n".to_vec()).unwrap();
+        assert_eq!(
+            read_until(&mut stream_client, "one\n\n\r\n"),
+            "b\r\ndata: one\n\n\r\n"
+        );
+        feed.send(b"data: two\n\n".to_vec()).unwrap();
+        assert_eq!(
+            read_until(&mut stream_client, "two\n\n\r\n"),
+            "b\r\ndata: two\n\n\r\n"
+        );
+        drop(feed);
+        assert_eq!(read_until(&mut stream_client, "0\r\n\r\n"), "0\r\n\r\n");
     }
 
     #[test]

@@ -408,3 +408,33 @@ fn the_accept_loop_survives_running_out_of_descriptors() {
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
 }
+
+// The body limit is chosen per request from its head: one route may take
+// a larger body while every other keeps the small limit.
+#[test]
+fn the_body_limit_is_chosen_per_request_from_its_head() {
+    let limits = Limits {
+        body_policy: Arc::new(|rq| {
+            let max = if rq.url() == "/upload" { 100_000 } else { 1000 };
+            BodyPolicy::Memory { max }
+        }),
+        ..quick()
+    };
+    let (_server, addr, handed) = serve(limits);
+    let body = vec![b'a'; 5000];
+    let request = |url: &str| {
+        let mut raw = format!(
+            "POST {} HTTP/1.1\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n",
+            url
+        )
+        .into_bytes();
+        raw.extend_from_slice(&body);
+        exchange(addr, &raw)
+    };
+    let answer = request("/upload");
+    assert!(answer.ends_with("/upload 5000"), "{}", answer);
+    assert_eq!(handed.try_recv().unwrap(), "/upload");
+    let answer = request("/other");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{}", answer);
+    assert!(handed.try_recv().is_err());
+}
