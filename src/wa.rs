@@ -1,5 +1,5 @@
 //! The door to WhatsApp: the `WaCommand`/`WaEvent` channel pair and the value
-//! types that cross it. Both backends (the real one in `whatsapp.rs`, the
+//! types that cross it. Both backends (the real one in `whatsapp/`, the
 //! sandbox in `simulator.rs`) sit behind this door; nothing else knows which.
 
 pub use crate::status::DeliveryStatus;
