@@ -80,7 +80,17 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at      INTEGER NOT NULL,
     -- When this server stored it (Unix seconds, UTC); NULL for rows older
     -- than schema version 3 that had none apart from created_at.
-    received_at     INTEGER
+    received_at     INTEGER,
+    -- When the author last edited it (Unix seconds); NULL if never. The
+    -- earlier texts are in message_edits. Version 6.
+    edited_at       INTEGER,
+    -- When it was deleted for everyone (Unix seconds): the row stays, its
+    -- text is '[Deleted]' and its media, protobuf and edits are erased.
+    -- NULL while it stands. Version 6.
+    deleted_at      INTEGER,
+    -- Incoming only: when WhatsApp was told it was read (the customer's blue
+    -- ticks), once; NULL while not. Version 6.
+    read_receipt_at INTEGER
 );
 
 -- Redelivery of the same WhatsApp message stores nothing twice: unique on the
@@ -116,6 +126,44 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_reply_key
 -- Receipts find outgoing messages by WhatsApp id.
 CREATE INDEX IF NOT EXISTS messages_wa_id
     ON messages (wa_id) WHERE direction = 'outgoing';
+-- Reactions, edits and deletions find their message by WhatsApp id within
+-- its chat, whichever direction it has. Version 6.
+CREATE INDEX IF NOT EXISTS messages_wa_id_chat
+    ON messages (wa_id, phone);
+
+-- Incoming messages read or replied whose read receipt WhatsApp has not
+-- had yet (stays small: sent ones leave it). Version 6.
+CREATE INDEX IF NOT EXISTS messages_read_due
+    ON messages (phone) WHERE read_receipt_at IS NULL AND direction = 'incoming'
+        AND reply_status IN ('read', 'replied');
+
+-- The current reaction of each sender to a message (the latest one wins; an
+-- empty reaction removes the row). Version 6.
+CREATE TABLE IF NOT EXISTS reactions (
+    -- The message reacted to (messages.seq).
+    message_seq INTEGER NOT NULL REFERENCES messages (seq) ON DELETE CASCADE,
+    -- Who reacted: the customer's JID (phone-number JID when known), or
+    -- 'me' for our own account.
+    sender_jid  TEXT    NOT NULL,
+    -- The emoji.
+    emoji       TEXT    NOT NULL,
+    -- When it was set (Unix seconds).
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (message_seq, sender_jid)
+) WITHOUT ROWID;
+
+-- The earlier texts of edited messages, oldest first. Version 6.
+CREATE TABLE IF NOT EXISTS message_edits (
+    -- Order of the edits.
+    id          INTEGER PRIMARY KEY,
+    -- The message edited (messages.seq).
+    message_seq INTEGER NOT NULL REFERENCES messages (seq) ON DELETE CASCADE,
+    -- Its text before this edit.
+    message     TEXT    NOT NULL,
+    -- When that text was replaced (Unix seconds).
+    edited_at   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS message_edits_message ON message_edits (message_seq, id);
 
 -- LID ↔ phone number: WhatsApp addresses a customer by a privacy id (LID) or
 -- by phone number; every pair the WhatsApp backend reports is kept here (it

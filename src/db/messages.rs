@@ -35,21 +35,29 @@ pub struct Message {
     pub placeholder: Option<String>,
     /// When this server stored it (rows from before schema 3: created_at).
     pub received_at: i64,
+    /// When its author last edited it.
+    pub edited_at: Option<i64>,
+    /// When it was deleted for everyone (its text is then `[Deleted]`).
+    pub deleted_at: Option<i64>,
+    /// The current reaction of each sender; filled by `attach_reactions`
+    /// (empty until then).
+    pub reactions: Vec<super::Reaction>,
 }
 
 pub(super) const MESSAGE_COLUMNS: &str = "seq, id, wa_id, direction, phone, sender_jid, push_name, message, \
      reply_status, delivery_status, media_type, media_url, media_mime, media_size, media_sha256, \
      media_error, in_reply_to, created_at, sender_lid, source, placeholder, \
-     coalesce(received_at, created_at)";
+     coalesce(received_at, created_at), edited_at, deleted_at";
 
 /// `MESSAGE_COLUMNS` of the table aliased `m`.
 pub(super) const MESSAGE_COLUMNS_M: &str = "m.seq, m.id, m.wa_id, m.direction, m.phone, m.sender_jid, \
      m.push_name, m.message, m.reply_status, m.delivery_status, m.media_type, m.media_url, \
      m.media_mime, m.media_size, m.media_sha256, m.media_error, m.in_reply_to, m.created_at, \
-     m.sender_lid, m.source, m.placeholder, coalesce(m.received_at, m.created_at)";
+     m.sender_lid, m.source, m.placeholder, coalesce(m.received_at, m.created_at), m.edited_at, \
+     m.deleted_at";
 
 /// How many columns `MESSAGE_COLUMNS` reads (a query's own columns follow).
-pub(super) const MESSAGE_COLUMN_COUNT: usize = 22;
+pub(super) const MESSAGE_COLUMN_COUNT: usize = 24;
 
 pub(super) fn message_from_row(r: &rusqlite::Row<'_>) -> DbResult<Message> {
     Ok(Message {
@@ -75,6 +83,9 @@ pub(super) fn message_from_row(r: &rusqlite::Row<'_>) -> DbResult<Message> {
         source: r.get(19)?,
         placeholder: r.get(20)?,
         received_at: r.get(21)?,
+        edited_at: r.get(22)?,
+        deleted_at: r.get(23)?,
+        reactions: Vec::new(),
     })
 }
 
@@ -92,10 +103,12 @@ impl Message {
 impl serde::Serialize for Message {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(19))?;
+        let mut m = s.serialize_map(Some(22))?;
         m.serialize_entry("created_at", &clock::format_datetime(self.created_at))?;
+        m.serialize_entry("deleted_at", &self.deleted_at.map(clock::format_datetime))?;
         m.serialize_entry("delivery_status", &self.delivery_status)?;
         m.serialize_entry("direction", &self.direction)?;
+        m.serialize_entry("edited_at", &self.edited_at.map(clock::format_datetime))?;
         m.serialize_entry("id", &self.id)?;
         m.serialize_entry("in_reply_to", &self.in_reply_to)?;
         m.serialize_entry("media_error", &self.media_error)?;
@@ -106,6 +119,7 @@ impl serde::Serialize for Message {
         m.serialize_entry("message", &self.message)?;
         m.serialize_entry("phone", &self.phone)?;
         m.serialize_entry("push_name", &self.push_name)?;
+        m.serialize_entry("reactions", &self.reactions)?;
         m.serialize_entry("received_at", &clock::format_datetime(self.received_at))?;
         m.serialize_entry("reply_status", &self.reply_status)?;
         m.serialize_entry("sender_jid", &self.sender_jid)?;
@@ -306,6 +320,29 @@ pub fn set_reply_status_many(
     Ok(updated)
 }
 
+/// Moves one outgoing message's delivery status forward to `status` (never
+/// backwards, never out of `failed`); the row when it moved.
+pub fn advance_delivery(
+    tx: &Transaction<'_>,
+    wa_id: &str,
+    status: DeliveryStatus,
+) -> DbResult<Option<Message>> {
+    let id: Option<String> = tx
+        .prepare_cached(
+            "UPDATE messages SET delivery_status = ?2
+             WHERE wa_id = ?1 AND direction = 'outgoing'
+               AND (CASE delivery_status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1
+                    WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 4 END) < ?3
+             RETURNING id",
+        )?
+        .query_row(params![wa_id, status, status.rank()], |r| r.get(0))
+        .optional()?;
+    match id {
+        Some(id) => get_message(tx, &id),
+        None => Ok(None),
+    }
+}
+
 /// Moves outgoing messages' delivery status forward (never backwards, and
 /// never out of `failed`); returns how many rows changed.
 pub fn advance_delivery_status(
@@ -345,7 +382,7 @@ mod tests {
             "delivery_status": m.delivery_status, "media_mime": m.media_mime,
             "media_size": m.media_size, "media_error": m.media_error, "in_reply_to": m.in_reply_to,
             "received_at": clock::format_datetime(m.received_at), "sender_lid": m.sender_lid,
-            "source": m.source,
+            "source": m.source, "edited_at": null, "deleted_at": null, "reactions": [],
         });
         assert_eq!(serde_json::to_string(&m).unwrap(), old.to_string());
     }

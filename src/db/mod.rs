@@ -6,6 +6,7 @@
 mod audit;
 mod backup;
 mod chats;
+mod conversation;
 mod idempotency;
 mod inbox;
 mod legacy;
@@ -17,6 +18,7 @@ mod webhooks;
 pub use self::audit::*;
 pub use self::backup::*;
 pub use self::chats::*;
+pub use self::conversation::*;
 pub use self::idempotency::*;
 pub use self::inbox::*;
 pub use self::legacy::*;
@@ -35,7 +37,7 @@ pub type DbResult<T> = Result<T, DbError>;
 /// The schema, applied at start-up.
 const SCHEMA: &str = include_str!("../../schema.sql");
 /// `PRAGMA user_version` of a database `SCHEMA` has brought up to date.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Version 2 added the trigram search index `messages_fts` (schema.sql
 /// creates it, empty); an older database also indexes the messages it holds.
@@ -79,6 +81,18 @@ const COLUMNS_OF_4: [(&str, &str, &str); 1] = [("idempotency_keys", "request_has
 /// Columns version 5 added: a reply keeps the Idempotency-Key it was sent
 /// with, so a retry finds it.
 const COLUMNS_OF_5: [(&str, &str, &str); 1] = [("messages", "idempotency_key", "TEXT")];
+
+/// Columns version 6 added: edits, deletions and read receipts.
+const COLUMNS_OF_6: [(&str, &str, &str); 3] = [
+    ("messages", "edited_at", "INTEGER"),
+    ("messages", "deleted_at", "INTEGER"),
+    ("messages", "read_receipt_at", "INTEGER"),
+];
+
+/// Version 6 tells WhatsApp when a message is read; messages read before
+/// the upgrade count as told, so an upgrade sends no old receipts.
+const UPGRADE_TO_6: &str = "UPDATE messages SET read_receipt_at = coalesce(received_at, created_at)
+         WHERE direction = 'incoming' AND reply_status IN ('read', 'replied');";
 
 /// Opens (creating if needed) the app database with the pragmas every
 /// connection needs: WAL, synchronous=FULL, foreign keys, a busy timeout.
@@ -173,6 +187,9 @@ pub fn migrate(conn: &Connection) -> DbResult<()> {
     if (1..5).contains(&version) {
         added.extend(COLUMNS_OF_5);
     }
+    if (1..6).contains(&version) {
+        added.extend(COLUMNS_OF_6);
+    }
     for (table, column, definition) in added {
         if !table_columns(&tx, table)?.iter().any(|c| c == column) {
             tx.execute_batch(&format!(
@@ -186,6 +203,9 @@ pub fn migrate(conn: &Connection) -> DbResult<()> {
     }
     if (1..3).contains(&version) {
         steps.push_str(UPGRADE_TO_3);
+    }
+    if (1..6).contains(&version) {
+        steps.push_str(UPGRADE_TO_6);
     }
     tx.execute_batch(&format!(
         "{SCHEMA}\n{steps}\nPRAGMA user_version = {SCHEMA_VERSION};"
@@ -442,6 +462,39 @@ mod tests {
         // Upgrading again changes nothing.
         migrate(&conn).unwrap();
         assert_eq!(get_message(&conn, "in1").unwrap().unwrap(), incoming);
+    }
+
+    /// A version 5 database gains the conversation columns and tables; the
+    /// messages already read count as told, so no old receipt is sent.
+    #[test]
+    fn version_5_databases_owe_no_read_receipts_for_old_messages() {
+        let mut conn = open_memory().unwrap();
+        store(&mut conn, "old", &incoming("W1", PN, "x"), 10).unwrap();
+        set_reply_status(&conn, "old", ReplyStatus::Read).unwrap();
+        conn.execute_batch(
+            "DROP TABLE reactions; DROP TABLE message_edits;
+             DROP INDEX messages_read_due; DROP INDEX messages_wa_id_chat;
+             ALTER TABLE messages DROP COLUMN edited_at;
+             ALTER TABLE messages DROP COLUMN deleted_at;
+             ALTER TABLE messages DROP COLUMN read_receipt_at;
+             PRAGMA user_version = 5;",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        assert!(
+            read_receipts_due(&conn, &["old".to_string()])
+                .unwrap()
+                .is_empty()
+        );
+        let row = get_message(&conn, "old").unwrap().unwrap();
+        assert_eq!((row.edited_at, row.deleted_at), (None, None));
+        assert!(set_reaction(&conn, row.seq, ME, "👍", 20).unwrap());
+        // A message read after the upgrade is owed its receipt.
+        store(&mut conn, "new", &incoming("W2", PN, "y"), 30).unwrap();
+        set_reply_status(&conn, "new", ReplyStatus::Read).unwrap();
+        let due = read_receipts_due(&conn, &["new".to_string()]).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].id, "new");
     }
 
     #[test]
