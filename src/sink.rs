@@ -361,9 +361,7 @@ impl Sink {
                         row.phone
                     );
                     let data = webhooks::status_data(&row, DeliveryStatus::Failed, Some(reason));
-                    let payload = webhooks::payload(webhooks::MESSAGE_STATUS, data);
-                    counts.queued +=
-                        db::enqueue_deliveries(&tx, webhooks::MESSAGE_STATUS, &payload)?;
+                    counts.queued += queue_event(&tx, webhooks::MESSAGE_STATUS, data)?;
                 }
             }
         }
@@ -372,20 +370,24 @@ impl Sink {
         Ok(())
     }
 
-    /// Receipts move our messages forward; one that reaches a message still
-    /// pending (its acknowledgement was lost, or comes later) accepts it.
+    /// Receipts move our messages forward (`message.status`); one that
+    /// reaches a message still pending (its acknowledgement was lost, or
+    /// comes later) accepts it first (`message.sent`).
     fn apply_receipt(&mut self, wa_ids: &[String], status: DeliveryStatus) -> db::DbResult<()> {
         let tx = self.conn.transaction()?;
         let mut counts = Counts::default();
         for wa_id in wa_ids {
-            match db::accept_outgoing(&tx, wa_id, status)? {
+            let moved = match db::accept_outgoing(&tx, wa_id, status)? {
                 Some(row) => {
                     counts.sent += 1;
                     counts.queued += announce(&tx, &row)?;
+                    Some(row)
                 }
-                None => {
-                    db::advance_delivery_status(&tx, std::slice::from_ref(wa_id), status)?;
-                }
+                None => db::advance_delivery(&tx, wa_id, status)?,
+            };
+            if let Some(row) = moved {
+                let data = webhooks::status_data(&row, status, None);
+                counts.queued += queue_event(&tx, webhooks::MESSAGE_STATUS, data)?;
             }
         }
         tx.commit()?;
@@ -393,28 +395,78 @@ impl Sink {
         Ok(())
     }
 
-    /// A reaction, edit or deletion: recorded by the conversation features
-    /// when they exist; until then logged. A chat's disappearing-messages
-    /// timer is kept for replies.
+    /// A reaction, edit or deletion of a stored message, with its event; a
+    /// chat's disappearing-messages timer, kept for replies. One aimed at a
+    /// message this server never stored (or that its sender may not change)
+    /// is logged and otherwise ignored.
     fn apply_update(&mut self, u: &Update) -> db::DbResult<()> {
         let tx = self.conn.transaction()?;
         let now = clock::now_secs();
         for (lid, pn) in &u.mappings {
             db::learn_lid(&tx, lid, pn, now)?;
         }
+        let mut counts = Counts::default();
+        let mut erased_file = None;
         match &u.action {
             UpdateAction::Expiration { seconds } => {
                 let chat = db::phone_of(&tx, &u.chat)?;
                 db::set_chat_expiration(&tx, &chat, *seconds)?;
             }
-            action => log::debug!(
-                "update {} from {} in {} not applied: {action:?}",
+            UpdateAction::Reaction { target, emoji } => {
+                if let Some(row) = update_target(&tx, u, target, Change::React)? {
+                    let sender = if u.from_me {
+                        db::ME.to_string()
+                    } else {
+                        db::phone_of(&tx, &u.sender)?
+                    };
+                    if db::set_reaction(&tx, row.seq, &sender, emoji, now)? {
+                        let data = webhooks::reaction_data(&row, &sender, emoji);
+                        counts.queued += queue_event(&tx, webhooks::MESSAGE_REACTION, data)?;
+                    }
+                }
+            }
+            UpdateAction::Edit { target, text } => {
+                if let Some(row) = update_target(&tx, u, target, Change::Edit)?
+                    && let Some(previous) = db::edit_message(&tx, row.seq, text, now)?
+                {
+                    let row = db::get_message(&tx, &row.id)?.unwrap_or(row);
+                    let data = webhooks::edited_data(&row, &previous);
+                    counts.queued += queue_event(&tx, webhooks::MESSAGE_EDITED, data)?;
+                }
+            }
+            UpdateAction::Revoke { target } => {
+                if let Some(row) = update_target(&tx, u, target, Change::Delete)?
+                    && let Some(file) = db::delete_message(&tx, row.seq, now)?
+                {
+                    erased_file = file;
+                    let data = webhooks::deleted_data(&row);
+                    counts.queued += queue_event(&tx, webhooks::MESSAGE_DELETED, data)?;
+                }
+            }
+            UpdateAction::Other { kind } => log::debug!(
+                "update {} ({kind}) from {} in {} not applied",
                 u.wa_id,
                 u.sender,
                 u.chat
             ),
         }
-        tx.commit()
+        tx.commit()?;
+        self.after_commit(counts);
+        if let Some(url) = erased_file {
+            self.remove_media_file(&url);
+        }
+        Ok(())
+    }
+
+    /// Removes the file of a message deleted for everyone (its row no
+    /// longer names it).
+    fn remove_media_file(&self, url: &str) {
+        let name = url.strip_prefix("/media/").unwrap_or(url);
+        if let Some(path) = crate::media::find(&self.shared.config.media_path, name)
+            && let Err(e) = std::fs::remove_file(&path)
+        {
+            log::warn!("removing the file of a deleted message failed: {e}");
+        }
     }
 
     fn remember_me(&self, jid: &str) {
@@ -487,6 +539,64 @@ fn announce(tx: &rusqlite::Transaction<'_>, row: &db::Message) -> db::DbResult<u
     } else {
         webhooks::MESSAGE_RECEIVED
     };
-    let payload = webhooks::payload(event, webhooks::message_data(row));
-    db::enqueue_deliveries(tx, event, &payload)
+    queue_event(tx, event, webhooks::message_data(row))
+}
+
+/// Queues an event's deliveries in the transaction of its cause.
+fn queue_event(
+    tx: &rusqlite::Transaction<'_>,
+    event: &str,
+    data: serde_json::Value,
+) -> db::DbResult<usize> {
+    db::enqueue_deliveries(tx, event, &webhooks::payload(event, data))
+}
+
+/// The stored message an update names, when its sender may make this
+/// change: anyone in the chat may react; only the author edits; a
+/// customer deletes their own messages (and, in a group, an admin
+/// anyone's), our own account ours (and, as a group admin, anyone's).
+fn update_target(
+    tx: &rusqlite::Transaction<'_>,
+    u: &Update,
+    target: &str,
+    change: Change,
+) -> db::DbResult<Option<db::Message>> {
+    let chat = db::phone_of(tx, &u.chat)?;
+    let Some(row) = db::message_by_wa_id(tx, &chat, target)? else {
+        log::debug!(
+            "{change:?} {} from {} aimed at message {target} in {chat}, which is not stored: ignored",
+            u.wa_id,
+            u.sender
+        );
+        return Ok(None);
+    };
+    let ours = row.direction == Direction::Outgoing;
+    let author = if u.from_me {
+        ours
+    } else {
+        !ours && row.sender_jid == db::phone_of(tx, &u.sender)?
+    };
+    let group = chat.ends_with("@g.us");
+    let allowed = match change {
+        Change::React => true,
+        Change::Edit => author,
+        Change::Delete => author || group,
+    };
+    if !allowed {
+        log::debug!(
+            "{change:?} {} from {} of message {target} in {chat} by someone else: ignored",
+            u.wa_id,
+            u.sender
+        );
+        return Ok(None);
+    }
+    Ok(Some(row))
+}
+
+/// What an update does to the message it names.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    React,
+    Edit,
+    Delete,
 }

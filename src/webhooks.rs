@@ -27,15 +27,25 @@ pub const MESSAGE_RECEIVED: &str = "message.received";
 pub const MESSAGE_SENT: &str = "message.sent";
 pub const CONNECTION_CONNECTED: &str = "connection.connected";
 pub const CONNECTION_DISCONNECTED: &str = "connection.disconnected";
-/// A message we sent changed delivery status (WhatsApp refused it: `failed`).
+/// A message we sent changed delivery status: `delivered`, `read`, or
+/// `failed` (WhatsApp refused it).
 pub const MESSAGE_STATUS: &str = "message.status";
+/// Someone reacted to a stored message (or removed their reaction).
+pub const MESSAGE_REACTION: &str = "message.reaction";
+/// A stored message was edited by its author.
+pub const MESSAGE_EDITED: &str = "message.edited";
+/// A stored message was deleted for everyone.
+pub const MESSAGE_DELETED: &str = "message.deleted";
 /// Sent by the test button whatever the subscription.
 pub const WEBHOOK_TEST: &str = "webhook.test";
 /// The events a webhook can subscribe to.
-pub const EVENTS: [&str; 5] = [
+pub const EVENTS: [&str; 8] = [
     MESSAGE_RECEIVED,
     MESSAGE_SENT,
     MESSAGE_STATUS,
+    MESSAGE_REACTION,
+    MESSAGE_EDITED,
+    MESSAGE_DELETED,
     CONNECTION_CONNECTED,
     CONNECTION_DISCONNECTED,
 ];
@@ -93,6 +103,43 @@ pub fn status_data(m: &db::Message, status: DeliveryStatus, error: Option<&str>)
         "status": status.as_str(),
         "error": error,
         "inReplyTo": m.in_reply_to,
+        "timestamp": clock::format_iso_millis(clock::now_millis()),
+    })
+}
+
+/// `data` of message.reaction: the reacted message, who reacted and with
+/// what (`removed` when an empty reaction took theirs away).
+pub fn reaction_data(m: &db::Message, sender_jid: &str, emoji: &str) -> Value {
+    json!({
+        "id": m.id,
+        "waId": m.wa_id,
+        "phone": m.phone,
+        "senderJid": sender_jid,
+        "emoji": emoji,
+        "removed": emoji.is_empty(),
+        "timestamp": clock::format_iso_millis(clock::now_millis()),
+    })
+}
+
+/// `data` of message.edited: the message with its new text, and the text
+/// it replaced.
+pub fn edited_data(m: &db::Message, previous: &str) -> Value {
+    json!({
+        "id": m.id,
+        "waId": m.wa_id,
+        "phone": m.phone,
+        "message": m.message,
+        "previousMessage": previous,
+        "timestamp": clock::format_iso_millis(clock::now_millis()),
+    })
+}
+
+/// `data` of message.deleted.
+pub fn deleted_data(m: &db::Message) -> Value {
+    json!({
+        "id": m.id,
+        "waId": m.wa_id,
+        "phone": m.phone,
         "timestamp": clock::format_iso_millis(clock::now_millis()),
     })
 }

@@ -453,7 +453,7 @@ fn lid_then_phone_number_is_one_chat() {
         &json!({ "message": "yes" }),
     );
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(s.get("/api/v1/simulator/sent").json()[0]["to"], ALICE);
+    assert_eq!(s.sent_texts()[0]["to"], ALICE);
 }
 
 #[test]
@@ -482,35 +482,62 @@ fn a_redelivery_is_stored_once_and_a_group_keeps_its_member() {
     assert_eq!(total(&s), 3);
 }
 
+/// Reactions, edits (both forms WhatsApp sends: the protocol message, and
+/// the same wrapped as an edited message) and deletions, as protobufs the
+/// real backend receives, change the message they name and store no row.
 #[test]
-fn reactions_edits_and_deletions_store_no_row() {
+fn reactions_edits_and_deletions_change_the_message_they_name() {
     let s = TestServer::start();
-    raw(&s, &text("original"), json!({ "id": "T" }));
+    raw(&s, &text("an order of 2"), json!({ "id": "T" }));
     let key = wa::MessageKey {
         remote_jid: Some(ALICE.into()),
         id: Some("T".into()),
         ..Default::default()
     };
     let reaction = whatsapp_rust::proto_helpers::build_reaction_message(key.clone(), "❤️", 1);
-    let protocol = |kind| wa::Message {
+    let protocol = |kind, edited: &str| wa::Message {
         protocol_message: MessageField::some(wa::message::ProtocolMessage {
             key: MessageField::some(key.clone()),
             r#type: Some(kind),
-            edited_message: MessageField::some(text("edited")),
+            edited_message: MessageField::some(text(edited)),
             ..Default::default()
         }),
         ..Default::default()
     };
     use wa::message::protocol_message::Type;
-    for m in [
-        reaction,
-        protocol(Type::MESSAGE_EDIT),
-        protocol(Type::REVOKE),
-    ] {
-        assert_eq!(raw(&s, &m, json!({}))["result"], "update");
-    }
+    assert_eq!(raw(&s, &reaction, json!({}))["result"], "update");
+    let m = by_wa_id(&s, "T");
+    assert_eq!(m["reactions"][0]["emoji"], "❤️");
+    assert_eq!(m["reactions"][0]["sender_jid"], ALICE);
+    assert_eq!(
+        raw(
+            &s,
+            &protocol(Type::MESSAGE_EDIT, "an order of 3"),
+            json!({})
+        )["result"],
+        "update"
+    );
+    let wrapped = wa::Message {
+        edited_message: MessageField::some(wa::message::FutureProofMessage {
+            message: MessageField::some(protocol(Type::MESSAGE_EDIT, "an order of 4")),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(raw(&s, &wrapped, json!({}))["result"], "update");
+    let m = by_wa_id(&s, "T");
+    assert_eq!(m["message"], "an order of 4");
+    let id = m["id"].as_str().unwrap();
+    let edits = s.get(&format!("/api/v1/messages/{id}")).json()["edits"].clone();
+    assert_eq!(edits[0]["message"], "an order of 2");
+    assert_eq!(edits[1]["message"], "an order of 3");
+    assert_eq!(
+        raw(&s, &protocol(Type::REVOKE, ""), json!({}))["result"],
+        "update"
+    );
+    let m = by_wa_id(&s, "T");
+    assert_eq!(m["message"], "[Deleted]");
+    assert!(m["deleted_at"].is_string());
     assert_eq!(total(&s), 1);
-    assert_eq!(by_wa_id(&s, "T")["message"], "original");
 }
 
 #[test]
@@ -581,11 +608,7 @@ fn reply(s: &TestServer, id: &str, text: &str, key: Option<&str>) -> (u16, Value
 }
 
 fn sent(s: &TestServer) -> Vec<Value> {
-    s.get("/api/v1/simulator/sent")
-        .json()
-        .as_array()
-        .unwrap()
-        .clone()
+    s.sent_texts().as_array().unwrap().clone()
 }
 
 #[test]
