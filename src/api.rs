@@ -11,7 +11,7 @@ use crate::ops::webhooks::{SecretChange, WebhookChange};
 use crate::ops::{self, Ctx, page_number, page_size};
 use crate::state::ConnState;
 use crate::status::{ReplyStatus, Source};
-use crate::wa::{RawMessage, SimMessage};
+use crate::wa::{DeliveryStatus, RawMessage, SimMessage, Update, UpdateAction};
 use crate::{clock, db, media, openapi};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -115,7 +115,9 @@ pub fn inbox(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
 
 pub fn message(ctx: &mut Ctx, _: &Request, params: &[&str]) -> Result<Response, ApiError> {
     let m = ops::messages::get(ctx, params[0])?;
-    Ok(Response::ok(&m.to_json()))
+    let mut out = m.to_json();
+    out["edits"] = serde_json::to_value(ops::messages::edits(ctx, &m)?).unwrap_or_default();
+    Ok(Response::ok(&out))
 }
 
 /// Validates an `Idempotency-Key` header value.
@@ -153,6 +155,28 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
     let replied: Replied =
         ops::messages::send_reply(ctx, params[0], &text, key.as_ref(), Source::Api)?;
     Ok(Response::ok(&replied.to_json()))
+}
+
+/// `POST /api/v1/messages/:id/react`: `{"emoji"}`, `""` removes ours.
+pub fn react(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let emoji = match body.get("emoji") {
+        None | Some(Value::Null) => return Err(ApiError::bad("Missing emoji")),
+        Some(Value::String(e)) => e.clone(),
+        Some(_) => return Err(ApiError::bad("emoji must be a string")),
+    };
+    ops::messages::react(ctx, params[0], &emoji)?;
+    Ok(Response::ok(&json!({ "success": true })))
+}
+
+/// `POST /api/v1/conversations/:phone/typing`: `{"typing": true|false}`.
+pub fn typing(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let Some(typing) = body.get("typing").and_then(Value::as_bool) else {
+        return Err(ApiError::bad("typing must be true or false"));
+    };
+    ops::messages::typing(ctx, params[0], typing)?;
+    Ok(Response::ok(&json!({ "success": true })))
 }
 
 /// The `status` field of a body, as a reply status.
@@ -604,6 +628,81 @@ fn group_name(body: &Map<String, Value>, has_group: bool) -> Result<Option<Strin
         }
         name => Ok(name),
     }
+}
+
+/// `target_wa_id` of a simulator body: 1 to 128 characters.
+fn sim_target(body: &Map<String, Value>) -> Result<String, ApiError> {
+    match opt_string(body, "target_wa_id")? {
+        Some(id) if !id.is_empty() && id.len() <= 128 => Ok(id),
+        _ => Err(ApiError::bad("target_wa_id must be 1 to 128 characters")),
+    }
+}
+
+/// A customer's change to a stored message, as the real backend hands it on.
+fn sim_update(
+    ctx: &mut Ctx,
+    body: &Map<String, Value>,
+    action: UpdateAction,
+) -> Result<Response, ApiError> {
+    let from = sim_from(body)?;
+    let group = sim_group(body)?;
+    let wa_id = crate::wa::new_message_id();
+    let update = Update {
+        wa_id: wa_id.clone(),
+        chat: group.unwrap_or_else(|| from.clone()),
+        sender: from,
+        from_me: false,
+        mappings: Vec::new(),
+        action,
+    };
+    ops::simulator::update(ctx, update)?;
+    Ok(Response::json(201, &json!({ "wa_id": wa_id })))
+}
+
+pub fn sim_reaction(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let target = sim_target(&body)?;
+    let emoji = match body.get("emoji") {
+        Some(Value::String(e)) if e.len() <= ops::messages::EMOJI_MAX_BYTES => e.clone(),
+        _ => {
+            return Err(ApiError::bad(
+                "emoji must be a string of at most 32 bytes (\"\" removes the reaction)",
+            ));
+        }
+    };
+    sim_update(ctx, &body, UpdateAction::Reaction { target, emoji })
+}
+
+pub fn sim_edit(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let target = sim_target(&body)?;
+    let text = match opt_string(&body, "text")? {
+        Some(t) if !t.is_empty() && t.len() <= ops::messages::REPLY_MAX_BYTES => t,
+        _ => return Err(ApiError::bad("text must be 1 to 65536 bytes")),
+    };
+    sim_update(ctx, &body, UpdateAction::Edit { target, text })
+}
+
+pub fn sim_revoke(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let target = sim_target(&body)?;
+    sim_update(ctx, &body, UpdateAction::Revoke { target })
+}
+
+pub fn sim_receipt(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let body = req.json_object()?;
+    let wa_id = match opt_string(&body, "wa_id")? {
+        Some(id) if !id.is_empty() && id.len() <= 128 => id,
+        _ => return Err(ApiError::bad("wa_id must be 1 to 128 characters")),
+    };
+    let status = match opt_string(&body, "status")?.as_deref() {
+        Some("delivered") => DeliveryStatus::Delivered,
+        // A voice note listened to counts as read.
+        Some("read" | "played") => DeliveryStatus::Read,
+        _ => return Err(ApiError::bad("status must be delivered, read or played")),
+    };
+    ops::simulator::receipt(ctx, wa_id, status)?;
+    Ok(Response::json(201, &json!({ "success": true })))
 }
 
 pub fn sim_connection(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {

@@ -42,6 +42,9 @@ pub struct Config {
     pub webhook_allow_private: bool,
     pub media_max_bytes: u64,
     pub audit_retention_days: u32,
+    /// Tell WhatsApp when a message is read or replied (the customer's
+    /// blue ticks).
+    pub send_read_receipts: bool,
     pub log_level: log::LevelFilter,
     /// Number of HTTP worker threads.
     pub http_workers: usize,
@@ -158,6 +161,11 @@ const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "AUDIT_RETENTION_DAYS",
         Some("90"),
         "older audit rows are pruned daily",
+    ),
+    (
+        "SEND_READ_RECEIPTS",
+        Some("true"),
+        "tell WhatsApp when a message is read or replied (blue ticks)",
     ),
     (
         "LOG_LEVEL",
@@ -558,19 +566,18 @@ fn build(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
             text("WEBHOOK_RETRY_SCHEDULE")
         ))
     })?;
-    let webhook_allow_private = match text("WEBHOOK_ALLOW_PRIVATE")
-        .trim()
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "true" | "1" | "yes" => true,
-        "false" | "0" | "no" => false,
-        other => {
-            return Err(ConfigError(format!(
-                "WEBHOOK_ALLOW_PRIVATE must be true or false, got {other:?}"
-            )));
+    // A yes/no variable: true/false, 1/0, yes/no.
+    let boolean = |name: &str| -> Result<bool, ConfigError> {
+        match text(name).trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            other => Err(ConfigError(format!(
+                "{name} must be true or false, got {other:?}"
+            ))),
         }
     };
+    let webhook_allow_private = boolean("WEBHOOK_ALLOW_PRIVATE")?;
+    let send_read_receipts = boolean("SEND_READ_RECEIPTS")?;
     let log_level = match text("LOG_LEVEL").trim().to_ascii_lowercase().as_str() {
         "error" => log::LevelFilter::Error,
         "warn" => log::LevelFilter::Warn,
@@ -601,6 +608,7 @@ fn build(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         webhook_allow_private,
         media_max_bytes: number("MEDIA_MAX_BYTES", 0, u64::MAX / 2)?,
         audit_retention_days: number("AUDIT_RETENTION_DAYS", 1, 36_500)? as u32,
+        send_read_receipts,
         log_level,
         http_workers: number("HTTP_WORKERS", 1, 256)? as usize,
         http_timeout: Duration::from_secs(number("HTTP_TIMEOUT_SECS", 1, 3600)?),
@@ -697,6 +705,9 @@ mod tests {
         let c = serve(&[], &[("PORT", "5000"), ("DB_PATH", "/z/app.db")]).unwrap();
         assert_eq!(c.port, 5000);
         assert_eq!(c.db_path, PathBuf::from("/z/app.db"));
+        assert!(c.send_read_receipts);
+        let c = serve(&["--send-read-receipts", "false"], &[]).unwrap();
+        assert!(!c.send_read_receipts);
     }
 
     #[test]
@@ -718,6 +729,7 @@ mod tests {
                 vec![("WEBHOOK_ALLOW_PRIVATE", "maybe")],
                 "WEBHOOK_ALLOW_PRIVATE",
             ),
+            (vec![("SEND_READ_RECEIPTS", "maybe")], "SEND_READ_RECEIPTS"),
             (vec![("API_KEY", "short")], "API_KEY"),
         ] {
             let err = serve(&[], &pairs).unwrap_err();

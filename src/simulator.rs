@@ -74,15 +74,11 @@ impl Simulator {
                 expiration,
                 reply,
             } => {
-                let outcome = if !self.connected {
-                    Err("not connected".to_string())
-                } else if self.fail_sends {
-                    Err("simulated send failure".to_string())
-                } else {
+                let outcome = self.check_sendable().map(|()| {
                     // WhatsApp keeps one message per id: sending an id again
                     // (a retry) does not make a second one.
-                    if !self.sent.iter().any(|s| s.wa_id == wa_id) {
-                        self.sent.push(SentRecord {
+                    if !self.sent.iter().any(|s| s.wa_id() == Some(&wa_id)) {
+                        self.sent.push(SentRecord::Text {
                             to,
                             text,
                             quoted_participant: quote.as_ref().map(|q| q.sender_jid.clone()),
@@ -91,8 +87,7 @@ impl Simulator {
                             expiration,
                         });
                     }
-                    Ok(())
-                };
+                });
                 // The outcome is applied (row sent or failed, webhooks queued)
                 // before the caller hears of it, as with the real backend.
                 let applied = self.wait_applied(|done| WaEvent::Sent {
@@ -101,6 +96,57 @@ impl Simulator {
                     done,
                 });
                 let _ = reply.send(applied.and(outcome));
+            }
+            WaCommand::React {
+                to,
+                target,
+                emoji,
+                wa_id,
+                reply,
+            } => {
+                let outcome = self.check_sendable().map(|()| {
+                    self.sent.push(SentRecord::Reaction {
+                        to,
+                        target_wa_id: target.wa_id,
+                        emoji,
+                        wa_id,
+                    })
+                });
+                let _ = reply.send(outcome);
+            }
+            WaCommand::MarkRead {
+                chat,
+                sender: _,
+                wa_ids,
+                reply,
+            } => {
+                let outcome = self.check_sendable().map(|()| {
+                    self.sent.push(SentRecord::Read { to: chat, wa_ids });
+                });
+                let _ = reply.send(outcome);
+            }
+            WaCommand::Typing { to, typing, reply } => {
+                let outcome = self.check_sendable().map(|()| {
+                    self.sent.push(SentRecord::Typing { to, typing });
+                });
+                let _ = reply.send(outcome);
+            }
+            WaCommand::SimUpdate { update, reply } => {
+                let applied = self.wait(|ack| WaEvent::Update { update, ack });
+                let _ = reply.send(applied.map(|_| ()));
+            }
+            WaCommand::SimReceipt {
+                wa_id,
+                status,
+                reply,
+            } => {
+                let _ = self.events.send(WaEvent::Receipt {
+                    wa_ids: vec![wa_id],
+                    status,
+                });
+                let _ = reply.send(self.wait_applied(|done| WaEvent::Flush {
+                    done: done.expect("a flush always answers"),
+                }));
             }
             WaCommand::PairCode { phone, reply } => {
                 log::info!(
@@ -143,6 +189,17 @@ impl Simulator {
             WaCommand::Shutdown => return false,
         }
         true
+    }
+
+    /// Whether something may be sent now, as WhatsApp would answer.
+    fn check_sendable(&self) -> Result<(), String> {
+        if !self.connected {
+            Err("not connected".to_string())
+        } else if self.fail_sends {
+            Err("simulated send failure".to_string())
+        } else {
+            Ok(())
+        }
     }
 
     fn set_state(&mut self, state: &str) {

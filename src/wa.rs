@@ -30,6 +30,30 @@ pub enum WaCommand {
         expiration: Option<u32>,
         reply: Reply<()>,
     },
+    /// React to message `target` of chat `to` with `emoji` (empty: remove
+    /// our reaction), under our WhatsApp id `wa_id`. Answers once WhatsApp
+    /// took it.
+    React {
+        to: String,
+        target: Target,
+        emoji: String,
+        wa_id: String,
+        reply: Reply<()>,
+    },
+    /// Tell WhatsApp these messages of chat `chat` (by `sender`, which a
+    /// group's receipts must name) were read: the customer's blue ticks.
+    MarkRead {
+        chat: String,
+        sender: String,
+        wa_ids: Vec<String>,
+        reply: Reply<()>,
+    },
+    /// Show (true) or clear (false) "typing…" in chat `to`.
+    Typing {
+        to: String,
+        typing: bool,
+        reply: Reply<()>,
+    },
     /// Ask for a pairing code for this phone number (digits, country code first).
     PairCode { phone: String, reply: Reply<String> },
     /// Unlink this device from the phone; the next pairing starts from clean keys.
@@ -50,6 +74,19 @@ pub enum WaCommand {
     SimRaw {
         message: RawMessage,
         reply: Reply<RawOutcome>,
+    },
+    /// Simulator only: a customer's reaction, edit or deletion, applied
+    /// through the sink exactly as the real backend's. Answers once applied.
+    SimUpdate {
+        update: Box<Update>,
+        reply: Reply<()>,
+    },
+    /// Simulator only: a receipt for a message the app sent. Answers once
+    /// applied.
+    SimReceipt {
+        wa_id: String,
+        status: DeliveryStatus,
+        reply: Reply<()>,
     },
     /// Simulator only: drive the connection state.
     SimConnection { state: String, reply: Reply<()> },
@@ -72,6 +109,18 @@ pub struct Quote {
     pub text: String,
     /// The original protobuf, when the backend stored it.
     pub raw: Option<Vec<u8>>,
+}
+
+/// The message a reaction names, as WhatsApp addressed it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// WhatsApp id of the message.
+    pub wa_id: String,
+    /// Its author as WhatsApp named them (a group's reactions must name it);
+    /// empty for our own.
+    pub sender_jid: String,
+    /// We sent it.
+    pub from_me: bool,
 }
 
 /// One message injected through `POST /api/v1/simulator/messages`.
@@ -119,17 +168,42 @@ pub struct RawOutcome {
     pub kind: &'static str,
 }
 
-/// One message the simulator was asked to send.
+/// One thing the simulator was asked to send, by its `kind`.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct SentRecord {
-    pub to: String,
-    pub text: String,
-    pub quoted_wa_id: Option<String>,
-    /// The quoted message's author, as the quote names them.
-    pub quoted_participant: Option<String>,
-    pub wa_id: String,
-    /// The disappearing-messages timer it carried (seconds), if any.
-    pub expiration: Option<u32>,
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SentRecord {
+    /// A text message (a reply).
+    Text {
+        to: String,
+        text: String,
+        quoted_wa_id: Option<String>,
+        /// The quoted message's author, as the quote names them.
+        quoted_participant: Option<String>,
+        wa_id: String,
+        /// The disappearing-messages timer it carried (seconds), if any.
+        expiration: Option<u32>,
+    },
+    /// A reaction (an empty emoji removes ours).
+    Reaction {
+        to: String,
+        target_wa_id: String,
+        emoji: String,
+        wa_id: String,
+    },
+    /// Read receipts for messages of one chat.
+    Read { to: String, wa_ids: Vec<String> },
+    /// "typing…" shown or cleared.
+    Typing { to: String, typing: bool },
+}
+
+impl SentRecord {
+    /// The WhatsApp id of a sent message or reaction.
+    pub fn wa_id(&self) -> Option<&str> {
+        match self {
+            SentRecord::Text { wa_id, .. } | SentRecord::Reaction { wa_id, .. } => Some(wa_id),
+            SentRecord::Read { .. } | SentRecord::Typing { .. } => None,
+        }
+    }
 }
 
 /// A simulator message on its way to the sink: its WhatsApp id, and where

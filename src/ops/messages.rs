@@ -5,7 +5,7 @@ use super::{Ctx, Error, page_number, page_size};
 use crate::db::{self, IdempotencyClaim, InboxQuery};
 use crate::state::ConnState;
 use crate::status::{DeliveryStatus, Direction, ReplyStatus, Source};
-use crate::wa::{Quote, WaCommand};
+use crate::wa::{Quote, Target, WaCommand};
 use crate::{auth, clock};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -134,7 +134,9 @@ pub fn chat(ctx: &Ctx, raw: &str) -> Result<String, Error> {
 
 /// One inbox page and the number of messages the filters match.
 pub fn inbox(ctx: &Ctx, q: &InboxQuery) -> Result<(Vec<db::Message>, i64), Error> {
-    Ok(db::inbox(&ctx.db, q)?)
+    let (mut rows, total) = db::inbox(&ctx.db, q)?;
+    db::attach_reactions(&ctx.db, &mut rows)?;
+    Ok((rows, total))
 }
 
 /// The number of incoming messages with `status` (every one for None).
@@ -142,9 +144,30 @@ pub fn inbox_count(ctx: &Ctx, status: Option<ReplyStatus>) -> Result<i64, Error>
     Ok(db::inbox_count(&ctx.db, status)?)
 }
 
-/// One message by its public id.
+/// One message by its public id, with its reactions.
 pub fn find(ctx: &Ctx, id: &str) -> Result<Option<db::Message>, Error> {
-    Ok(db::get_message(&ctx.db, id)?)
+    let Some(m) = db::get_message(&ctx.db, id)? else {
+        return Ok(None);
+    };
+    let mut rows = [m];
+    db::attach_reactions(&ctx.db, &mut rows)?;
+    let [m] = rows;
+    Ok(Some(m))
+}
+
+/// The earlier texts of an edited message, oldest first.
+pub fn edits(ctx: &Ctx, m: &db::Message) -> Result<Vec<db::Edit>, Error> {
+    Ok(db::edits(&ctx.db, m.seq)?)
+}
+
+/// The earlier texts of the edited messages among `rows`, by seq.
+pub fn edits_of(ctx: &Ctx, rows: &[db::Message]) -> Result<HashMap<i64, Vec<db::Edit>>, Error> {
+    let seqs: Vec<i64> = rows
+        .iter()
+        .filter(|m| m.edited_at.is_some())
+        .map(|m| m.seq)
+        .collect();
+    Ok(db::edits_of(&ctx.db, &seqs)?)
 }
 
 /// One message by its public id; a missing one is `NotFound`.
@@ -160,7 +183,9 @@ pub fn conversation(
     page: u32,
     limit: u32,
 ) -> Result<(Vec<db::Message>, i64), Error> {
-    Ok(db::conversation_messages(&ctx.db, chat, page, limit)?)
+    let (mut rows, total) = db::conversation_messages(&ctx.db, chat, page, limit)?;
+    db::attach_reactions(&ctx.db, &mut rows)?;
+    Ok((rows, total))
 }
 
 /// One page of chats, most recent first, and how many there are.
@@ -169,7 +194,13 @@ pub fn conversations(
     page: u32,
     limit: u32,
 ) -> Result<(Vec<db::Conversation>, i64), Error> {
-    Ok(db::conversations(&ctx.db, page, limit)?)
+    let (mut chats, total) = db::conversations(&ctx.db, page, limit)?;
+    let mut lasts: Vec<db::Message> = chats.iter().map(|c| c.last.clone()).collect();
+    db::attach_reactions(&ctx.db, &mut lasts)?;
+    for (chat, last) in chats.iter_mut().zip(lasts) {
+        chat.last = last;
+    }
+    Ok((chats, total))
 }
 
 /// The known display names (a group's subject) of `chats`.
@@ -190,13 +221,128 @@ pub fn set_status(ctx: &Ctx, id: &str, status: ReplyStatus) -> Result<(), Error>
     if !db::set_reply_status(&ctx.db, id, status)? {
         return Err(Error::NotFound("Not found".into()));
     }
-    Ok(())
+    send_read_receipts(ctx, &[id.to_string()])
 }
 
 /// Sets the reply status of every message in `ids` (at most `BATCH_MAX`)
 /// in one transaction; returns how many exist. Unknown ids are skipped.
 pub fn set_statuses(ctx: &mut Ctx, ids: &[String], status: ReplyStatus) -> Result<usize, Error> {
-    Ok(db::set_reply_status_many(&mut ctx.db, ids, status)?)
+    let updated = db::set_reply_status_many(&mut ctx.db, ids, status)?;
+    send_read_receipts(ctx, ids)?;
+    Ok(updated)
+}
+
+/// Tells WhatsApp that the messages of the chats of `ids` that became
+/// `read` or `replied` were read (the customer's blue ticks): once per
+/// message, one receipt per chat and author. Off with
+/// SEND_READ_RECEIPTS=false. While WhatsApp is not connected, or when it
+/// refuses, they stay due and go with the chat's next status change.
+pub fn send_read_receipts(ctx: &Ctx, ids: &[String]) -> Result<(), Error> {
+    if !ctx.shared.config.send_read_receipts
+        || ids.is_empty()
+        || ctx.shared.connection().state != ConnState::Connected
+    {
+        return Ok(());
+    }
+    let due = db::read_receipts_due(&ctx.db, ids)?;
+    let mut groups: Vec<((String, String), Vec<&db::ReadDue>)> = Vec::new();
+    for d in &due {
+        let key = (d.chat.clone(), d.sender.clone());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(d),
+            None => groups.push((key, vec![d])),
+        }
+    }
+    for ((chat, sender), list) in groups {
+        let wa_ids = list.iter().map(|d| d.wa_id.clone()).collect();
+        let sent = ctx.wa.call(|reply| WaCommand::MarkRead {
+            chat: chat.clone(),
+            sender,
+            wa_ids,
+            reply,
+        });
+        match sent {
+            Ok(()) => {
+                let ids: Vec<&str> = list.iter().map(|d| d.id.as_str()).collect();
+                db::read_receipts_sent(&ctx.db, &ids, clock::now_secs())?;
+            }
+            Err(e) => log::warn!("telling WhatsApp that messages in {chat} were read failed: {e}"),
+        }
+    }
+    Ok(())
+}
+
+// ───────────────────────────── reactions and typing ─────────────────────────────
+
+/// Longest emoji a reaction may carry, in bytes.
+pub const EMOJI_MAX_BYTES: usize = 32;
+
+/// Reacts to message `id` with `emoji` as our account; an empty emoji
+/// removes our reaction. Stored once WhatsApp took it.
+pub fn react(ctx: &Ctx, id: &str, emoji: &str) -> Result<(), Error> {
+    if emoji.len() > EMOJI_MAX_BYTES {
+        return Err(Error::invalid("emoji must be at most 32 bytes"));
+    }
+    let m = get(ctx, id)?;
+    let Some(wa_id) = m.wa_id.clone() else {
+        return Err(Error::invalid(
+            "This message has no WhatsApp id (it was imported) and cannot be reacted to",
+        ));
+    };
+    if m.deleted_at.is_some() {
+        return Err(Error::invalid("A deleted message cannot be reacted to"));
+    }
+    if ctx.shared.connection().state != ConnState::Connected {
+        return Err(Error::Unavailable("WhatsApp not connected".into()));
+    }
+    let from_me = m.direction == Direction::Outgoing;
+    let sender_jid = if from_me {
+        String::new()
+    } else {
+        // The author as WhatsApp named them: a LID chat names the LID.
+        db::quote_source(&ctx.db, &m.id)?
+            .1
+            .unwrap_or_else(|| m.sender_jid.clone())
+    };
+    let sent = ctx.wa.call(|reply| WaCommand::React {
+        to: m.phone.clone(),
+        target: Target {
+            wa_id,
+            sender_jid,
+            from_me,
+        },
+        emoji: emoji.to_string(),
+        wa_id: crate::wa::new_message_id(),
+        reply,
+    });
+    if let Err(e) = sent {
+        log::warn!("reacting to a message in {} failed: {e}", m.phone);
+        return Err(Error::SendFailed("Failed to send reaction".into()));
+    }
+    db::set_reaction(&ctx.db, m.seq, db::ME, emoji, clock::now_secs())?;
+    Ok(())
+}
+
+/// Shows (or clears) "typing…" in the chat `raw` names; only in a chat
+/// with a stored message (reply-only).
+pub fn typing(ctx: &Ctx, raw: &str, typing: bool) -> Result<(), Error> {
+    let candidates = chat_candidates(raw)?;
+    let Some(chat) = db::first_known_chat(&ctx.db, &candidates)? else {
+        return Err(Error::NotFound("No message of this chat is stored".into()));
+    };
+    if ctx.shared.connection().state != ConnState::Connected {
+        return Err(Error::Unavailable("WhatsApp not connected".into()));
+    }
+    ctx.wa
+        .call(|reply| WaCommand::Typing {
+            to: chat.clone(),
+            typing,
+            reply,
+        })
+        .map_err(|e| {
+            log::warn!("showing typing in {chat} failed: {e}");
+            Error::SendFailed("Failed to send the typing state".into())
+        })
 }
 
 // ───────────────────────────── replies ─────────────────────────────
@@ -408,6 +554,8 @@ fn deliver_reply(
         log::warn!("sending a reply to {} failed: {e}", original.phone);
         return Err(Error::SendFailed("Failed to send message".into()));
     }
+    // The original is `replied` now: the customer sees it read.
+    send_read_receipts(ctx, std::slice::from_ref(&original.id))?;
     Ok(replied(&row))
 }
 

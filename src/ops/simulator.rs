@@ -4,7 +4,9 @@
 
 use super::messages::{is_jid, phone_digits};
 use super::{Ctx, Error};
-use crate::wa::{RawMessage, RawOutcome, SentRecord, SimMessage, WaCommand};
+use crate::wa::{
+    DeliveryStatus, RawMessage, RawOutcome, SentRecord, SimMessage, Update, WaCommand,
+};
 
 /// The media kinds a simulated message can carry.
 pub const MEDIA_KINDS: [&str; 5] = ["image", "video", "audio", "document", "sticker"];
@@ -65,6 +67,26 @@ pub fn proto(proto: Vec<u8>) -> Result<Vec<u8>, Error> {
 pub fn raw(ctx: &mut Ctx, message: RawMessage) -> Result<RawOutcome, Error> {
     ctx.wa
         .call(|reply| WaCommand::SimRaw { message, reply })
+        .map_err(Error::Unavailable)
+}
+
+/// A customer's reaction, edit or deletion arrives; returns once the sink
+/// applied it (one aimed at a message never stored changes nothing).
+pub fn update(ctx: &mut Ctx, update: Update) -> Result<(), Error> {
+    let update = Box::new(update);
+    ctx.wa
+        .call(|reply| WaCommand::SimUpdate { update, reply })
+        .map_err(Error::Unavailable)
+}
+
+/// A receipt for message `wa_id` the app sent; returns once applied.
+pub fn receipt(ctx: &mut Ctx, wa_id: String, status: DeliveryStatus) -> Result<(), Error> {
+    ctx.wa
+        .call(|reply| WaCommand::SimReceipt {
+            wa_id,
+            status,
+            reply,
+        })
         .map_err(Error::Unavailable)
 }
 

@@ -262,7 +262,7 @@ fn reply_quotes_the_original_and_marks_it_replied() {
     let v = r.json();
     assert_eq!(v["success"], true);
     let reply_id = v["replyId"].as_str().unwrap();
-    let sent = s.get("/api/v1/simulator/sent").json();
+    let sent = s.sent_texts();
     assert_eq!(sent[0]["to"], ALICE);
     assert_eq!(sent[0]["text"], "On its way");
     assert_eq!(sent[0]["quoted_wa_id"], wa_id.as_str());
@@ -376,14 +376,7 @@ fn idempotency_key_sends_once() {
     assert_eq!(first.status, 200);
     assert_eq!(second.status, 200);
     assert_eq!(first.json()["replyId"], second.json()["replyId"]);
-    assert_eq!(
-        s.get("/api/v1/simulator/sent")
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(s.sent_texts().as_array().unwrap().len(), 1);
     // A failed send does not burn the key: the retry sends.
     s.inject(BOB, "hello");
     let id2 = s.newest_id();
@@ -399,14 +392,7 @@ fn idempotency_key_sends_once() {
         s.request("POST", &path2, &headers2, Some(&body)).status,
         200
     );
-    assert_eq!(
-        s.get("/api/v1/simulator/sent")
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(s.sent_texts().as_array().unwrap().len(), 2);
     let bad = s.request(
         "POST",
         &path2,
@@ -973,7 +959,7 @@ fn an_idempotency_key_is_bound_to_its_request() {
             "{error}"
         );
     }
-    let sent = s.get("/api/v1/simulator/sent").json();
+    let sent = s.sent_texts();
     assert_eq!(sent.as_array().unwrap().len(), 1, "{sent}");
     assert_eq!(
         s.get(&format!("/api/v1/messages/{second_id}")).json()["reply_status"],

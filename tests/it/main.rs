@@ -8,6 +8,7 @@ mod api_v1;
 mod backup;
 mod cli;
 mod container;
+mod conversation;
 mod crash;
 mod dashboard;
 mod durability;

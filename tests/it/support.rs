@@ -286,6 +286,20 @@ impl TestServer {
         r.json()["wa_id"].as_str().unwrap().to_string()
     }
 
+    /// The text messages the app sent through the simulator (its other
+    /// records, such as read receipts, left out).
+    pub fn sent_texts(&self) -> Value {
+        let all = self.get("/api/v1/simulator/sent").json();
+        Value::Array(
+            all.as_array()
+                .expect("a list")
+                .iter()
+                .filter(|r| r["kind"] == "text")
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// The public id of the newest inbox message.
     pub fn newest_id(&self) -> String {
         self.get("/api/v1/inbox/all?limit=1").json()["messages"][0]["id"]
