@@ -3,7 +3,8 @@
 
 use super::inbox::{display_phone, is_group, preview, sender_name};
 use super::{
-    audit, csrf_field, done, escape, failed, not_found, page, read_form, refused, seg, time_html,
+    audit, csrf_field, done, escape, failed, not_found, page, read_form, refused, safe_back, seg,
+    time_html,
 };
 use crate::auth;
 use crate::db;
@@ -62,9 +63,16 @@ pub fn show(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, A
             escape(&self_url(page_no - 1))
         );
     }
+    let edits = ops::messages::edits_of(ctx, &rows)?;
+    let csrf = csrf_field(ctx);
+    let back = format!("/reply/{}?page={page_no}", seg(&m.id));
     main.push_str("<ol class=\"chat\">");
     for row in &rows {
-        write_bubble(&mut main, row, row.id == m.id);
+        let history = edits.get(&row.seq).map_or(&[][..], Vec::as_slice);
+        write_bubble(&mut main, row, row.id == m.id, history);
+        if row.wa_id.is_some() && row.deleted_at.is_none() {
+            write_quick_reactions(&mut main, row, &csrf, &back);
+        }
     }
     main.push_str("</ol>");
     if page_no < pages {
@@ -108,7 +116,58 @@ pub fn show(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, A
     Ok(page(ctx, req, &format!("Chat with {name}"), "/", &main))
 }
 
-fn write_bubble(out: &mut String, m: &db::Message, selected: bool) {
+/// The emoji of the quick-reaction buttons.
+const QUICK_REACTIONS: [&str; 4] = ["👍", "❤️", "😂", "🙏"];
+
+/// One-tap reactions to a message (the one we gave is pressed: tapping it
+/// again takes it back).
+fn write_quick_reactions(out: &mut String, m: &db::Message, csrf: &str, back: &str) {
+    let ours = m
+        .reactions
+        .iter()
+        .find(|r| r.sender_jid == db::ME)
+        .map(|r| r.emoji.as_str());
+    let _ = write!(
+        out,
+        "<li class=\"react {dir}\"><form method=\"post\" action=\"/reply/{id}/react\" class=\"inline\">{csrf}\
+         <input type=\"hidden\" name=\"back\" value=\"{back}\">",
+        dir = if m.direction == Direction::Incoming {
+            "in"
+        } else {
+            "out"
+        },
+        id = escape(&seg(&m.id)),
+        back = escape(back),
+    );
+    for emoji in QUICK_REACTIONS {
+        let pressed = ours == Some(emoji);
+        let _ = write!(
+            out,
+            "<button type=\"submit\" name=\"emoji\" value=\"{value}\" aria-pressed=\"{pressed}\" \
+             title=\"{title}\">{emoji}</button>",
+            value = if pressed { "" } else { emoji },
+            title = if pressed {
+                "Remove your reaction"
+            } else {
+                "React"
+            },
+        );
+    }
+    out.push_str("</form></li>");
+}
+
+/// Delivery ticks of a message we sent: what WhatsApp Web shows.
+fn ticks(status: Option<DeliveryStatus>) -> (&'static str, &'static str, &'static str) {
+    match status.unwrap_or(DeliveryStatus::Sent) {
+        DeliveryStatus::Pending => ("pending", "🕓", "sending"),
+        DeliveryStatus::Sent => ("sent", "✓", "sent"),
+        DeliveryStatus::Delivered => ("delivered", "✓✓", "delivered"),
+        DeliveryStatus::Read => ("read", "✓✓", "read"),
+        DeliveryStatus::Failed => ("failed", "!", "not sent"),
+    }
+}
+
+fn write_bubble(out: &mut String, m: &db::Message, selected: bool, edits: &[db::Edit]) {
     let dir = if m.direction == Direction::Incoming {
         "in"
     } else {
@@ -120,16 +179,57 @@ fn write_bubble(out: &mut String, m: &db::Message, selected: bool) {
         if selected { " selected" } else { "" },
         escape(&m.id)
     );
-    if let Some(kind) = &m.media_type {
-        write_media(out, kind, m);
+    if m.deleted_at.is_some() {
+        out.push_str("<p class=\"text deleted\">🚫 This message was deleted</p>");
+    } else {
+        if let Some(kind) = &m.media_type {
+            write_media(out, kind, m);
+        }
+        if !m.message.is_empty() {
+            let _ = write!(out, "<p class=\"text\">{}</p>", escape(&m.message));
+        }
     }
-    if !m.message.is_empty() {
-        let _ = write!(out, "<p class=\"text\">{}</p>", escape(&m.message));
+    if !edits.is_empty() {
+        let _ = write!(
+            out,
+            "<details class=\"edits\"><summary>edited</summary><ol>"
+        );
+        for e in edits {
+            let _ = write!(
+                out,
+                "<li>{} <span class=\"meta\">(until {})</span></li>",
+                escape(&e.message),
+                time_html(e.edited_at)
+            );
+        }
+        out.push_str("</ol></details>");
+    } else if m.edited_at.is_some() {
+        out.push_str("<p class=\"meta\">edited</p>");
+    }
+    if !m.reactions.is_empty() {
+        out.push_str("<p class=\"reactions\">");
+        for r in &m.reactions {
+            let who = if r.sender_jid == db::ME {
+                "You".to_string()
+            } else {
+                display_phone(&r.sender_jid)
+            };
+            let _ = write!(
+                out,
+                "<span class=\"reaction\" title=\"{who}\">{emoji}</span>",
+                who = escape(&who),
+                emoji = escape(&r.emoji)
+            );
+        }
+        out.push_str("</p>");
     }
     let status = if m.direction == Direction::Incoming {
-        m.reply_status.as_str()
+        escape(m.reply_status.as_str())
     } else {
-        m.delivery_status.map_or("sent", DeliveryStatus::as_str)
+        let (class, mark, label) = ticks(m.delivery_status);
+        format!(
+            "<span class=\"ticks {class}\" title=\"{label}\" aria-label=\"{label}\">{mark}</span>"
+        )
     };
     let _ = write!(
         out,
@@ -145,7 +245,7 @@ fn write_bubble(out: &mut String, m: &db::Message, selected: bool) {
             "You · ".to_string()
         },
         when = time_html(m.created_at),
-        link = if m.direction == Direction::Incoming && !selected {
+        link = if m.direction == Direction::Incoming && !selected && m.deleted_at.is_none() {
             format!(" · <a href=\"/reply/{}\">reply</a>", escape(&seg(&m.id)))
         } else {
             String::new()
@@ -198,6 +298,29 @@ fn write_media(out: &mut String, kind: &str, m: &db::Message) {
                     .unwrap_or_default()
             );
         }
+    }
+}
+
+/// `POST /reply/:id/react`: our reaction to a message (an empty emoji
+/// takes ours back), then back to the chat.
+pub fn react(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    let form = read_form(ctx, req)?;
+    let back = safe_back(form.get("back"), &format!("/reply/{}", seg(params[0])));
+    let emoji = form.get("emoji").unwrap_or("");
+    match ops::messages::react(ctx, params[0], emoji) {
+        Ok(()) => {
+            audit(ctx, req, format!("reacted to message {}", params[0]));
+            Ok(done(
+                ctx,
+                &back,
+                if emoji.is_empty() {
+                    "Reaction removed"
+                } else {
+                    "Reaction sent"
+                },
+            ))
+        }
+        Err(e) => refused(ctx, &back, "Reaction not sent: ", e),
     }
 }
 

@@ -366,7 +366,7 @@ fn conversation_shows_the_chat_and_the_reply_is_quoted() {
     assert!(after.text.contains("Reply sent"), "{}", after.text);
     assert!(after.text.contains("Yes,\n10 to 4."));
     assert!(after.text.contains("bubble out"));
-    let sent = s.get("/api/v1/simulator/sent").json();
+    let sent = s.sent_texts();
     assert_eq!(sent.as_array().unwrap().len(), 1);
     assert_eq!(sent[0]["text"], "Yes,\n10 to 4.");
     assert_eq!(sent[0]["quoted_wa_id"], wa_id.as_str());
@@ -380,14 +380,7 @@ fn conversation_shows_the_chat_and_the_reply_is_quoted() {
         &format!("/reply/{id}"),
         &[("message", "Yes,\r\n10 to 4."), ("key", &key)],
     );
-    assert_eq!(
-        s.get("/api/v1/simulator/sent")
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(s.sent_texts().as_array().unwrap().len(), 1);
     // An empty reply is refused with a notice; an unknown message is a 404.
     let empty = submit(&s, &format!("/reply/{id}"), &[("message", "  ")]);
     assert!(empty.text.contains("Write a message first"));
@@ -426,6 +419,93 @@ fn a_failed_reply_is_reported_on_the_page() {
             .contains("failed: WhatsApp not connected")
             .then_some(())
     });
+}
+
+#[test]
+fn the_conversation_shows_reactions_edits_deletions_and_ticks() {
+    let s = TestServer::start();
+    wait_connected(&s);
+    for (wa, text) in [
+        ("E", "an order of 2"),
+        ("D", "my card number"),
+        ("R", "thanks!"),
+    ] {
+        let r = s.post(
+            "/api/v1/simulator/messages",
+            &json!({ "from": ALICE, "id": wa, "text": text }),
+        );
+        assert_eq!(r.status, 201);
+    }
+    let id = s.newest_id();
+    let change = |route: &str, extra: serde_json::Value| {
+        let mut body = json!({ "from": ALICE });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        assert_eq!(
+            s.post(&format!("/api/v1/simulator/{route}"), &body).status,
+            201
+        );
+    };
+    change(
+        "edits",
+        json!({ "target_wa_id": "E", "text": "an order of 3" }),
+    );
+    change("revokes", json!({ "target_wa_id": "D" }));
+    change("reactions", json!({ "target_wa_id": "R", "emoji": "😍" }));
+    let page = dash_get(&s, &format!("/reply/{id}")).text;
+    assert!(page.contains("an order of 3"));
+    assert!(page.contains("<details class=\"edits\"><summary>edited</summary>"));
+    assert!(
+        page.contains("<li>an order of 2 "),
+        "the earlier text on demand"
+    );
+    assert!(!page.contains("my card number"));
+    assert!(page.contains("This message was deleted"));
+    assert!(page.contains("<span class=\"reaction\""));
+    assert!(page.contains("😍"));
+    // Our reply shows its ticks as receipts arrive.
+    let reply = s.post(
+        &format!("/api/v1/messages/{id}/reply"),
+        &json!({ "message": "glad to help" }),
+    );
+    let wa_id = reply.json()["waId"].as_str().unwrap().to_string();
+    let page = dash_get(&s, &format!("/reply/{id}")).text;
+    assert!(page.contains("class=\"ticks sent\""), "{page}");
+    s.post(
+        "/api/v1/simulator/receipts",
+        &json!({ "wa_id": wa_id, "status": "read" }),
+    );
+    let page = dash_get(&s, &format!("/reply/{id}")).text;
+    assert!(page.contains("class=\"ticks read\""));
+    // A quick reaction, then taken back by pressing it again.
+    let after = submit(
+        &s,
+        &format!("/reply/{id}/react"),
+        &[("emoji", "👍"), ("back", &format!("/reply/{id}"))],
+    );
+    assert!(after.text.contains("Reaction sent"), "{}", after.text);
+    assert!(after.text.contains("aria-pressed=\"true\""));
+    let reacted = s.get(&format!("/api/v1/messages/{id}")).json();
+    assert_eq!(reacted["reactions"][1]["sender_jid"], "me");
+    let after = submit(
+        &s,
+        &format!("/reply/{id}/react"),
+        &[("emoji", ""), ("back", &format!("/reply/{id}"))],
+    );
+    assert!(after.text.contains("Reaction removed"));
+    let reactions = s.get(&format!("/api/v1/messages/{id}")).json()["reactions"].clone();
+    assert_eq!(reactions.as_array().unwrap().len(), 1);
+    let too_long = submit(
+        &s,
+        &format!("/reply/{id}/react"),
+        &[("emoji", &"👍".repeat(9)), ("back", "//evil.example")],
+    );
+    assert!(
+        too_long
+            .text
+            .contains("Reaction not sent: emoji must be at most 32 bytes")
+    );
 }
 
 #[test]
