@@ -275,10 +275,29 @@ def run(binary):
         browser.screenshot(os.path.join(shots, "conversation.png"))
         passed.append(step)
 
-        step = "the reply went out quoted (GET /api/v1/simulator/sent)"
+        step = "the reply went out quoted, and the question was marked read (GET /api/v1/simulator/sent)"
         _, sent = server.api("GET", "/api/v1/simulator/sent")
-        assert [s["text"] for s in sent] == ["Yes, from 9 to 1."], sent
-        assert sent[0]["quoted_wa_id"] == wa_id, sent
+        texts = [s for s in sent if s["kind"] == "text"]
+        assert [s["text"] for s in texts] == ["Yes, from 9 to 1."], sent
+        assert texts[0]["quoted_wa_id"] == wa_id, sent
+        assert [s["wa_ids"] for s in sent if s["kind"] == "read"] == [[wa_id]], sent
+        passed.append(step)
+
+        step = "a quick reaction, and the customer's own reaction under their message"
+        browser.click(".react.in button[value='👍']")
+        wait_for("the reaction notice", lambda: "Reaction sent" in browser.text(".notice.ok"))
+        pressed = browser.js(
+            "return [...document.querySelectorAll('.react.in button[aria-pressed=true]')].map(b => b.textContent)"
+        )
+        assert pressed == ["👍"], pressed
+        _, sent = server.api("GET", "/api/v1/simulator/sent")
+        reactions = [s for s in sent if s["kind"] == "reaction"]
+        assert [(r["target_wa_id"], r["emoji"]) for r in reactions] == [(wa_id, "👍")], sent
+        server.api("POST", "/api/v1/simulator/reactions", {"from": ALICE, "target_wa_id": wa_id, "emoji": "🎉"})
+        browser.go(browser.call("GET", "/url"))
+        wait_for("the customer's reaction", lambda: "🎉" in browser.text(".bubble.in .reactions"))
+        browser.no_horizontal_overflow()
+        browser.screenshot(os.path.join(shots, "reactions.png"))
         passed.append(step)
 
         step = "select all and mark read"
