@@ -101,7 +101,6 @@ impl Simulator {
                 to,
                 target,
                 emoji,
-                wa_id,
                 reply,
             } => {
                 let outcome = self.check_sendable().map(|()| {
@@ -109,7 +108,7 @@ impl Simulator {
                         to,
                         target_wa_id: target.wa_id,
                         emoji,
-                        wa_id,
+                        wa_id: new_wa_id(),
                     })
                 });
                 let _ = reply.send(outcome);

@@ -31,13 +31,11 @@ pub enum WaCommand {
         reply: Reply<()>,
     },
     /// React to message `target` of chat `to` with `emoji` (empty: remove
-    /// our reaction), under our WhatsApp id `wa_id`. Answers once WhatsApp
-    /// took it.
+    /// our reaction). Answers once it went out.
     React {
         to: String,
         target: Target,
         emoji: String,
-        wa_id: String,
         reply: Reply<()>,
     },
     /// Tell WhatsApp these messages of chat `chat` (by `sender`, which a

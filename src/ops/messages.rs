@@ -312,7 +312,6 @@ pub fn react(ctx: &Ctx, id: &str, emoji: &str) -> Result<(), Error> {
             from_me,
         },
         emoji: emoji.to_string(),
-        wa_id: crate::wa::new_message_id(),
         reply,
     });
     if let Err(e) = sent {

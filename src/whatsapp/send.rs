@@ -1,14 +1,16 @@
-//! Sending a reply and waiting for WhatsApp's server acknowledgement.
+//! Sending: a reply, waiting for WhatsApp's server acknowledgement; a
+//! reaction; read receipts; the typing state.
 
 use super::lock;
 use super::translate;
-use crate::wa::{COMMAND_TIMEOUT, Quote, WaEvent};
+use crate::wa::{COMMAND_TIMEOUT, Quote, Target, WaEvent};
 use crossbeam_channel::{Sender, bounded};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use whatsapp_rust::SendOptions;
 use whatsapp_rust::prelude::{Client, Jid, MessageBuilderExt, wa as proto};
+use whatsapp_rust::wacore_binary::jid::JidExt;
 
 /// Sends waiting for WhatsApp's server acknowledgement of their message id.
 pub(super) type AckWaiters =
@@ -104,4 +106,73 @@ pub(super) async fn send(
     .await
     .map_err(|e| format!("recording the send failed: {e}"))?;
     applied.and(outcome)
+}
+
+/// A chat JID as the crate takes it.
+fn jid(raw: &str) -> Result<Jid, String> {
+    raw.parse::<Jid>()
+        .map_err(|e| format!("invalid chat JID {raw:?}: {e}"))
+}
+
+/// Reacts to `target` in chat `to` (an empty emoji takes ours back). The
+/// key names the target's author in a group, as WhatsApp requires.
+pub(super) async fn react(
+    client: &Arc<Client>,
+    to: &str,
+    target: Target,
+    emoji: &str,
+) -> Result<(), String> {
+    let chat = jid(to)?;
+    let key = proto::MessageKey {
+        remote_jid: Some(to.to_string()),
+        from_me: Some(target.from_me),
+        id: Some(target.wa_id),
+        participant: (chat.is_group() && !target.from_me).then_some(target.sender_jid),
+    };
+    tokio::time::timeout(SEND_TIMEOUT, client.send_reaction(chat, key, emoji))
+        .await
+        .map_err(|_| "the reaction did not go out in time".to_string())?
+        .map(|_| ())
+        .map_err(|e| format!("sending the reaction failed: {e}"))
+}
+
+/// Tells WhatsApp these messages of `chat` were read; in a group the
+/// receipt names their author.
+pub(super) async fn mark_read(
+    client: &Arc<Client>,
+    chat: &str,
+    sender: &str,
+    wa_ids: &[String],
+) -> Result<(), String> {
+    let chat_jid = jid(chat)?;
+    let author = if chat_jid.is_group() {
+        Some(jid(sender)?)
+    } else {
+        None
+    };
+    let ids: Vec<&str> = wa_ids.iter().map(String::as_str).collect();
+    tokio::time::timeout(
+        SEND_TIMEOUT,
+        client.mark_as_read(&chat_jid, author.as_ref(), &ids),
+    )
+    .await
+    .map_err(|_| "the read receipt did not go out in time".to_string())?
+    .map_err(|e| format!("sending the read receipt failed: {e}"))
+}
+
+/// Shows (composing) or clears (paused) "typing…" in chat `to`.
+pub(super) async fn typing(client: &Arc<Client>, to: &str, typing: bool) -> Result<(), String> {
+    let chat = jid(to)?;
+    let chatstate = client.chatstate();
+    let sending = async {
+        if typing {
+            chatstate.send_composing(&chat).await
+        } else {
+            chatstate.send_paused(&chat).await
+        }
+    };
+    tokio::time::timeout(SEND_TIMEOUT, sending)
+        .await
+        .map_err(|_| "the typing state did not go out in time".to_string())?
+        .map_err(|e| format!("sending the typing state failed: {e}"))
 }

@@ -4,7 +4,7 @@
 
 use super::media_fetch::{MediaFetcher, MediaJob};
 use super::receive::{DurableInbox, Forwarder};
-use super::send::{AckWaiters, Outgoing, send};
+use super::send::{self, AckWaiters, Outgoing, send};
 use super::translate::{self, Signal};
 use super::{CurrentThreadRuntime, DynTransport, WhatsAppConfig, http_client, reconnect_delay};
 use crate::wa::{COMMAND_TIMEOUT, Reply, Stop, WaCommand, WaEvent};
@@ -333,6 +333,24 @@ impl Supervisor {
                             let _ = reply.send(send(&client, &acks, &events, out, limit).await);
                         });
                     }
+                    Some(WaCommand::React { to, target, emoji, reply }) => {
+                        let client = Arc::clone(&client);
+                        tokio::spawn(async move {
+                            let _ = reply.send(send::react(&client, &to, target, &emoji).await);
+                        });
+                    }
+                    Some(WaCommand::MarkRead { chat, sender, wa_ids, reply }) => {
+                        let client = Arc::clone(&client);
+                        tokio::spawn(async move {
+                            let _ = reply.send(send::mark_read(&client, &chat, &sender, &wa_ids).await);
+                        });
+                    }
+                    Some(WaCommand::Typing { to, typing, reply }) => {
+                        let client = Arc::clone(&client);
+                        tokio::spawn(async move {
+                            let _ = reply.send(send::typing(&client, &to, typing).await);
+                        });
+                    }
                     Some(WaCommand::Pair { reply }) => {
                         // A client is running: either paired, or already
                         // showing QR codes.
@@ -530,7 +548,12 @@ impl Supervisor {
     ) -> Option<Next> {
         match command {
             None | Some(WaCommand::Shutdown) => Some(Next::Stop),
-            Some(WaCommand::Send { reply, .. }) => {
+            Some(
+                WaCommand::Send { reply, .. }
+                | WaCommand::React { reply, .. }
+                | WaCommand::MarkRead { reply, .. }
+                | WaCommand::Typing { reply, .. },
+            ) => {
                 let _ = reply.send(Err("WhatsApp is not connected".into()));
                 None
             }
@@ -687,6 +710,9 @@ fn reject_simulator_command(command: WaCommand) {
         }
         WaCommand::SimSent { reply } => drop(reply.send(Err(NO.into()))),
         WaCommand::SimRaw { reply, .. } => drop(reply.send(Err(NO.into()))),
+        WaCommand::SimUpdate { reply, .. } | WaCommand::SimReceipt { reply, .. } => {
+            drop(reply.send(Err(NO.into())))
+        }
         _ => {}
     }
 }

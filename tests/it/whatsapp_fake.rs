@@ -63,6 +63,9 @@ enum AckPlan {
     Silent,
 }
 
+/// A receipt stanza the client sent: its `type`, `to` and message ids.
+type ReceiptSeen = (String, String, Vec<String>);
+
 /// What a test scripts and sees of the logged-in exchange.
 #[derive(Clone)]
 struct Exchange {
@@ -72,6 +75,12 @@ struct Exchange {
     messages: Arc<Mutex<Vec<String>>>,
     /// The `type` of each presence stanza the client sent, in order.
     presences: Arc<Mutex<Vec<String>>>,
+    /// Each receipt stanza the client sent: its `type`, `to` and message
+    /// ids (the `id` and those of its `<list>`), in order.
+    receipts: Arc<Mutex<Vec<ReceiptSeen>>>,
+    /// Each chat state the client sent: `to` and the state (`composing`,
+    /// `paused`), in order.
+    chatstates: Arc<Mutex<Vec<(String, String)>>>,
     /// Stanzas the server sends the client of its own accord (a call).
     inject: async_channel::Sender<Node>,
     injected: async_channel::Receiver<Node>,
@@ -84,6 +93,8 @@ impl Default for Exchange {
             acks: Default::default(),
             messages: Default::default(),
             presences: Default::default(),
+            receipts: Default::default(),
+            chatstates: Default::default(),
             inject,
             injected,
         }
@@ -581,6 +592,37 @@ impl Conn {
                             .unwrap()
                             .push(kind.as_str().to_string());
                     }
+                }
+                "receipt" => {
+                    let attr = |n: &str| {
+                        node.get_attr(n)
+                            .map(|v| v.as_str().to_string())
+                            .unwrap_or_default()
+                    };
+                    let mut ids = vec![attr("id")];
+                    if let Some(list) = node.get_optional_child("list") {
+                        for item in list.get_children_by_tag("item") {
+                            if let Some(id) = item.get_attr("id") {
+                                ids.push(id.as_str().to_string());
+                            }
+                        }
+                    }
+                    exchange
+                        .receipts
+                        .lock()
+                        .unwrap()
+                        .push((attr("type"), attr("to"), ids));
+                }
+                "chatstate" => {
+                    let to = node
+                        .get_attr("to")
+                        .map(|v| v.as_str().to_string())
+                        .unwrap_or_default();
+                    let state = node
+                        .children()
+                        .and_then(|c| c.first().map(|c| c.tag.to_string()))
+                        .unwrap_or_default();
+                    exchange.chatstates.lock().unwrap().push((to, state));
                 }
                 "message" => {
                     let id = node.get_attr("id").map(|v| v.as_str().to_string());
@@ -1152,6 +1194,76 @@ fn a_send_retried_after_a_timeout_reuses_its_id() {
         server.get(&format!("/api/v1/messages/{question}")).json()["reply_status"],
         "replied"
     );
+}
+
+/// Read receipts, reactions and the typing state leave the real client as
+/// WhatsApp's stanzas: a receipt of type read naming the message, a message
+/// stanza for the reaction, a chat state.
+#[test]
+fn read_marks_reactions_and_typing_reach_whatsapp() {
+    let exchange = Exchange::default();
+    let (server, question) = logged_in(&exchange, Duration::from_secs(10));
+    let r = server.patch(
+        &format!("/api/v1/messages/{question}/status"),
+        &serde_json::json!({ "status": "read" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let receipts = eventually(10, "the read receipt", || {
+        let r = exchange.receipts.lock().unwrap().clone();
+        let read: Vec<_> = r.into_iter().filter(|(t, _, _)| t == "read").collect();
+        (!read.is_empty()).then_some(read)
+    });
+    assert_eq!(
+        receipts,
+        [(
+            "read".to_string(),
+            CUSTOMER.to_string(),
+            vec!["3EB0QUESTION".to_string()]
+        )]
+    );
+    let r = server.post(
+        &format!("/api/v1/messages/{question}/react"),
+        &serde_json::json!({ "emoji": "👍" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        exchange.messages.lock().unwrap().len(),
+        1,
+        "the reaction's stanza"
+    );
+    let m = server.get(&format!("/api/v1/messages/{question}")).json();
+    assert_eq!(m["reactions"][0]["sender_jid"], "me");
+    for typing in [true, false] {
+        let r = server.post(
+            &format!("/api/v1/conversations/{CUSTOMER}/typing"),
+            &serde_json::json!({ "typing": typing }),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let states = eventually(10, "both chat states", || {
+        let s = exchange.chatstates.lock().unwrap().clone();
+        (s.len() >= 2).then_some(s)
+    });
+    assert_eq!(
+        states,
+        [
+            (CUSTOMER.to_string(), "composing".to_string()),
+            (CUSTOMER.to_string(), "paused".to_string())
+        ]
+    );
+    // Marked once: marking it read again sends no second receipt.
+    server.patch(
+        &format!("/api/v1/messages/{question}/status"),
+        &serde_json::json!({ "status": "replied" }),
+    );
+    let reads = exchange
+        .receipts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _, _)| t == "read")
+        .count();
+    assert_eq!(reads, 1);
 }
 
 #[test]
