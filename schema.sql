@@ -268,6 +268,24 @@ CREATE TABLE IF NOT EXISTS webhooks (
     updated_at  INTEGER NOT NULL
 );
 
+-- The event log: every event webhooks carry, written in the same transaction
+-- as the change that caused it (whether or not a webhook subscribes). The
+-- event stream (GET /api/v1/events) reads it by id, live and on resume.
+CREATE TABLE IF NOT EXISTS events (
+    -- The stream's `id:`. AUTOINCREMENT: strictly increasing and never
+    -- reused, even after the newest rows were pruned, so a client resuming
+    -- after id n can never be handed an older event under a newer id.
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- Event name, e.g. message.received.
+    event       TEXT    NOT NULL,
+    -- The exact JSON body a webhook receives ({"event","timestamp","data"}).
+    payload     TEXT    NOT NULL,
+    -- When it was written (Unix seconds); kept EVENTS_RETENTION_DAYS, and as
+    -- long as a webhook delivery refers to it.
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_created ON events (created_at);
+
 -- The durable outbox: one row per (event, webhook), written in the same
 -- transaction as the change that caused it.
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
@@ -280,7 +298,9 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     webhook_id      TEXT    NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
     -- Event name, e.g. message.received.
     event           TEXT    NOT NULL,
-    -- The exact JSON body that is POSTed (signatures cover these bytes).
+    -- The exact JSON body that is POSTed (signatures cover these bytes), when
+    -- the delivery has no event row (the test button's, and deliveries
+    -- written before schema version 7); '' when `event_id` holds it.
     payload         TEXT    NOT NULL,
     -- pending (waiting or retrying), delivered, failed (schedule exhausted).
     status          TEXT    NOT NULL DEFAULT 'pending'
@@ -292,8 +312,13 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     -- When it was created (Unix seconds).
     created_at      INTEGER NOT NULL,
     -- When it last changed state (Unix seconds).
-    updated_at      INTEGER NOT NULL
+    updated_at      INTEGER NOT NULL,
+    -- The event it delivers, whose payload it POSTs (stored once for every
+    -- webhook and the event stream); NULL for the test button's.
+    event_id        INTEGER REFERENCES events (id)
 );
+-- Which events deliveries still need (pruning keeps those).
+CREATE INDEX IF NOT EXISTS webhook_deliveries_event ON webhook_deliveries (event_id);
 -- The head of each webhook's queue (per-webhook FIFO) without scanning
 -- delivered rows.
 CREATE INDEX IF NOT EXISTS webhook_deliveries_pending

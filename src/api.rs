@@ -476,12 +476,35 @@ pub fn metrics(ctx: &mut Ctx, _: &Request, _: &[&str]) -> Result<Response, ApiEr
         connection_state: conn.state.as_str(),
         uptime_secs: ctx.shared.started.elapsed().as_secs_f64(),
         inbox_unread: ops::messages::inbox_count(ctx, Some(ReplyStatus::Unread))?,
+        streams: &ctx.shared.streams,
     };
     Ok(Response::bytes(
         200,
         "text/plain; version=0.0.4; charset=utf-8",
         ctx.shared.metrics.render(&gauges).into_bytes(),
     ))
+}
+
+/// `GET /api/v1/events`: Server-Sent Events, live or resumed. The body is
+/// read by the connection's own thread, never by this worker.
+pub fn events(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
+    let subscription = crate::events::Subscription::from_request(req)?;
+    match ops::events::open_stream(ctx, subscription) {
+        Ok(stream) => Ok(Response {
+            status: 200,
+            headers: vec![
+                ("Content-Type", "text/event-stream; charset=utf-8".into()),
+                // Proxies such as nginx would otherwise hold events back.
+                ("X-Accel-Buffering", "no".into()),
+            ],
+            body: crate::http::Body::Stream(Box::new(stream)),
+        }),
+        Err(ops::Error::Unavailable(busy)) => {
+            let busy = ApiError::Unavailable(busy);
+            Ok(crate::http::error_response(&busy).with_header("Retry-After", "5"))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 // ───────────────────────────── simulator ─────────────────────────────

@@ -1,6 +1,7 @@
 //! The audit writer thread: collects audit rows from every other thread and
 //! writes them in one transaction every few milliseconds, off the request path.
-//! Once a day it prunes rows older than AUDIT_RETENTION_DAYS.
+//! Once a day it prunes rows older than AUDIT_RETENTION_DAYS, and events
+//! older than EVENTS_RETENTION_DAYS that no webhook delivery needs.
 
 use crate::clock;
 use crate::db::{self, AuditEntry};
@@ -68,29 +69,28 @@ impl AuditHandle {
 /// `AuditHandle` has been dropped.
 pub fn spawn(
     conn: Connection,
-    retention_days: u32,
+    retention: Retention,
 ) -> std::io::Result<(AuditHandle, JoinHandle<()>)> {
     let (tx, rx) = bounded(CHANNEL_CAPACITY);
     let join = std::thread::Builder::new()
         .name("audit".into())
-        .spawn(move || writer_main(conn, rx, retention_days))?;
+        .spawn(move || writer_main(conn, rx, retention))?;
     Ok((AuditHandle { tx }, join))
 }
 
-fn writer_main(mut conn: Connection, rx: Receiver<AuditEntry>, retention_days: u32) {
+/// How long pruned rows are kept, in days.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub audit_days: u32,
+    pub events_days: u32,
+}
+
+fn writer_main(mut conn: Connection, rx: Receiver<AuditEntry>, retention: Retention) {
     let mut last_prune = Instant::now() - PRUNE_EVERY;
     let mut batch = Vec::with_capacity(BATCH_MAX);
     loop {
         if last_prune.elapsed() >= PRUNE_EVERY {
-            let before = clock::now_secs() - i64::from(retention_days) * 86_400;
-            match db::prune_audit(&conn, before) {
-                Ok(n) if n > 0 => {
-                    log::info!("audit: pruned {n} rows older than {retention_days} days")
-                }
-                Ok(_) => {}
-                Err(e) => log::error!("audit: pruning failed: {e}"),
-            }
-            let _ = db::prune_idempotency(&conn, clock::now_secs() - 86_400);
+            prune(&conn, retention);
             last_prune = Instant::now();
         }
         let first = match rx.recv_timeout(Duration::from_secs(60)) {
@@ -110,6 +110,29 @@ fn writer_main(mut conn: Connection, rx: Receiver<AuditEntry>, retention_days: u
     }
     write(&mut conn, &mut batch);
     log::debug!("audit writer stopped");
+}
+
+/// Drops what has outlived its retention.
+fn prune(conn: &Connection, retention: Retention) {
+    let now = clock::now_secs();
+    let days_ago = |days: u32| now - i64::from(days) * 86_400;
+    match db::prune_audit(conn, days_ago(retention.audit_days)) {
+        Ok(n) if n > 0 => log::info!(
+            "audit: pruned {n} rows older than {} days",
+            retention.audit_days
+        ),
+        Ok(_) => {}
+        Err(e) => log::error!("audit: pruning failed: {e}"),
+    }
+    match db::prune_events(conn, days_ago(retention.events_days)) {
+        Ok(n) if n > 0 => log::info!(
+            "events: pruned {n} events older than {} days",
+            retention.events_days
+        ),
+        Ok(_) => {}
+        Err(e) => log::error!("events: pruning failed: {e}"),
+    }
+    let _ = db::prune_idempotency(conn, now - 86_400);
 }
 
 fn write(conn: &mut Connection, batch: &mut Vec<AuditEntry>) {

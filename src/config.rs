@@ -45,6 +45,12 @@ pub struct Config {
     /// Tell WhatsApp when a message is read or replied (the customer's
     /// blue ticks).
     pub send_read_receipts: bool,
+    /// How long the event stream can be resumed (days).
+    pub events_retention_days: u32,
+    /// Most event streams open at once.
+    pub event_streams_max: usize,
+    /// Longest silence on an event stream before a `: ping` comment.
+    pub event_ping: Duration,
     pub log_level: log::LevelFilter,
     /// Number of HTTP worker threads.
     pub http_workers: usize,
@@ -166,6 +172,16 @@ const VARIABLES: &[(&str, Option<&str>, &str)] = &[
         "SEND_READ_RECEIPTS",
         Some("true"),
         "tell WhatsApp when a message is read or replied (blue ticks)",
+    ),
+    (
+        "EVENTS_RETENTION_DAYS",
+        Some("7"),
+        "how long the event stream can be resumed",
+    ),
+    (
+        "EVENT_STREAMS_MAX",
+        Some("32"),
+        "event streams open at once (one more is answered 503)",
     ),
     (
         "LOG_LEVEL",
@@ -609,6 +625,9 @@ fn build(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         media_max_bytes: number("MEDIA_MAX_BYTES", 0, u64::MAX / 2)?,
         audit_retention_days: number("AUDIT_RETENTION_DAYS", 1, 36_500)? as u32,
         send_read_receipts,
+        events_retention_days: number("EVENTS_RETENTION_DAYS", 1, 36_500)? as u32,
+        event_streams_max: number("EVENT_STREAMS_MAX", 0, 10_000)? as usize,
+        event_ping: Duration::from_secs(15),
         log_level,
         http_workers: number("HTTP_WORKERS", 1, 256)? as usize,
         http_timeout: Duration::from_secs(number("HTTP_TIMEOUT_SECS", 1, 3600)?),
@@ -689,6 +708,8 @@ mod tests {
         );
         assert_eq!(c.media_max_bytes, 67_108_864);
         assert_eq!(c.audit_retention_days, 90);
+        assert_eq!(c.events_retention_days, 7);
+        assert_eq!(c.event_streams_max, 32);
         assert_eq!(c.dashboard_user, "admin");
         assert!(c.api_key.is_none() && c.dashboard_password.is_none());
     }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod legacy;
 pub mod media;
@@ -281,8 +282,12 @@ pub fn start_with(
     // runtime thread), which is the backpressure the durability hook wants.
     let (event_tx, event_rx) = bounded::<wa::WaEvent>(1024);
 
-    let (audit, audit_join) = audit::spawn(open_unacknowledged()?, config.audit_retention_days)
-        .map_err(io_err("audit"))?;
+    let retention = audit::Retention {
+        audit_days: config.audit_retention_days,
+        events_days: config.events_retention_days,
+    };
+    let (audit, audit_join) =
+        audit::spawn(open_unacknowledged()?, retention).map_err(io_err("audit"))?;
     let policy = webhooks::Policy {
         schedule: config.webhook_retry_schedule.clone(),
         timeout: config.webhook_timeout,
@@ -378,6 +383,7 @@ impl Server {
         for worker in self.workers {
             let _ = worker.join();
         }
+        self.shared.streams.close();
         let _ = self.wa.commands.send(WaCommand::Shutdown);
         drop(self.wa);
         drop(self.follower_stop);

@@ -36,6 +36,7 @@ pub struct Gauges<'a> {
     pub connection_state: &'a str,
     pub uptime_secs: f64,
     pub inbox_unread: i64,
+    pub streams: &'a crate::events::Streams,
 }
 
 impl Metrics {
@@ -106,6 +107,24 @@ impl Metrics {
             "# HELP whatsapp_api_inbox_unread Incoming messages marked unread.\n\
              # TYPE whatsapp_api_inbox_unread gauge\nwhatsapp_api_inbox_unread {}",
             g.inbox_unread
+        );
+        let _ = writeln!(
+            out,
+            "# HELP whatsapp_api_event_streams_open Event streams open now.\n\
+             # TYPE whatsapp_api_event_streams_open gauge\nwhatsapp_api_event_streams_open {}",
+            g.streams.open()
+        );
+        counter(
+            &mut out,
+            "whatsapp_api_event_stream_events_sent_total",
+            "Events written to event streams (one per stream that received it).",
+            g.streams.sent.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "whatsapp_api_event_streams_refused_total",
+            "Event streams refused because EVENT_STREAMS_MAX were open.",
+            g.streams.refused.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             out,

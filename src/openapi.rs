@@ -480,6 +480,40 @@ pub fn document() -> Value {
                     "pagination": pagination_ref() } })),
                 "400": err("malformed date")
             }), false) },
+            "/api/v1/events": { "get": {
+                "summary": "The event stream (Server-Sent Events; API key or dashboard Basic Auth)",
+                "description": "Every event webhooks carry, as Server-Sent Events: `id: <n>`, `event: <name>`, \
+                    `data: <the JSON body a webhook receives>` (an EventBody), then a blank line. n is durable and \
+                    strictly increasing: an event is written in the same transaction as its cause. Without \
+                    Last-Event-ID or after, the stream starts with live events; with either, it first sends every \
+                    retained event after that id, in order (events are kept at least EVENTS_RETENTION_DAYS). A live \
+                    event arrives within 100 ms of its commit; a `: ping` comment comes after 15 s without one. \
+                    A client that stops reading is disconnected once its buffer is full, and resumes with \
+                    Last-Event-ID. The answer has no end: the stream lasts until either side closes it.",
+                "security": [ { "apiKey": [] }, { "basic": [] } ],
+                "parameters": [
+                    { "name": "Last-Event-ID", "in": "header", "required": false,
+                      "description": "Resume after this event id (an EventSource sends it when it reconnects); wins over after.",
+                      "schema": { "type": "string", "pattern": "^[0-9]{1,18}$" } },
+                    query("after", json!({ "type": "integer", "minimum": 0 }),
+                        "Resume after this event id: every retained event after it, in order, then live ones."),
+                    query("events", json!({ "type": "string", "pattern": events_pattern() }),
+                        "Only these events: a comma-separated list of exact names.")
+                ],
+                "responses": {
+                    "200": { "description": "the stream", "content": { "text/event-stream": {
+                        "schema": { "type": "string", "description":
+                            "Events, each `id: <n>`, `event: <name>`, `data: <an EventBody as one line of JSON>` and \
+                             a blank line; `retry:` and `: ping` lines between them." } } } },
+                    "400": err("after or Last-Event-ID is not an event id, or events names an unknown event"),
+                    "401": err("no credentials, or wrong ones"),
+                    "429": err("over the rate limit"),
+                    "503": {
+                        "description": "EVENT_STREAMS_MAX streams are open; try again after Retry-After seconds",
+                        "headers": { "Retry-After": { "description": "Seconds to wait.", "schema": { "type": "integer" } } },
+                        "content": { "application/json": { "schema": error_ref() } } }
+                }
+            } },
             "/metrics": { "get": {
                 "summary": "Prometheus metrics (API key or dashboard Basic Auth)",
                 "description": "Messages in and out, webhook deliveries, HTTP requests with latency, the connection state, uptime.",
@@ -624,6 +658,17 @@ pub fn document() -> Value {
                     "created_at": d(json!({ "type": "string" }), "When it was queued: YYYY-MM-DD HH:MM:SS, UTC."),
                     "updated_at": d(json!({ "type": "string" }), "When its status last changed: YYYY-MM-DD HH:MM:SS, UTC."),
                     "payload": d(json!({}), "The exact JSON body POSTed: {event, timestamp, data}.") } },
+                "EventBody": { "type": "object",
+                    "description": "An event: the body a webhook receives, and the data of an event stream's event.",
+                    "required": ["event", "timestamp", "data"], "properties": {
+                    "event": d(json!({ "type": "string", "enum": crate::webhooks::EVENTS }), "The event name."),
+                    "timestamp": d(json!({ "type": "string" }), "When it happened, ISO 8601 UTC."),
+                    "data": d(json!({ "type": "object" }),
+                        "message.received and message.sent: id, phone, message, mediaType, mediaUrl, timestamp, \
+                         waId, direction, senderJid, pushName, mediaMime, mediaSize, isGroup, senderLid, receivedAt \
+                         (message.sent adds inReplyTo and source: api, dashboard or phone). message.status: id, waId, \
+                         phone, status, error, inReplyTo, timestamp. connection.connected: me, timestamp. connection.disconnected: \
+                         reason, willReconnect, timestamp (and state and until when WhatsApp stopped the session).") } },
                 "AuditRow": { "type": "object", "description": "One audit log entry.", "properties": {
                     "id": d(json!({ "type": "integer" }), "The row's number (also its order)."),
                     "action": d(json!({ "type": "string" }), "What happened: api_request, auth_failed, dashboard_action, …"),

@@ -77,6 +77,7 @@ pub const ROUTES: &[Route] = &[
     r(Get,    "/api/v1/webhooks/:id/deliveries",          ApiKey,        api::webhook_deliveries),
     r(Post,   "/api/v1/deliveries/:id/redeliver",         ApiKey,        api::redeliver),
     r(Get,    "/api/v1/audit-logs",                       ApiKey,        api::audit_logs),
+    r(Get,    "/api/v1/events",                           ApiKeyOrBasic, api::events),
     r(Get,    "/metrics",                                 ApiKeyOrBasic, api::metrics),
     // ── simulator (sandbox) ─────────────────────────────────────────────────────────
     r(Post,   "/api/v1/simulator/messages",               Simulator,     api::sim_inject),

@@ -304,8 +304,10 @@ impl Sink {
         Ok(stored)
     }
 
-    /// Counts committed messages and wakes the webhook thread.
+    /// Counts committed messages, wakes the webhook thread and the event
+    /// streams.
     fn after_commit(&self, counts: Counts) {
+        self.shared.streams.notify();
         let metrics = &self.shared.metrics;
         metrics
             .messages_in
@@ -475,8 +477,8 @@ impl Sink {
         }
     }
 
-    /// Writes a state-change event's deliveries (their own transaction: the
-    /// change itself lives in memory).
+    /// Writes a state-change event and its deliveries (their own
+    /// transaction: the change itself lives in memory).
     fn emit(&mut self, event: &str, data: serde_json::Value) {
         let payload = webhooks::payload(event, data);
         let result = self.conn.transaction().and_then(|tx| {
@@ -484,8 +486,12 @@ impl Sink {
             tx.commit().map(|()| n)
         });
         match result {
-            Ok(n) if n > 0 => self.webhooks.wake(),
-            Ok(_) => {}
+            Ok(n) => {
+                self.shared.streams.notify();
+                if n > 0 {
+                    self.webhooks.wake();
+                }
+            }
             Err(e) => log::error!("queueing {event} webhooks failed: {e}"),
         }
     }

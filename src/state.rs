@@ -5,7 +5,7 @@ use crate::auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 /// Where the WhatsApp connection stands.
@@ -91,12 +91,15 @@ pub struct Shared {
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     pub started: Instant,
+    /// The open event streams (`GET /api/v1/events`).
+    pub streams: Arc<crate::events::Streams>,
 }
 
 impl Shared {
     pub fn new(config: Config, api_key_hash: String, dashboard_password_hash: String) -> Shared {
         Shared {
             limiter: RateLimiter::new(config.rate_limit_per_minute),
+            streams: Arc::new(crate::events::Streams::new(config.event_streams_max)),
             connection: RwLock::new(Connection {
                 state: ConnState::Connecting,
                 qr: None,

@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod chats;
 mod conversation;
+mod events;
 mod idempotency;
 mod inbox;
 mod legacy;
@@ -19,6 +20,7 @@ pub use self::audit::*;
 pub use self::backup::*;
 pub use self::chats::*;
 pub use self::conversation::*;
+pub use self::events::*;
 pub use self::idempotency::*;
 pub use self::inbox::*;
 pub use self::legacy::*;
@@ -37,7 +39,7 @@ pub type DbResult<T> = Result<T, DbError>;
 /// The schema, applied at start-up.
 const SCHEMA: &str = include_str!("../../schema.sql");
 /// `PRAGMA user_version` of a database `SCHEMA` has brought up to date.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Version 2 added the trigram search index `messages_fts` (schema.sql
 /// creates it, empty); an older database also indexes the messages it holds.
@@ -93,6 +95,15 @@ const COLUMNS_OF_6: [(&str, &str, &str); 3] = [
 /// the upgrade count as told, so an upgrade sends no old receipts.
 const UPGRADE_TO_6: &str = "UPDATE messages SET read_receipt_at = coalesce(received_at, created_at)
          WHERE direction = 'incoming' AND reply_status IN ('read', 'replied');";
+
+/// Columns version 7 added: a delivery points at its row in the event log
+/// (`events`, new in version 7), which holds the payload. Deliveries written
+/// before keep their own payload.
+const COLUMNS_OF_7: [(&str, &str, &str); 1] = [(
+    "webhook_deliveries",
+    "event_id",
+    "INTEGER REFERENCES events (id)",
+)];
 
 /// Opens (creating if needed) the app database with the pragmas every
 /// connection needs: WAL, synchronous=FULL, foreign keys, a busy timeout.
@@ -189,6 +200,9 @@ pub fn migrate(conn: &Connection) -> DbResult<()> {
     }
     if (1..6).contains(&version) {
         added.extend(COLUMNS_OF_6);
+    }
+    if (1..7).contains(&version) {
+        added.extend(COLUMNS_OF_7);
     }
     for (table, column, definition) in added {
         if !table_columns(&tx, table)?.iter().any(|c| c == column) {
@@ -415,6 +429,11 @@ mod tests {
                  delivery_status, in_reply_to, created_at)
              VALUES ('out1', 'W2', 'outgoing', '1@s.whatsapp.net', 'me', 'on its way', 'sent',
                  'delivered', 'in1', 101);
+             INSERT INTO webhooks (id, url, events, created_at, updated_at)
+             VALUES ('h', 'http://127.0.0.1:1/', 'message.received', 1, 1);
+             INSERT INTO webhook_deliveries (id, webhook_id, event, payload, next_attempt_at,
+                 created_at, updated_at)
+             VALUES ('d1', 'h', 'message.received', '{\"old\":true}', 0, 1, 1);
              PRAGMA user_version = 2;",
         )
         .unwrap();
@@ -459,6 +478,20 @@ mod tests {
         assert_eq!(inbox(&conn, &q).unwrap().1, 1);
         assert_eq!(chat_expiration(&conn, "1@s.whatsapp.net").unwrap(), None);
         assert_kept_counts_are_exact(&conn);
+        // A delivery written before the event log still posts its own
+        // payload; a new one points at its event.
+        let due = pending_deliveries(&conn, "h", 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].payload, "{\"old\":true}");
+        let tx = conn.transaction().unwrap();
+        assert_eq!(
+            enqueue_deliveries(&tx, "message.received", "{}").unwrap(),
+            1
+        );
+        tx.commit().unwrap();
+        let due = pending_deliveries(&conn, "h", 10).unwrap();
+        assert_eq!(due[1].payload, "{}");
+        assert_eq!(events_after(&conn, 0, None, 10).unwrap().len(), 1);
         // Upgrading again changes nothing.
         migrate(&conn).unwrap();
         assert_eq!(get_message(&conn, "in1").unwrap().unwrap(), incoming);

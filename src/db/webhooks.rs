@@ -99,9 +99,13 @@ pub fn delete_webhook(conn: &Connection, id: &str) -> DbResult<bool> {
         > 0)
 }
 
-/// Writes one delivery of `event` to every active webhook subscribed to it,
-/// inside the caller's transaction (the durable outbox). Returns how many.
+/// Writes `event` to the event log and one delivery of it to every active
+/// webhook subscribed to it, inside the caller's transaction (the durable
+/// outbox): the event and its deliveries commit or vanish with their cause.
+/// The deliveries point at the event row, which holds the payload. Returns
+/// how many deliveries.
 pub fn enqueue_deliveries(tx: &Transaction<'_>, event: &str, payload: &str) -> DbResult<usize> {
+    let event_id = super::insert_event(tx, event, payload, clock::now_secs())?;
     let hooks: Vec<String> = tx
         .prepare_cached("SELECT id, events FROM webhooks WHERE active = 1")?
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
@@ -112,27 +116,53 @@ pub fn enqueue_deliveries(tx: &Transaction<'_>, event: &str, payload: &str) -> D
         })
         .collect::<DbResult<_>>()?;
     for webhook_id in &hooks {
-        insert_delivery(tx, webhook_id, event, payload)?;
+        write_delivery(tx, webhook_id, event, DeliveryPayload::Event(event_id))?;
     }
     Ok(hooks.len())
 }
 
-/// Writes one pending delivery, due now; returns its public id.
+/// Writes one pending delivery carrying its own payload (one that is no
+/// event, such as the test button's), due now; returns its public id.
 pub fn insert_delivery(
     conn: &Connection,
     webhook_id: &str,
     event: &str,
     payload: &str,
 ) -> DbResult<String> {
+    write_delivery(conn, webhook_id, event, DeliveryPayload::Own(payload))
+}
+
+/// Where a delivery's body is kept.
+enum DeliveryPayload<'a> {
+    /// In the event log, under this id.
+    Event(i64),
+    /// In the delivery row itself.
+    Own(&'a str),
+}
+
+fn write_delivery(
+    conn: &Connection,
+    webhook_id: &str,
+    event: &str,
+    payload: DeliveryPayload<'_>,
+) -> DbResult<String> {
     let id = format!("msg_{}", crate::auth::uuid_v4().replace('-', ""));
     let now = clock::now_secs();
+    let (own, event_id) = match payload {
+        DeliveryPayload::Event(event_id) => ("", Some(event_id)),
+        DeliveryPayload::Own(payload) => (payload, None),
+    };
     conn.prepare_cached(
-        "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, next_attempt_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO webhook_deliveries (id, webhook_id, event, payload, event_id, next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
     )?
-    .execute(params![id, webhook_id, event, payload, clock::now_millis(), now])?;
+    .execute(params![id, webhook_id, event, own, event_id, clock::now_millis(), now])?;
     Ok(id)
 }
+
+/// A delivery's body: its event's payload, or its own.
+const PAYLOAD: &str =
+    "coalesce((SELECT e.payload FROM events e WHERE e.id = d.event_id), d.payload)";
 
 /// The oldest pending delivery of each active webhook (its queue's head).
 #[derive(Debug, Clone, PartialEq)]
@@ -168,10 +198,10 @@ pub fn pending_deliveries(
 ) -> DbResult<Vec<DueDelivery>> {
     let now = clock::now_millis();
     let rows = conn
-        .prepare_cached(
-            "SELECT seq, id, event, payload, next_attempt_at FROM webhook_deliveries
-             WHERE webhook_id = ?1 AND status = 'pending' ORDER BY seq LIMIT ?2",
-        )?
+        .prepare_cached(&format!(
+            "SELECT d.seq, d.id, d.event, {PAYLOAD}, d.next_attempt_at FROM webhook_deliveries d
+             WHERE d.webhook_id = ?1 AND d.status = 'pending' ORDER BY d.seq LIMIT ?2"
+        ))?
         .query_map(params![webhook_id, limit as i64], |r| {
             Ok((
                 DueDelivery {
@@ -372,8 +402,8 @@ pub fn list_deliveries(
         .query_row([webhook_id], |r| r.get(0))?;
     let rows = conn
         .prepare_cached(
-            "SELECT seq, id, webhook_id, event, payload, status, next_attempt_at, created_at, updated_at
-             FROM webhook_deliveries WHERE webhook_id = ?1 ORDER BY seq DESC LIMIT ?2 OFFSET ?3",
+            &format!("SELECT d.seq, d.id, d.webhook_id, d.event, {PAYLOAD}, d.status, d.next_attempt_at, d.created_at, d.updated_at
+             FROM webhook_deliveries d WHERE d.webhook_id = ?1 ORDER BY d.seq DESC LIMIT ?2 OFFSET ?3"),
         )?
         .query_map(params![webhook_id, limit, i64::from(page.saturating_sub(1)) * i64::from(limit)], |r| {
             Ok((

@@ -9,6 +9,7 @@
 //! `{"error": …}`) and `dashboard::refused` (a notice, or the 404 page).
 
 pub mod audit;
+pub mod events;
 pub mod messages;
 pub mod session;
 pub mod settings;

@@ -12,6 +12,7 @@ mod conversation;
 mod crash;
 mod dashboard;
 mod durability;
+mod events;
 mod hostile;
 mod legacy;
 mod metrics;
