@@ -115,8 +115,8 @@ pub struct Response {
 pub enum Body {
     Bytes(Vec<u8>),
     File(std::fs::File, usize),
-    /// A body of unknown length that another thread feeds (an event
-    /// stream): it goes out chunked, each read as one chunk as soon as it is
+    /// A body of unknown length, read as it comes (an event stream):
+    /// it goes out chunked, each read as one chunk as soon as it is
     /// read, written by the connection's own thread. The worker sends only
     /// the head and is free at once. Each write waits at most
     /// `HTTP_TIMEOUT_SECS` for the client and there is no total deadline, so

@@ -50,7 +50,7 @@ pub fn show(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, A
     let _ = write!(
         main,
         "<p class=\"crumbs\"><a href=\"/\">← Inbox</a></p>\
-         <h1>{}</h1><p class=\"sub\">{} · {total} message{} in this chat</p>",
+         <h1>{}</h1><p class=\"sub\" id=\"chat-sub\">{} · {total} message{} in this chat</p>",
         escape(&name),
         escape(&display_phone(&m.phone)),
         if total == 1 { "" } else { "s" }
@@ -66,7 +66,18 @@ pub fn show(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, A
     let edits = ops::messages::edits_of(ctx, &rows)?;
     let csrf = csrf_field(ctx);
     let back = format!("/reply/{}?page={page_no}", seg(&m.id));
-    main.push_str("<ol class=\"chat\">");
+    // app.js replaces the list (and the line above) when an event of this
+    // chat arrives, on the last page only (where new messages go).
+    let _ = write!(
+        main,
+        "<ol class=\"chat\" id=\"chat\" data-phone=\"{}\"{}>",
+        escape(&m.phone),
+        if page_no == pages {
+            format!(" data-after=\"{}\"", ops::events::last_id(ctx)?)
+        } else {
+            String::new()
+        }
+    );
     for row in &rows {
         let history = edits.get(&row.seq).map_or(&[][..], Vec::as_slice);
         write_bubble(&mut main, row, row.id == m.id, history);

@@ -68,7 +68,8 @@ pub fn show(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiErr
     };
 
     main.push_str("<h1>Inbox</h1>");
-    main.push_str("<nav class=\"tabs\" aria-label=\"Status\">");
+    // `tabs` and `listing` are what app.js replaces when an event arrives.
+    main.push_str("<nav class=\"tabs\" id=\"tabs\" aria-label=\"Status\">");
     for (tab, label) in INBOX_TABS {
         let count = ops::messages::inbox_count(ctx, ReplyStatus::parse(tab))?;
         let current = if tab == status {
@@ -116,6 +117,11 @@ pub fn show(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiErr
     let pages = ops::page_count(total, q.limit);
     let _ = write!(
         main,
+        "<div id=\"listing\" data-after=\"{}\">",
+        ops::events::last_id(ctx)?
+    );
+    let _ = write!(
+        main,
         "<p class=\"summary\">{total} message{} · page {} of {}</p>",
         if total == 1 { "" } else { "s" },
         q.page,
@@ -146,6 +152,7 @@ pub fn show(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiErr
         main.push_str("</ul></form>");
     }
     write_pager(&mut main, q.page, pages, |p| url(status, p));
+    main.push_str("</div>");
     Ok(page(ctx, req, "Inbox", "/", &main))
 }
 

@@ -113,7 +113,12 @@ pub fn repair(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
 /// `GET /login`: the QR code (refreshed by app.js) and the pairing-code form.
 pub fn login(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiError> {
     let c = ctx.shared.connection();
-    let mut main = String::from("<h1>Pair a phone</h1>");
+    // app.js reloads the page when the connection changes (the stream's
+    // connection events), so it shows "paired" as soon as the scan succeeds.
+    let mut main = format!(
+        "<h1 id=\"pairing\" data-after=\"{}\">Pair a phone</h1>",
+        ops::events::last_id(ctx)?
+    );
     if c.state == ConnState::Connected {
         let _ = write!(
             main,

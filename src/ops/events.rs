@@ -10,3 +10,9 @@ pub fn open_stream(ctx: &Ctx, subscription: Subscription) -> Result<EventReader,
         Error::Unavailable("Too many event streams are open; try again shortly".into())
     })
 }
+
+/// The id of the newest event: a page rendered now and then following the
+/// stream from this id misses nothing in between.
+pub fn last_id(ctx: &Ctx) -> Result<i64, Error> {
+    Ok(crate::db::last_event_id(&ctx.db)?)
+}

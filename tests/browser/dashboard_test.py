@@ -6,8 +6,9 @@ binary with WHATSAPP_BACKEND=simulator on 127.0.0.1.
 
 Steps: log in, see an injected message, open it, reply, see the reply in the
 conversation and in GET /api/v1/simulator/sent, mark messages read with
-"select all" (app.js under the CSP), create a webhook and see its secret
-once; then the pages as a phone (390 px) and a laptop (1280 px) show them:
+"select all" (app.js under the CSP), see a new message appear in the open
+inbox (with its tab count) and in the open conversation without navigating
+(the event stream), create a webhook and see its secret once; then the pages as a phone (390 px) and a laptop (1280 px) show them:
 the inbox's filters folded on the phone and open on the laptop, the bulk
 buttons on one line, a long group JID on one line, times in the browser's
 time zone, the webhook list's health, the Settings examples and the audit
@@ -310,6 +311,35 @@ def run(binary):
         wait_for("the notice", lambda: "Marked 2 messages read" in browser.text(".notice.ok"))
         _, read = server.api("GET", "/api/v1/inbox/read")
         assert read["pagination"]["total"] == 2, read
+        passed.append(step)
+
+        step = "a message injected while the inbox is open appears without navigation, counts change"
+        browser.go(server.base + "/")
+        wait_for("the inbox", lambda: browser.title().startswith("Inbox"))
+        unread = int(browser.text("#tabs a[aria-current] .count"))
+        browser.js("window.__samePage = true")
+        server.inject(BOB, "Arrived while you were looking")
+        wait_for("the live message", lambda: "Arrived while you were looking" in browser.text("#listing"))
+        wait_for("the new count", lambda: int(browser.text("#tabs a[aria-current] .count")) == unread + 1)
+        assert browser.js("return window.__samePage === true"), "the page was reloaded"
+        passed.append(step)
+
+        step = "a message injected while its conversation is open appears without navigation"
+        link = next(
+            e for e in browser.find_all("a.row-link") if "Arrived while" in browser.call("GET", f"/element/{e}/text")
+        )
+        browser.call("POST", f"/element/{link}/click")
+        wait_for("the conversation", lambda: browser.find_all("#chat[data-after]"))
+        browser.js("window.__samePage = true")
+        server.inject(BOB, "And one more thing")
+        server.inject(ALICE, "Not in this chat")
+        wait_for("the live bubble", lambda: "And one more thing" in browser.text("#chat"))
+        assert "Not in this chat" not in browser.text("#chat")
+        assert browser.js("return window.__samePage === true"), "the page was reloaded"
+        # The pages below are checked with the inbox as it was before.
+        _, unread = server.api("GET", "/api/v1/inbox/unread")
+        ids = [m["id"] for m in unread["messages"]]
+        server.api("PATCH", "/api/v1/messages/batch/status", {"ids": ids, "status": "read"})
         passed.append(step)
 
         step = "create a webhook and see its secret once"
