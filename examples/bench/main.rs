@@ -11,12 +11,14 @@
 //! `--keep` (leave the data dir).
 //!
 //! `corpus` loads the data, `server` starts and measures the server, `wrk`
-//! and `workloads` drive it, `receiver` takes its webhooks, `report` prints.
+//! and `workloads` drive it, `receiver` takes its webhooks, `streams` reads
+//! the event stream, `report` prints.
 
 mod corpus;
 mod receiver;
 mod report;
 mod server;
+mod streams;
 mod workloads;
 mod wrk;
 

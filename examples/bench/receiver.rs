@@ -99,7 +99,7 @@ fn serve_receiver_connection(
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ…` -> Unix milliseconds.
-fn parse_iso_millis(s: &str) -> Option<i64> {
+pub fn parse_iso_millis(s: &str) -> Option<i64> {
     let secs = clock::parse_datetime(s.get(0..19)?)?;
     let millis: i64 = s.get(20..23)?.parse().ok()?;
     Some(secs * 1000 + millis)

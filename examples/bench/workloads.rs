@@ -34,14 +34,14 @@ fn stat_ticks(path: &str, a: usize) -> u64 {
 }
 
 /// CPU ticks so far: the server's own, and this process's waited-for children (wrk).
-fn cpu_now(pid: u32) -> (u64, u64) {
+pub fn cpu_now(pid: u32) -> (u64, u64) {
     (
         stat_ticks(&format!("/proc/{pid}/stat"), 14),
         stat_ticks("/proc/self/stat", 16),
     )
 }
 
-fn cpu_per_unit(before: (u64, u64), after: (u64, u64), units: u64) -> (f64, f64) {
+pub fn cpu_per_unit(before: (u64, u64), after: (u64, u64), units: u64) -> (f64, f64) {
     let per = |ticks: u64| ticks as f64 / TICKS_PER_SEC * 1e6 / units.max(1) as f64;
     (per(after.0 - before.0), per(after.1 - before.1))
 }
@@ -153,6 +153,8 @@ pub fn run_workloads(
     }
     eprintln!("bench: {n}: ingest with webhook delivery");
     rows.push(ingest(o, &agent, &base, pid, dir)?);
+    eprintln!("bench: {n}: event streams");
+    rows.push(crate::streams::event_streams(o, server.port, pid)?);
     Ok((
         SizeReport { messages: n, rows },
         idle,
