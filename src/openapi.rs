@@ -667,7 +667,9 @@ pub fn document() -> Value {
                         "message.received and message.sent: id, phone, message, mediaType, mediaUrl, timestamp, \
                          waId, direction, senderJid, pushName, mediaMime, mediaSize, isGroup, senderLid, receivedAt \
                          (message.sent adds inReplyTo and source: api, dashboard or phone). message.status: id, waId, \
-                         phone, status, error, inReplyTo, timestamp. connection.connected: me, timestamp. connection.disconnected: \
+                         phone, status, error, inReplyTo, timestamp. message.reaction: id (the reacted message's), waId, phone, \
+                         senderJid, emoji, removed, timestamp. message.edited: id, waId, phone, message, previousMessage, \
+                         timestamp. message.deleted: id, waId, phone, timestamp. connection.connected: me, timestamp. connection.disconnected: \
                          reason, willReconnect, timestamp (and state and until when WhatsApp stopped the session).") } },
                 "AuditRow": { "type": "object", "description": "One audit log entry.", "properties": {
                     "id": d(json!({ "type": "integer" }), "The row's number (also its order)."),

@@ -7,8 +7,8 @@ binary with WHATSAPP_BACKEND=simulator on 127.0.0.1.
 Steps: log in, see an injected message, open it, reply, see the reply in the
 conversation and in GET /api/v1/simulator/sent, mark messages read with
 "select all" (app.js under the CSP), see a new message appear in the open
-inbox (with its tab count) and in the open conversation without navigating
-(the event stream), create a webhook and see its secret once; then the pages as a phone (390 px) and a laptop (1280 px) show them:
+inbox (with its tab count), and a new message, a reaction and an edit in
+the open conversation, without navigating (the event stream), create a webhook and see its secret once; then the pages as a phone (390 px) and a laptop (1280 px) show them:
 the inbox's filters folded on the phone and open on the laptop, the bulk
 buttons on one line, a long group JID on one line, times in the browser's
 time zone, the webhook list's health, the Settings examples and the audit
@@ -324,17 +324,21 @@ def run(binary):
         assert browser.js("return window.__samePage === true"), "the page was reloaded"
         passed.append(step)
 
-        step = "a message injected while its conversation is open appears without navigation"
+        step = "a message, a reaction and an edit appear on an open conversation without navigation"
         link = next(
             e for e in browser.find_all("a.row-link") if "Arrived while" in browser.call("GET", f"/element/{e}/text")
         )
         browser.call("POST", f"/element/{link}/click")
         wait_for("the conversation", lambda: browser.find_all("#chat[data-after]"))
         browser.js("window.__samePage = true")
-        server.inject(BOB, "And one more thing")
+        more = server.inject(BOB, "And one more thing")
         server.inject(ALICE, "Not in this chat")
         wait_for("the live bubble", lambda: "And one more thing" in browser.text("#chat"))
         assert "Not in this chat" not in browser.text("#chat")
+        server.api("POST", "/api/v1/simulator/reactions", {"from": BOB, "target_wa_id": more, "emoji": "🙏"})
+        wait_for("the live reaction", lambda: "🙏" in browser.text("#chat .reactions"))
+        server.api("POST", "/api/v1/simulator/edits", {"from": BOB, "target_wa_id": more, "text": "One more, edited"})
+        wait_for("the live edit", lambda: "One more, edited" in browser.text("#chat"))
         assert browser.js("return window.__samePage === true"), "the page was reloaded"
         # The pages below are checked with the inbox as it was before.
         _, unread = server.api("GET", "/api/v1/inbox/unread")
