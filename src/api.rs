@@ -6,7 +6,7 @@
 
 use crate::error::ApiError;
 use crate::http::{Body, Request, Response};
-use crate::ops::messages::{IdempotencyKey, Replied};
+use crate::ops::messages::{IdempotencyKey, Replied, ReplyFile};
 use crate::ops::webhooks::{SecretChange, WebhookChange};
 use crate::ops::{self, Ctx, page_number, page_size};
 use crate::state::ConnState;
@@ -133,9 +133,11 @@ fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
 
 pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
     let body = req.json_object()?;
+    let file = reply_file(&body)?;
     let text = match body.get("message") {
+        None | Some(Value::Null) if file.is_some() => String::new(),
         None | Some(Value::Null) => return Err(ApiError::bad("Missing message")),
-        Some(Value::String(s)) if s.trim().is_empty() => {
+        Some(Value::String(s)) if s.trim().is_empty() && file.is_none() => {
             return Err(ApiError::bad("Missing message"));
         }
         Some(Value::String(s)) if s.len() > ops::messages::REPLY_MAX_BYTES => {
@@ -153,7 +155,7 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
         )
     });
     let replied: Replied =
-        ops::messages::send_reply(ctx, params[0], &text, key.as_ref(), Source::Api)?;
+        ops::messages::send_reply(ctx, params[0], &text, file, key.as_ref(), Source::Api)?;
     Ok(Response::ok(&replied.to_json()))
 }
 
@@ -177,6 +179,62 @@ pub fn typing(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response,
     };
     ops::messages::typing(ctx, params[0], typing)?;
     Ok(Response::ok(&json!({ "success": true })))
+}
+
+/// The file of a JSON reply: `media_base64` with its `mime` and an
+/// optional `filename` (1 to 255 characters, no path).
+fn reply_file(body: &Map<String, Value>) -> Result<Option<ReplyFile>, ApiError> {
+    let Some(bytes) = opt_base64(body, "media_base64")? else {
+        for field in ["mime", "filename"] {
+            if !matches!(body.get(field), None | Some(Value::Null)) {
+                return Err(ApiError::bad(format!("{field} needs media_base64")));
+            }
+        }
+        return Ok(None);
+    };
+    if bytes.is_empty() {
+        return Err(ApiError::bad("media_base64 is an empty file"));
+    }
+    let mime = match opt_string(body, "mime")? {
+        Some(m) if is_mime(&m) => m,
+        Some(_) => {
+            return Err(ApiError::bad(
+                "mime must be a media type such as image/jpeg",
+            ));
+        }
+        None => return Err(ApiError::bad("mime is required with media_base64")),
+    };
+    let filename = opt_string(body, "filename")?;
+    if let Some(name) = &filename
+        && (name.is_empty()
+            || name.len() > 255
+            || name.contains(['/', '\\'])
+            || name.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad(
+            "filename must be 1 to 255 characters, without a path",
+        ));
+    }
+    Ok(Some(ReplyFile {
+        bytes,
+        mime,
+        filename,
+    }))
+}
+
+/// `type/subtype`, optionally with parameters, as a content type is written.
+fn is_mime(m: &str) -> bool {
+    let base = m.split(';').next().unwrap_or("").trim();
+    let Some((kind, sub)) = base.split_once('/') else {
+        return false;
+    };
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 127
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    token(kind) && token(sub) && m.len() <= 255 && !m.chars().any(char::is_control)
 }
 
 /// The `status` field of a body, as a reply status.

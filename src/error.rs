@@ -23,6 +23,8 @@ pub enum ApiError {
     Conflict(String),
     /// 413: the body is over the limit.
     PayloadTooLarge,
+    /// 413: a file over MEDIA_MAX_BYTES (the sentence says so).
+    FileTooLarge(String),
     /// 422: well-formed, but it contradicts an earlier request (an
     /// Idempotency-Key reused for another request).
     Unprocessable(String),
@@ -46,7 +48,7 @@ impl ApiError {
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::Conflict(_) => 409,
-            ApiError::PayloadTooLarge => 413,
+            ApiError::PayloadTooLarge | ApiError::FileTooLarge(_) => 413,
             ApiError::Unprocessable(_) => 422,
             ApiError::TooManyRequests { .. } => 429,
             ApiError::Unavailable(_) => 503,
@@ -63,6 +65,7 @@ impl ApiError {
             | ApiError::Conflict(m)
             | ApiError::Unprocessable(m)
             | ApiError::Unavailable(m)
+            | ApiError::FileTooLarge(m)
             | ApiError::SendFailed(m) => m.clone(),
             ApiError::Unauthorized | ApiError::BasicAuthRequired => "Unauthorized".into(),
             ApiError::MethodNotAllowed => "Method not allowed".into(),
@@ -95,6 +98,7 @@ impl From<crate::ops::Error> for ApiError {
         use crate::ops::Error;
         match e {
             Error::Invalid(m) => ApiError::BadRequest(m),
+            Error::TooLarge(m) => ApiError::FileTooLarge(m),
             Error::NotFound(m) => ApiError::NotFound(m),
             Error::Conflict(m) => ApiError::Conflict(m),
             Error::KeyReused(m) => ApiError::Unprocessable(m),

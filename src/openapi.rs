@@ -776,6 +776,29 @@ fn conversation(doc: &mut Value, jid_or_number: &str) {
             "wa_id": d(json!({ "type": "string", "minLength": 1, "maxLength": 128 }), "The sent message's WhatsApp id."),
             "status": d(json!({ "type": "string", "enum": ["delivered", "read", "played"] }), "What the receipt says.") } }))),
         ("201", "applied", success())) });
+    let reply = &mut doc["paths"]["/api/v1/messages/{id}/reply"]["post"];
+    reply["description"] = json!(
+        "Sends the text to the message's chat, quoting it, or a file with the text as its \
+        caption (media_base64 with its mime; the JSON body stays within the 1 MiB request limit, the file within \
+        MEDIA_MAX_BYTES): jpeg, png and webp as an image, mp4 as a video, ogg with opus as a voice note, other audio \
+        as an audio file, anything else as a document with its filename. The reply is stored as an outgoing message \
+        (with media_type, media_url, media_mime, media_size for a file), the original becomes replied and \
+        message.sent fires. With an Idempotency-Key, a retry of the same request (same message, same body) returns \
+        the first answer and sends nothing; the same key with a different request is refused with 422."
+    );
+    reply["requestBody"] = body(json!({ "type": "object", "properties": {
+        "message": d(json!({ "type": "string", "maxLength": 65536 }),
+            "The reply's text (at most 65536 bytes), or a file's caption. Required (not blank) without a file."),
+        "media_base64": d(json!({ "type": "string", "minLength": 4,
+            "pattern": "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$" }),
+            "A file to send, base64 (not empty)."),
+        "mime": d(json!({ "type": "string", "pattern": "^[A-Za-z0-9!#$&^_.+-]{1,127}/[A-Za-z0-9!#$&^_.+-]{1,127}(;.*)?$" }),
+            "The file's media type, such as image/jpeg; required with media_base64."),
+        "filename": d(json!({ "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^/\\\\]+$" }),
+            "The name a document is sent with.") } }));
+    reply["responses"]["400"] =
+        err("missing message (and no file), not an incoming message, or a bad file");
+    reply["responses"]["413"] = err("the file is larger than MEDIA_MAX_BYTES");
     let reaction = json!({ "type": "object", "properties": {
         "sender_jid": d(json!({ "type": "string" }), "Who reacted: the customer's JID, or \"me\" for our account."),
         "emoji": d(json!({ "type": "string" }), "Their current reaction."),
@@ -802,10 +825,21 @@ fn conversation(doc: &mut Value, jid_or_number: &str) {
     let sent = &mut doc["paths"]["/api/v1/simulator/sent"]["get"]["responses"]["200"]["content"]["application/json"]
         ["schema"]["items"]["properties"];
     sent["kind"] = d(
-        json!({ "type": "string", "enum": ["text", "reaction", "read", "typing"] }),
-        "What was sent: text (to, text, quoted_wa_id, wa_id), reaction (to, target_wa_id, emoji, wa_id), \
-         read (to, wa_ids), typing (to, typing).",
+        json!({ "type": "string", "enum": ["text", "media", "reaction", "read", "typing"] }),
+        "What was sent: text (to, text, quoted_wa_id, wa_id), media (the same plus media_type, mime, \
+         filename, size, sha256), reaction (to, target_wa_id, emoji, wa_id), read (to, wa_ids), typing (to, typing).",
     );
+    sent["media_type"] = d(
+        json!({ "type": "string", "enum": ["image", "video", "audio", "voice", "document"] }),
+        "media: what the file was sent as.",
+    );
+    sent["mime"] = d(json!({ "type": "string" }), "media: the file's media type.");
+    sent["filename"] = d(
+        json!({ "type": ["string", "null"] }),
+        "media: the name it was sent with.",
+    );
+    sent["size"] = d(json!({ "type": "integer" }), "media: its size in bytes.");
+    sent["sha256"] = d(json!({ "type": "string" }), "media: its SHA-256, hex.");
     sent["target_wa_id"] = d(
         json!({ "type": "string" }),
         "reaction: the WhatsApp id of the message reacted to.",

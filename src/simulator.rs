@@ -69,6 +69,7 @@ impl Simulator {
             WaCommand::Send {
                 to,
                 text,
+                media,
                 quote,
                 wa_id,
                 expiration,
@@ -78,13 +79,30 @@ impl Simulator {
                     // WhatsApp keeps one message per id: sending an id again
                     // (a retry) does not make a second one.
                     if !self.sent.iter().any(|s| s.wa_id() == Some(&wa_id)) {
-                        self.sent.push(SentRecord::Text {
-                            to,
-                            text,
-                            quoted_participant: quote.as_ref().map(|q| q.sender_jid.clone()),
-                            quoted_wa_id: quote.map(|q| q.wa_id),
-                            wa_id: wa_id.clone(),
-                            expiration,
+                        let quoted_participant = quote.as_ref().map(|q| q.sender_jid.clone());
+                        let quoted_wa_id = quote.map(|q| q.wa_id);
+                        self.sent.push(match media {
+                            None => SentRecord::Text {
+                                to,
+                                text,
+                                quoted_participant,
+                                quoted_wa_id,
+                                wa_id: wa_id.clone(),
+                                expiration,
+                            },
+                            Some(m) => SentRecord::Media {
+                                to,
+                                text,
+                                quoted_participant,
+                                quoted_wa_id,
+                                wa_id: wa_id.clone(),
+                                expiration,
+                                media_type: m.kind,
+                                mime: m.mime,
+                                filename: m.file_name,
+                                size: m.size,
+                                sha256: m.sha256,
+                            },
                         });
                     }
                 });

@@ -24,7 +24,10 @@ pub enum WaCommand {
     /// `pending`: it may still arrive).
     Send {
         to: String,
+        /// The text, or the caption of `media`.
         text: String,
+        /// A file to send with it (stored under `media/` first).
+        media: Option<OutgoingMedia>,
         quote: Option<Quote>,
         wa_id: String,
         expiration: Option<u32>,
@@ -109,6 +112,21 @@ pub struct Quote {
     pub raw: Option<Vec<u8>>,
 }
 
+/// A file a reply carries, already stored under `media/`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMedia {
+    /// image, video, audio, voice, document.
+    pub kind: String,
+    /// The stored file.
+    pub path: std::path::PathBuf,
+    pub mime: String,
+    /// The name a document is sent with.
+    pub file_name: Option<String>,
+    pub size: u64,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+}
+
 /// The message a reaction names, as WhatsApp addressed it.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -181,6 +199,20 @@ pub enum SentRecord {
         /// The disappearing-messages timer it carried (seconds), if any.
         expiration: Option<u32>,
     },
+    /// A reply with a file (`text` is its caption).
+    Media {
+        to: String,
+        text: String,
+        quoted_wa_id: Option<String>,
+        quoted_participant: Option<String>,
+        wa_id: String,
+        expiration: Option<u32>,
+        media_type: String,
+        mime: String,
+        filename: Option<String>,
+        size: u64,
+        sha256: String,
+    },
     /// A reaction (an empty emoji removes ours).
     Reaction {
         to: String,
@@ -198,7 +230,9 @@ impl SentRecord {
     /// The WhatsApp id of a sent message or reaction.
     pub fn wa_id(&self) -> Option<&str> {
         match self {
-            SentRecord::Text { wa_id, .. } | SentRecord::Reaction { wa_id, .. } => Some(wa_id),
+            SentRecord::Text { wa_id, .. }
+            | SentRecord::Media { wa_id, .. }
+            | SentRecord::Reaction { wa_id, .. } => Some(wa_id),
             SentRecord::Read { .. } | SentRecord::Typing { .. } => None,
         }
     }

@@ -288,7 +288,7 @@ fn write_media(out: &mut String, kind: &str, m: &db::Message) {
                     out,
                     "<video class=\"media\" src=\"{url}\" controls preload=\"metadata\"></video><a href=\"{url}\">{label}</a>"
                 ),
-                "audio" => write!(
+                "audio" | "voice" => write!(
                     out,
                     "<audio class=\"media\" src=\"{url}\" controls preload=\"none\"></audio><a href=\"{url}\">{label}</a>"
                 ),
@@ -352,7 +352,7 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
         .get("key")
         .filter(|k| IdempotencyKey::is_valid(k))
         .map(|k| IdempotencyKey::new(k.to_string(), "POST /reply/:id", params[0], &json!(text)));
-    match ops::messages::send_reply(ctx, params[0], text, key.as_ref(), Source::Dashboard) {
+    match ops::messages::send_reply(ctx, params[0], text, None, key.as_ref(), Source::Dashboard) {
         Ok(_) => {
             audit(ctx, req, format!("replied to message {}", params[0]));
             Ok(done(ctx, &here, "Reply sent"))

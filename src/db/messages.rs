@@ -142,6 +142,8 @@ pub struct Outgoing<'a> {
     pub source: Source,
     /// The request's Idempotency-Key, if it had one.
     pub idempotency_key: Option<&'a str>,
+    /// The file it carries, stored under `media/`.
+    pub media: Option<&'a crate::wa::MediaInfo>,
     pub created_at: i64,
 }
 
@@ -149,10 +151,13 @@ pub struct Outgoing<'a> {
 /// WhatsApp id is chosen and kept first, so that a retry sends the same id
 /// and a receipt finds the row whenever it comes.
 pub fn insert_outgoing(tx: &Transaction<'_>, o: &Outgoing<'_>) -> DbResult<Message> {
+    let media = super::received::MediaColumns::of(o.media);
     tx.prepare_cached(
         "INSERT INTO messages (id, wa_id, direction, phone, sender_jid, message, reply_status,
-             delivery_status, in_reply_to, source, idempotency_key, created_at, received_at)
-         VALUES (?1, ?2, 'outgoing', ?3, ?4, ?5, 'sent', 'pending', ?6, ?7, ?8, ?9, ?9)",
+             delivery_status, in_reply_to, source, idempotency_key, created_at, received_at,
+             media_type, media_url, media_mime, media_size, media_sha256)
+         VALUES (?1, ?2, 'outgoing', ?3, ?4, ?5, 'sent', 'pending', ?6, ?7, ?8, ?9, ?9,
+             ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         o.id,
@@ -163,7 +168,12 @@ pub fn insert_outgoing(tx: &Transaction<'_>, o: &Outgoing<'_>) -> DbResult<Messa
         o.in_reply_to,
         o.source,
         o.idempotency_key,
-        o.created_at
+        o.created_at,
+        media.kind,
+        media.url,
+        media.mime,
+        media.size,
+        media.sha256
     ])?;
     get_message(tx, o.id).map(|m| m.expect("the row was just inserted"))
 }
@@ -407,6 +417,7 @@ mod tests {
                 in_reply_to: "q",
                 source: Source::Api,
                 idempotency_key: Some("k"),
+                media: None,
                 created_at: 11,
             },
         )
@@ -447,6 +458,7 @@ mod tests {
                 in_reply_to: "in",
                 source: Source::Api,
                 idempotency_key: None,
+                media: None,
                 created_at: 2,
             },
         )

@@ -180,17 +180,17 @@ pub fn pending_media(conn: &Connection, limit: u32) -> DbResult<Vec<PendingMedia
 }
 
 /// A message's media as the six media columns of its row.
-struct MediaColumns<'a> {
-    kind: Option<&'a str>,
-    url: Option<String>,
-    mime: Option<&'a str>,
-    size: Option<i64>,
-    sha256: Option<&'a str>,
-    error: Option<&'a str>,
+pub(super) struct MediaColumns<'a> {
+    pub(super) kind: Option<&'a str>,
+    pub(super) url: Option<String>,
+    pub(super) mime: Option<&'a str>,
+    pub(super) size: Option<i64>,
+    pub(super) sha256: Option<&'a str>,
+    pub(super) error: Option<&'a str>,
 }
 
 impl<'a> MediaColumns<'a> {
-    fn of(media: Option<&'a MediaInfo>) -> MediaColumns<'a> {
+    pub(super) fn of(media: Option<&'a MediaInfo>) -> MediaColumns<'a> {
         MediaColumns {
             kind: media.map(|x| x.kind.as_str()),
             url: media
@@ -492,6 +492,7 @@ mod tests {
                 in_reply_to: "q2",
                 source: Source::Api,
                 idempotency_key: None,
+                media: None,
                 created_at: 400,
             },
         )

@@ -430,9 +430,13 @@ pub fn send_reply(
     ctx: &mut Ctx,
     id: &str,
     text: &str,
+    file: Option<ReplyFile>,
     key: Option<&IdempotencyKey>,
     source: Source,
 ) -> Result<Replied, Error> {
+    if text.trim().is_empty() && file.is_none() {
+        return Err(Error::invalid("Missing message"));
+    }
     let original = get(ctx, id)?;
     if original.direction != Direction::Incoming {
         return Err(Error::invalid("Only incoming messages can be answered"));
@@ -458,7 +462,14 @@ pub fn send_reply(
             }
         }
     }
-    let outcome = deliver_reply(ctx, &original, text, key.map(|k| k.key.as_str()), source);
+    let outcome = deliver_reply(
+        ctx,
+        &original,
+        text,
+        file,
+        key.map(|k| k.key.as_str()),
+        source,
+    );
     if let Some(k) = key {
         match &outcome {
             Ok(replied) => {
@@ -481,6 +492,7 @@ fn deliver_reply(
     ctx: &mut Ctx,
     original: &db::Message,
     text: &str,
+    file: Option<ReplyFile>,
     key: Option<&str>,
     source: Source,
 ) -> Result<Replied, Error> {
@@ -491,6 +503,7 @@ fn deliver_reply(
         Some(key) => db::reply_for_key(&ctx.db, &original.id, key)?,
         None => None,
     };
+    let mut file_name = file.as_ref().and_then(|f| f.filename.clone());
     let row = match earlier {
         Some(row)
             if !matches!(
@@ -507,6 +520,10 @@ fn deliver_reply(
         }
         None => {
             let me = ctx.shared.connection().me.unwrap_or_default();
+            let stored = match &file {
+                Some(f) => Some(store_reply_file(ctx, f)?),
+                None => None,
+            };
             let tx = ctx.db.transaction()?;
             let row = db::insert_outgoing(
                 &tx,
@@ -519,6 +536,7 @@ fn deliver_reply(
                     in_reply_to: &original.id,
                     source,
                     idempotency_key: key,
+                    media: stored.as_ref(),
                     created_at: clock::now_secs(),
                 },
             )?;
@@ -526,6 +544,11 @@ fn deliver_reply(
             row
         }
     };
+    if file.is_none() {
+        // A retry of a file reply sends the file its first try stored.
+        file_name = None;
+    }
+    let media = outgoing_media(ctx, &row, file_name);
     let quote = match &original.wa_id {
         Some(wa_id) => {
             let (raw, wa_sender) = db::quote_source(&ctx.db, &original.id)?;
@@ -544,6 +567,7 @@ fn deliver_reply(
     let sent = ctx.wa.call(|reply| WaCommand::Send {
         to: original.phone.clone(),
         text: row.message.clone(),
+        media,
         quote,
         wa_id,
         expiration,
@@ -556,6 +580,76 @@ fn deliver_reply(
     // The original is `replied` now: the customer sees it read.
     send_read_receipts(ctx, std::slice::from_ref(&original.id))?;
     Ok(replied(&row))
+}
+
+/// A file a reply carries, as the request gave it.
+#[derive(Debug, Clone)]
+pub struct ReplyFile {
+    pub bytes: Vec<u8>,
+    /// Its content type (`application/octet-stream` when unknown).
+    pub mime: String,
+    /// Its name (a document is sent with it).
+    pub filename: Option<String>,
+}
+
+/// What a reply's file is sent as, by its content type: jpeg, png and webp
+/// images; mp4 video; ogg with opus a voice note, other audio an audio
+/// file; anything else a document.
+pub fn reply_media_kind(mime: &str) -> &'static str {
+    let mime = mime.trim().to_ascii_lowercase();
+    let base = mime.split(';').next().unwrap_or("").trim();
+    match base {
+        "image/jpeg" | "image/png" | "image/webp" => "image",
+        "video/mp4" => "video",
+        "audio/ogg" | "audio/opus" if base == "audio/opus" || mime.contains("opus") => "voice",
+        _ if base.starts_with("audio/") => "audio",
+        _ => "document",
+    }
+}
+
+/// Stores a reply's file under `media/` (size, SHA-256), refusing an empty
+/// one or one over MEDIA_MAX_BYTES.
+fn store_reply_file(ctx: &Ctx, f: &ReplyFile) -> Result<crate::wa::MediaInfo, Error> {
+    let max = ctx.shared.config.media_max_bytes;
+    if f.bytes.is_empty() {
+        return Err(Error::invalid("The file is empty"));
+    }
+    if f.bytes.len() as u64 > max {
+        return Err(Error::TooLarge(format!(
+            "The file is larger than MEDIA_MAX_BYTES ({max} bytes)"
+        )));
+    }
+    let kind = reply_media_kind(&f.mime);
+    let info = crate::media::store(
+        &ctx.shared.config.media_path,
+        kind,
+        Some(&f.mime),
+        f.filename.as_deref(),
+        &mut &f.bytes[..],
+        max,
+    );
+    match &info.error {
+        None => Ok(info),
+        Some(e) => Err(Error::Internal(format!("storing a reply's file: {e}"))),
+    }
+}
+
+/// The stored file of a reply row, as the backend sends it.
+fn outgoing_media(
+    ctx: &Ctx,
+    row: &db::Message,
+    file_name: Option<String>,
+) -> Option<crate::wa::OutgoingMedia> {
+    let kind = row.media_type.clone()?;
+    let name = row.media_url.as_deref()?.strip_prefix("/media/")?;
+    Some(crate::wa::OutgoingMedia {
+        kind,
+        path: ctx.shared.config.media_path.join(name),
+        mime: row.media_mime.clone().unwrap_or_default(),
+        file_name,
+        size: row.media_size.unwrap_or(0) as u64,
+        sha256: row.media_sha256.clone().unwrap_or_default(),
+    })
 }
 
 fn replied(row: &db::Message) -> Replied {
@@ -595,6 +689,25 @@ mod tests {
             &"1".repeat(33),
         ] {
             assert!(chat_candidates(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_reply_file_goes_as_what_its_type_names() {
+        for (mime, kind) in [
+            ("image/jpeg", "image"),
+            ("image/PNG", "image"),
+            ("image/webp", "image"),
+            ("image/gif", "document"),
+            ("video/mp4", "video"),
+            ("audio/ogg; codecs=opus", "voice"),
+            ("audio/ogg", "audio"),
+            ("audio/mpeg", "audio"),
+            ("application/pdf", "document"),
+            ("application/x-unknown", "document"),
+            ("", "document"),
+        ] {
+            assert_eq!(reply_media_kind(mime), kind, "{mime}");
         }
     }
 

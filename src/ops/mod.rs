@@ -41,6 +41,8 @@ pub struct Ctx {
 pub enum Error {
     /// The input is invalid; the sentence says how to fix it.
     Invalid(String),
+    /// A file over MEDIA_MAX_BYTES (the sentence says so).
+    TooLarge(String),
     /// What the operation is about does not exist (the sentence says which).
     NotFound(String),
     /// It cannot be done in the current state (already paired, the same
@@ -67,6 +69,7 @@ impl Error {
     pub fn message(&self) -> String {
         match self {
             Error::Invalid(m)
+            | Error::TooLarge(m)
             | Error::NotFound(m)
             | Error::Conflict(m)
             | Error::KeyReused(m)

@@ -3,7 +3,7 @@
 
 use super::lock;
 use super::translate;
-use crate::wa::{COMMAND_TIMEOUT, Quote, Target, WaEvent};
+use crate::wa::{COMMAND_TIMEOUT, OutgoingMedia, Quote, Target, WaEvent};
 use crossbeam_channel::{Sender, bounded};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,7 @@ pub(super) const SEND_TIMEOUT: Duration = Duration::from_secs(25);
 pub(super) struct Outgoing {
     pub(super) to: String,
     pub(super) text: String,
+    pub(super) media: Option<OutgoingMedia>,
     pub(super) quote: Option<Quote>,
     pub(super) wa_id: String,
     pub(super) expiration: Option<u32>,
@@ -57,9 +58,24 @@ pub(super) async fn send(
         // A bare text cannot carry the timer; an extended one can.
         None => out.expiration.map(|_| proto::ContextInfo::default()),
     };
-    let message = match context {
-        Some(context) => proto::Message::text_with_context(out.text, context),
-        None => proto::Message::text(out.text),
+    let deadline = tokio::time::Instant::now() + limit;
+    let message = match &out.media {
+        Some(media) => {
+            let uploading = upload(client, media);
+            let uploaded = match tokio::time::timeout_at(deadline, uploading).await {
+                Ok(result) => result,
+                Err(_) => Err("the file did not upload in time".to_string()),
+            };
+            match uploaded {
+                Ok(upload) => media_message(upload, media, &out.text, context),
+                // Nothing went out: the reply is refused, like a send WhatsApp refuses.
+                Err(e) => return record_outcome(events, out.wa_id, Err(e)).await,
+            }
+        }
+        None => match context {
+            Some(context) => proto::Message::text_with_context(out.text, context),
+            None => proto::Message::text(out.text),
+        },
     };
     let mut options = SendOptions::default().with_message_id(out.wa_id.clone());
     if let Some(seconds) = out.expiration {
@@ -68,7 +84,6 @@ pub(super) async fn send(
     let (ack_tx, ack_rx) = oneshot::channel();
     // Registered before sending: the acknowledgement can beat the send's return.
     lock(acks).insert(out.wa_id.clone(), ack_tx);
-    let deadline = tokio::time::Instant::now() + limit;
     let outcome = match out.to.parse::<Jid>() {
         Err(e) => Some(Err(format!("invalid chat JID {:?}: {e}", out.to))),
         Ok(chat) => {
@@ -88,13 +103,23 @@ pub(super) async fn send(
     let Some(outcome) = outcome else {
         return Err("WhatsApp did not confirm the message in time".into());
     };
+    record_outcome(events, out.wa_id, outcome).await
+}
+
+/// Hands the outcome of a send to the sink and waits until it is applied;
+/// then the outcome.
+async fn record_outcome(
+    events: &Sender<WaEvent>,
+    wa_id: String,
+    outcome: Result<(), String>,
+) -> Result<(), String> {
     let events = events.clone();
     let recorded = outcome.clone();
     let applied = tokio::task::spawn_blocking(move || {
         let (done, applied) = bounded(1);
         events
             .send(WaEvent::Sent {
-                wa_id: out.wa_id,
+                wa_id,
                 outcome: recorded,
                 done: Some(done),
             })
@@ -175,4 +200,207 @@ pub(super) async fn typing(client: &Arc<Client>, to: &str, typing: bool) -> Resu
         .await
         .map_err(|_| "the typing state did not go out in time".to_string())?
         .map_err(|e| format!("sending the typing state failed: {e}"))
+}
+
+/// What the crate's upload gave back: where the encrypted file is and the
+/// keys the recipient needs.
+pub(super) struct Uploaded {
+    url: String,
+    direct_path: String,
+    media_key: Vec<u8>,
+    file_sha256: Vec<u8>,
+    file_enc_sha256: Vec<u8>,
+    file_length: u64,
+    media_key_timestamp: i64,
+    streaming_sidecar: Option<Vec<u8>>,
+}
+
+/// Encrypts and uploads a stored file through the crate.
+async fn upload(client: &Arc<Client>, media: &OutgoingMedia) -> Result<Uploaded, String> {
+    use whatsapp_rust::download::MediaType;
+    // The runtime thread never blocks: the file is read on the blocking pool.
+    let path = media.path.clone();
+    let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
+        .await
+        .map_err(|e| format!("reading the file failed: {e}"))?
+        .map_err(|e| format!("reading the file failed: {e}"))?;
+    let kind = match media.kind.as_str() {
+        "image" => MediaType::Image,
+        "video" => MediaType::Video,
+        "audio" | "voice" => MediaType::Audio,
+        _ => MediaType::Document,
+    };
+    let r = client
+        .upload(bytes, kind, whatsapp_rust::UploadOptions::default())
+        .await
+        .map_err(|e| format!("uploading the file failed: {e}"))?;
+    Ok(Uploaded {
+        url: r.url,
+        direct_path: r.direct_path,
+        media_key: r.media_key.to_vec(),
+        file_sha256: r.file_sha256.to_vec(),
+        file_enc_sha256: r.file_enc_sha256.to_vec(),
+        file_length: r.file_length,
+        media_key_timestamp: r.media_key_timestamp,
+        streaming_sidecar: r.streaming_sidecar,
+    })
+}
+
+/// The message that carries an uploaded file: its kind's message with the
+/// caption (audio has none), the quote and a document's file name; a voice
+/// note is `ptt`.
+pub(super) fn media_message(
+    u: Uploaded,
+    media: &OutgoingMedia,
+    caption: &str,
+    context: Option<proto::ContextInfo>,
+) -> proto::Message {
+    use whatsapp_rust::buffa::MessageField;
+    let caption = (!caption.is_empty()).then(|| caption.to_string());
+    let context_info = context.map(MessageField::some).unwrap_or_default();
+    let mimetype = Some(media.mime.clone());
+    match media.kind.as_str() {
+        "image" => proto::Message {
+            image_message: MessageField::some(proto::message::ImageMessage {
+                url: Some(u.url),
+                direct_path: Some(u.direct_path),
+                media_key: Some(u.media_key),
+                file_sha256: Some(u.file_sha256),
+                file_enc_sha256: Some(u.file_enc_sha256),
+                file_length: Some(u.file_length),
+                media_key_timestamp: Some(u.media_key_timestamp),
+                mimetype,
+                caption,
+                context_info,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        "video" => proto::Message {
+            video_message: MessageField::some(proto::message::VideoMessage {
+                url: Some(u.url),
+                direct_path: Some(u.direct_path),
+                media_key: Some(u.media_key),
+                file_sha256: Some(u.file_sha256),
+                file_enc_sha256: Some(u.file_enc_sha256),
+                file_length: Some(u.file_length),
+                media_key_timestamp: Some(u.media_key_timestamp),
+                streaming_sidecar: u.streaming_sidecar,
+                mimetype,
+                caption,
+                context_info,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        "audio" | "voice" => proto::Message {
+            audio_message: MessageField::some(proto::message::AudioMessage {
+                url: Some(u.url),
+                direct_path: Some(u.direct_path),
+                media_key: Some(u.media_key),
+                file_sha256: Some(u.file_sha256),
+                file_enc_sha256: Some(u.file_enc_sha256),
+                file_length: Some(u.file_length),
+                media_key_timestamp: Some(u.media_key_timestamp),
+                streaming_sidecar: u.streaming_sidecar,
+                mimetype,
+                ptt: Some(media.kind == "voice"),
+                context_info,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        _ => proto::Message {
+            document_message: MessageField::some(proto::message::DocumentMessage {
+                url: Some(u.url),
+                direct_path: Some(u.direct_path),
+                media_key: Some(u.media_key),
+                file_sha256: Some(u.file_sha256),
+                file_enc_sha256: Some(u.file_enc_sha256),
+                file_length: Some(u.file_length),
+                media_key_timestamp: Some(u.media_key_timestamp),
+                mimetype,
+                file_name: media.file_name.clone(),
+                title: media.file_name.clone(),
+                caption,
+                context_info,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uploaded() -> Uploaded {
+        Uploaded {
+            url: "https://mmg.whatsapp.net/x".into(),
+            direct_path: "/v/x".into(),
+            media_key: vec![1; 32],
+            file_enc_sha256: vec![2; 32],
+            file_sha256: vec![3; 32],
+            file_length: 4,
+            media_key_timestamp: 1_700_000_000,
+            streaming_sidecar: None,
+        }
+    }
+    fn file(kind: &str, mime: &str, name: Option<&str>) -> OutgoingMedia {
+        OutgoingMedia {
+            kind: kind.into(),
+            path: "/nonexistent".into(),
+            mime: mime.into(),
+            file_name: name.map(str::to_string),
+            size: 4,
+            sha256: "00".into(),
+        }
+    }
+
+    #[test]
+    fn each_kind_becomes_its_message_with_caption_quote_and_name() {
+        let quote = whatsapp_rust::proto_helpers::build_quote_context(
+            "Q1".to_string(),
+            "15551234567@s.whatsapp.net".to_string(),
+            &proto::Message::text("where is it?"),
+        );
+        let m = media_message(
+            uploaded(),
+            &file("image", "image/png", None),
+            "here it is",
+            Some(quote.clone()),
+        );
+        let image = m.image_message.as_option().unwrap();
+        assert_eq!(image.caption.as_deref(), Some("here it is"));
+        assert_eq!(image.mimetype.as_deref(), Some("image/png"));
+        assert_eq!(image.file_length, Some(4));
+        assert_eq!(
+            image.context_info.as_option().unwrap().stanza_id.as_deref(),
+            Some("Q1")
+        );
+        let m = media_message(
+            uploaded(),
+            &file("document", "application/pdf", Some("invoice.pdf")),
+            "",
+            None,
+        );
+        let doc = m.document_message.as_option().unwrap();
+        assert_eq!(doc.file_name.as_deref(), Some("invoice.pdf"));
+        assert_eq!(doc.caption, None);
+        let m = media_message(
+            uploaded(),
+            &file("voice", "audio/ogg; codecs=opus", None),
+            "",
+            None,
+        );
+        assert_eq!(m.audio_message.as_option().unwrap().ptt, Some(true));
+        let m = media_message(uploaded(), &file("audio", "audio/mpeg", None), "", None);
+        assert_eq!(m.audio_message.as_option().unwrap().ptt, Some(false));
+        let m = media_message(uploaded(), &file("video", "video/mp4", None), "clip", None);
+        assert_eq!(
+            m.video_message.as_option().unwrap().caption.as_deref(),
+            Some("clip")
+        );
+    }
 }

@@ -323,12 +323,12 @@ impl Supervisor {
                         // and ends the run loop.
                         client.logout().await;
                     }
-                    Some(WaCommand::Send { to, text, quote, wa_id, expiration, reply }) => {
+                    Some(WaCommand::Send { to, text, media, quote, wa_id, expiration, reply }) => {
                         let client = Arc::clone(&client);
                         let acks = Arc::clone(&self.acks);
                         let events = self.events.clone();
                         let limit = self.send_timeout;
-                        let out = Outgoing { to, text, quote, wa_id, expiration };
+                        let out = Outgoing { to, text, media, quote, wa_id, expiration };
                         tokio::spawn(async move {
                             let _ = reply.send(send(&client, &acks, &events, out, limit).await);
                         });

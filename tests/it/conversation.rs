@@ -552,3 +552,139 @@ fn typing_shows_only_in_chats_that_wrote_to_us() {
     assert_eq!(r.status, 400);
     assert_eq!(sent_of_kind(&s, "typing").len(), 2);
 }
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn a_reply_with_a_file_is_stored_sent_and_announced() {
+    let s = TestServer::start();
+    let rx = WebhookReceiver::start();
+    subscribe(&s, &rx, &["message.sent"]);
+    let id = inject(&s, ALICE, "Q1", "can I have the invoice and a photo?");
+    let photo = b"\xff\xd8\xff\xe0 not really a jpeg".to_vec();
+    let r = s.post(
+        &format!("/api/v1/messages/{id}/reply"),
+        &json!({ "message": "here is the photo", "media_base64": b64(&photo), "mime": "image/jpeg" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let reply_id = r.json()["replyId"].as_str().unwrap().to_string();
+    let row = message(&s, &reply_id);
+    assert_eq!(row["media_type"], "image");
+    assert_eq!(row["media_mime"], "image/jpeg");
+    assert_eq!(row["media_size"], photo.len());
+    assert_eq!(row["message"], "here is the photo");
+    let url = row["media_url"].as_str().unwrap();
+    let file = s.get(url);
+    assert_eq!(file.status, 200);
+    assert_eq!(file.bytes, photo);
+    let sha = whatsapp_api::auth::hex(&whatsapp_api::auth::sha256(&photo));
+    let media = sent_of_kind(&s, "media");
+    assert_eq!(media.len(), 1);
+    assert_eq!(media[0]["media_type"], "image");
+    assert_eq!(media[0]["text"], "here is the photo");
+    assert_eq!(media[0]["quoted_wa_id"], "Q1");
+    assert_eq!(media[0]["size"], photo.len());
+    assert_eq!(media[0]["sha256"], sha.as_str());
+    let event = &events(&rx, 1)[0];
+    assert_eq!(event["data"]["mediaType"], "image");
+    assert_eq!(event["data"]["mediaUrl"], url);
+    assert_eq!(event["data"]["mediaSize"], photo.len());
+    // A type we cannot name goes as a document with its name; no caption needed.
+    let r = s.post(
+        &format!("/api/v1/messages/{id}/reply"),
+        &json!({ "media_base64": b64(b"%PDF-1.4"), "mime": "application/x-invoice", "filename": "invoice-7.pdf" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let doc = sent_of_kind(&s, "media").pop().unwrap();
+    assert_eq!(doc["media_type"], "document");
+    assert_eq!(doc["filename"], "invoice-7.pdf");
+    assert_eq!(doc["text"], "");
+    let r = s.post(
+        &format!("/api/v1/messages/{id}/reply"),
+        &json!({ "media_base64": b64(b"OggS voice"), "mime": "audio/ogg; codecs=opus" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        sent_of_kind(&s, "media").pop().unwrap()["media_type"],
+        "voice"
+    );
+}
+
+#[test]
+fn a_file_reply_is_idempotent_with_its_key() {
+    let s = TestServer::start();
+    let id = inject(&s, ALICE, "Q1", "photo please");
+    let body = serde_json::to_vec(&json!({ "media_base64": b64(b"\x89PNG"), "mime": "image/png" }))
+        .unwrap();
+    let path = format!("/api/v1/messages/{id}/reply");
+    let headers = [
+        ("X-API-Key", KEY),
+        ("Content-Type", "application/json"),
+        ("Idempotency-Key", "photo-1"),
+    ];
+    let first = s.request("POST", &path, &headers, Some(&body));
+    let second = s.request("POST", &path, &headers, Some(&body));
+    assert_eq!((first.status, second.status), (200, 200), "{}", second.text);
+    assert_eq!(first.json()["replyId"], second.json()["replyId"]);
+    assert_eq!(sent_of_kind(&s, "media").len(), 1);
+}
+
+#[test]
+fn bad_file_replies_are_refused_and_send_nothing() {
+    let s = TestServer::start_with(|c| c.media_max_bytes = 16);
+    let id = inject(&s, ALICE, "Q1", "photo please");
+    let path = format!("/api/v1/messages/{id}/reply");
+    for (body, status) in [
+        (json!({ "media_base64": "", "mime": "image/png" }), 400),
+        (json!({ "media_base64": b64(b"abc") }), 400),
+        (
+            json!({ "media_base64": "not base64!", "mime": "image/png" }),
+            400,
+        ),
+        (
+            json!({ "media_base64": b64(b"abc"), "mime": "nonsense" }),
+            400,
+        ),
+        (
+            json!({ "media_base64": b64(b"abc"), "mime": "image/png", "filename": "../x.png" }),
+            400,
+        ),
+        (json!({ "mime": "image/png" }), 400),
+        (
+            json!({ "media_base64": b64(&[7; 17]), "mime": "image/png" }),
+            413,
+        ),
+    ] {
+        let r = s.post(&path, &body);
+        assert_eq!(r.status, status, "{body}: {}", r.text);
+        assert!(r.json()["error"].is_string());
+    }
+    s.post(
+        "/api/v1/simulator/connection",
+        &json!({ "state": "disconnected" }),
+    );
+    let r = s.post(
+        &path,
+        &json!({ "media_base64": b64(b"abc"), "mime": "image/png" }),
+    );
+    assert_eq!(r.status, 503);
+    s.post(
+        "/api/v1/simulator/connection",
+        &json!({ "state": "connected" }),
+    );
+    assert!(sent_of_kind(&s, "media").is_empty());
+    let chat = s
+        .get(&format!("/api/v1/conversations/{ALICE}/messages"))
+        .json();
+    assert_eq!(
+        chat["messages"].as_array().unwrap().len(),
+        1,
+        "nothing stored"
+    );
+    let files = std::fs::read_dir(s.dir.0.join("media"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(files, 0, "no file left behind");
+}
