@@ -94,12 +94,8 @@ pub fn repair(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
         return refused(ctx, "/status", "", e);
     }
     audit(ctx, req, "logged out of WhatsApp to pair again".into());
-    // The logout is applied by the sink a moment later; wait for it so
-    // the new pairing is not refused as "already paired".
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while ctx.shared.session_paired() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    // The backend answers a logout once the sink applied it, so the new
+    // pairing is not refused as "already paired".
     match ops::session::start_pairing(ctx) {
         Ok(()) => Ok(done(
             ctx,

@@ -157,6 +157,7 @@ impl Supervisor {
                 self.forget_session().await;
                 self.emit(WaEvent::LoggedOut { reason }).await;
                 if let Some(reply) = reply {
+                    self.applied().await;
                     let _ = reply.send(Ok(()));
                 }
                 Next::Idle
@@ -594,6 +595,7 @@ impl Supervisor {
                     reason: "logged out while disconnected".into(),
                 })
                 .await;
+                self.applied().await;
                 let _ = reply.send(Ok(()));
                 Some(Next::Idle)
             }
@@ -673,6 +675,15 @@ impl Supervisor {
         };
         let events = self.events.clone();
         let _ = tokio::task::spawn_blocking(move || events.send(event)).await;
+    }
+
+    /// Waits (off the runtime thread) until the sink applied every event
+    /// sent before: a command that changed the state answers after this, so
+    /// whoever asked sees the new state at once, as with the simulator.
+    async fn applied(&self) {
+        let (done, applied) = bounded(1);
+        self.emit(WaEvent::Flush { done }).await;
+        let _ = tokio::task::spawn_blocking(move || applied.recv_timeout(COMMAND_TIMEOUT)).await;
     }
 
     /// Deletes the store file: the device keys go, the next client starts
