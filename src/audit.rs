@@ -5,6 +5,7 @@
 
 use crate::clock;
 use crate::db::{self, AuditEntry};
+use crate::threads::Ends;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use rusqlite::Connection;
 use std::thread::JoinHandle;
@@ -70,11 +71,12 @@ impl AuditHandle {
 pub fn spawn(
     conn: Connection,
     retention: Retention,
+    ends: &Ends,
 ) -> std::io::Result<(AuditHandle, JoinHandle<()>)> {
     let (tx, rx) = bounded(CHANNEL_CAPACITY);
     let join = std::thread::Builder::new()
         .name("audit".into())
-        .spawn(move || writer_main(conn, rx, retention))?;
+        .spawn(ends.report(move || writer_main(conn, rx, retention)))?;
     Ok((AuditHandle { tx }, join))
 }
 

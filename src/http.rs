@@ -10,6 +10,7 @@
 use crate::db::{self, AuditEntry};
 use crate::error::ApiError;
 use crate::router::{self, Access, Found};
+use crate::threads::Ends;
 use crate::{auth, clock};
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -264,6 +265,7 @@ pub fn parse_query(q: &str) -> Option<Vec<(String, String)>> {
 pub fn spawn_workers(
     server: Arc<tiny_http::Server>,
     count: usize,
+    ends: &Ends,
     mut make_ctx: impl FnMut() -> Result<Ctx, String>,
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let mut joins = Vec::with_capacity(count);
@@ -272,7 +274,7 @@ pub fn spawn_workers(
         let server = Arc::clone(&server);
         let join = std::thread::Builder::new()
             .name(format!("http-{n}"))
-            .spawn(move || worker_main(&server, ctx))
+            .spawn(ends.report(move || worker_main(&server, ctx)))
             .map_err(|e| format!("could not start an HTTP worker: {e}"))?;
         joins.push(join);
     }

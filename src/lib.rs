@@ -30,12 +30,14 @@ pub mod simulator;
 pub mod sink;
 pub mod state;
 pub mod status;
+pub mod threads;
 pub mod wa;
 pub mod webhooks;
 pub mod whatsapp;
 
 use crate::config::{Backend, Command, Config};
 use crate::state::Shared;
+use crate::threads::{Ended, Ends};
 use crate::wa::{WaCommand, WaHandle};
 use crossbeam_channel::{bounded, select};
 use std::collections::BTreeMap;
@@ -184,24 +186,7 @@ fn serve(config: Config) -> Result<(), String> {
             Backend::WhatsApp => "whatsapp",
         }
     );
-    let mut trimmed = Instant::now();
-    let died = loop {
-        select! {
-            recv(signal_rx) -> signal => {
-                log::info!("received signal {}; shutting down", signal.unwrap_or(0));
-                break None;
-            },
-            default(Duration::from_millis(250)) => {
-                if let Some(name) = server.dead_thread() {
-                    break Some(name);
-                }
-                if trimmed.elapsed() >= TRIM_EVERY {
-                    release_free_memory();
-                    trimmed = Instant::now();
-                }
-            },
-        }
-    };
+    let died = wait_for_stop(&signal_rx, &server.ended);
     match died {
         None => {
             server.shutdown();
@@ -213,6 +198,28 @@ fn serve(config: Config) -> Result<(), String> {
                 "critical thread {name} stopped unexpectedly; exiting so the supervisor restarts the service"
             );
             Err(format!("critical thread {name} stopped unexpectedly"))
+        }
+    }
+}
+
+/// Waits for a signal (None) or for a thread's end (Some(its name)): every
+/// thread runs until shutdown, so one that ends first has died. Meanwhile
+/// hands freed memory back to the OS every `TRIM_EVERY`.
+fn wait_for_stop(
+    signals: &crossbeam_channel::Receiver<i32>,
+    ended: &crossbeam_channel::Receiver<Ended>,
+) -> Option<String> {
+    let trim = crossbeam_channel::tick(TRIM_EVERY);
+    loop {
+        select! {
+            recv(signals) -> signal => {
+                log::info!("received signal {}; shutting down", signal.unwrap_or(0));
+                return None;
+            },
+            recv(ended) -> ended => {
+                return Some(ended.map_or_else(|_| "?".to_string(), |e| e.name));
+            },
+            recv(trim) -> _ => release_free_memory(),
         }
     }
 }
@@ -233,6 +240,8 @@ pub struct Server {
     /// `follower_stop` is dropped.
     follower: JoinHandle<()>,
     follower_stop: crossbeam_channel::Sender<()>,
+    /// Where every thread above reports its end.
+    ended: crossbeam_channel::Receiver<Ended>,
 }
 
 fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> String + '_ {
@@ -277,26 +286,29 @@ pub fn start_with(
 
     // Bounded: a worker waits (briefly) when the backend is busy; 256 queued
     // commands is far beyond any real burst of replies.
-    let (command_tx, command_rx) = bounded::<WaCommand>(256);
+    let (command_tx, command_rx) = async_channel::bounded::<WaCommand>(256);
     // Bounded: the backend waits for the sink (the real one awaits it off its
     // runtime thread), which is the backpressure the durability hook wants.
     let (event_tx, event_rx) = bounded::<wa::WaEvent>(1024);
+    // Every long-lived thread reports its end here (`serve` and `shutdown`
+    // wait on it).
+    let (ends, ended) = Ends::new();
 
     let retention = audit::Retention {
         audit_days: config.audit_retention_days,
         events_days: config.events_retention_days,
     };
     let (audit, audit_join) =
-        audit::spawn(open_unacknowledged()?, retention).map_err(io_err("audit"))?;
+        audit::spawn(open_unacknowledged()?, retention, &ends).map_err(io_err("audit"))?;
     let policy = webhooks::Policy {
         schedule: config.webhook_retry_schedule.clone(),
         timeout: config.webhook_timeout,
         allow_private: config.webhook_allow_private,
     };
     let (waker, webhooks_join) =
-        webhooks::spawn(open_unacknowledged()?, Arc::clone(&shared), policy)
+        webhooks::spawn(open_unacknowledged()?, Arc::clone(&shared), policy, &ends)
             .map_err(io_err("webhooks"))?;
-    let sink_join = sink::spawn(open()?, Arc::clone(&shared), event_rx, waker.clone())
+    let sink_join = sink::spawn(open()?, Arc::clone(&shared), event_rx, waker.clone(), &ends)
         .map_err(io_err("sink"))?;
     let backend_join = match config.backend {
         Backend::Simulator => simulator::spawn(
@@ -306,6 +318,7 @@ pub fn start_with(
             },
             command_rx,
             event_tx,
+            &ends,
         )
         .map_err(io_err("simulator"))?,
         Backend::WhatsApp => whatsapp::spawn(
@@ -317,6 +330,7 @@ pub fn start_with(
             },
             command_rx,
             event_tx,
+            &ends,
         )
         .map_err(io_err("whatsapp"))?,
     };
@@ -325,7 +339,7 @@ pub fn start_with(
     };
 
     let port = http::local_port(&http);
-    let workers = http::spawn_workers(Arc::clone(&http), config.http_workers, || {
+    let workers = http::spawn_workers(Arc::clone(&http), config.http_workers, &ends, || {
         Ok(http::Ctx {
             db: open()?,
             shared: Arc::clone(&shared),
@@ -335,7 +349,7 @@ pub fn start_with(
         })
     })?;
     let (follower_stop, follower_stopped) = bounded::<()>(0);
-    let follower = secrets::spawn_follower(open()?, Arc::clone(&shared), follower_stopped)
+    let follower = secrets::spawn_follower(open()?, Arc::clone(&shared), follower_stopped, &ends)
         .map_err(io_err("secrets"))?;
     // Everything that can fail has succeeded: now store and show new secrets.
     secrets.commit(&mut conn, &shared.config)?;
@@ -357,22 +371,11 @@ pub fn start_with(
         sink: sink_join,
         webhooks: webhooks_join,
         audit: audit_join,
+        ended,
     })
 }
 
 impl Server {
-    /// The name of a critical thread that has stopped, if any.
-    pub fn dead_thread(&self) -> Option<String> {
-        let threads =
-            self.workers
-                .iter()
-                .chain([&self.backend, &self.sink, &self.webhooks, &self.audit]);
-        threads
-            .filter(|t| t.is_finished())
-            .map(|t| t.thread().name().unwrap_or("?").to_string())
-            .next()
-    }
-
     /// Graceful stop: no new requests, in-flight ones finish, WhatsApp closes,
     /// the sink drains, webhook lanes finish their attempt, audit flushes.
     pub fn shutdown(self) {
@@ -384,30 +387,33 @@ impl Server {
             let _ = worker.join();
         }
         self.shared.streams.close();
-        let _ = self.wa.commands.send(WaCommand::Shutdown);
+        let _ = self.wa.commands.send_blocking(WaCommand::Shutdown);
         drop(self.wa);
         drop(self.follower_stop);
         // Bounded: a thread still held up must not stop the process from
         // exiting within the 10 s a supervisor allows.
         let deadline = started + Duration::from_secs(8);
-        for thread in [
+        let mut running = vec![
             self.backend,
             self.sink,
             self.webhooks,
             self.audit,
             self.follower,
-        ] {
-            while !thread.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
+        ];
+        while !running.is_empty() {
+            let Ok(ended) = self.ended.recv_deadline(deadline) else {
+                break;
+            };
+            // The workers' reports (joined above) are passed over.
+            if let Some(i) = running.iter().position(|t| t.thread().id() == ended.id) {
+                let _ = running.swap_remove(i).join();
             }
-            if thread.is_finished() {
-                let _ = thread.join();
-            } else {
-                log::warn!(
-                    "thread {} did not stop in time",
-                    thread.thread().name().unwrap_or("?")
-                );
-            }
+        }
+        for thread in running {
+            log::warn!(
+                "thread {} did not stop in time",
+                thread.thread().name().unwrap_or("?")
+            );
         }
         log::debug!("shutdown took {} ms", started.elapsed().as_millis());
     }
@@ -710,5 +716,31 @@ fn healthcheck(config: &Config) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("unhealthy: {status_line}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serving_stops_at_a_signal_or_at_once_when_a_thread_ends() {
+        let (signal_tx, signal_rx) = bounded::<i32>(1);
+        let (ends, ended) = Ends::new();
+        let (stop, stopped) = bounded::<()>(0);
+        let worker = std::thread::Builder::new()
+            .name("worker".into())
+            .spawn(ends.report(move || {
+                let _ = stopped.recv();
+            }))
+            .unwrap();
+        signal_tx.send(15).unwrap();
+        assert_eq!(wait_for_stop(&signal_rx, &ended), None);
+
+        drop(stop);
+        let started = Instant::now();
+        assert_eq!(wait_for_stop(&signal_rx, &ended).as_deref(), Some("worker"));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        worker.join().unwrap();
     }
 }

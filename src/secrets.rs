@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::state::Shared;
+use crate::threads::Ends;
 use crate::{auth, db};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::Connection;
@@ -154,10 +155,11 @@ pub fn spawn_follower(
     conn: Connection,
     shared: Arc<Shared>,
     stop: Receiver<()>,
+    ends: &Ends,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("secrets".into())
-        .spawn(move || {
+        .spawn(ends.report(move || {
             let mut seen: Option<i64> = None;
             while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(FOLLOW_EVERY) {
                 let version = db::data_version(&conn).ok();
@@ -169,7 +171,7 @@ pub fn spawn_follower(
                     log::warn!("could not read the API key or password: {e}");
                 }
             }
-        })
+        }))
 }
 
 fn follow(conn: &Connection, shared: &Shared) -> rusqlite::Result<()> {

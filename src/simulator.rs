@@ -3,12 +3,13 @@
 //! Injected messages take the real path: media through `media::store`, the
 //! message to the event sink, and the answer only after the sink committed.
 
+use crate::threads::Ends;
 use crate::wa::{
     Inbound, IncomingMessage, Injected, MediaInfo, RawMessage, RawOutcome, SentRecord, SimMessage,
     Stored, WaCommand, WaEvent,
 };
 use crate::{auth, media, whatsapp};
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Sender, bounded};
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -26,12 +27,13 @@ pub struct SimConfig {
 /// every command sender is gone, dropping its event sender (which stops the sink).
 pub fn spawn(
     config: SimConfig,
-    commands: Receiver<WaCommand>,
+    commands: async_channel::Receiver<WaCommand>,
     events: Sender<WaEvent>,
+    ends: &Ends,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("whatsapp-sim".into())
-        .spawn(move || {
+        .spawn(ends.report(move || {
             let mut sim = Simulator {
                 config,
                 events,
@@ -40,13 +42,13 @@ pub fn spawn(
                 connected: false,
             };
             sim.set_state("connected");
-            for command in commands {
+            while let Ok(command) = commands.recv_blocking() {
                 if !sim.handle(command) {
                     break;
                 }
             }
             log::debug!("simulator stopped");
-        })
+        }))
 }
 
 struct Simulator {

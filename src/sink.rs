@@ -6,6 +6,7 @@
 use crate::db;
 use crate::state::{ConnState, QrCode, Shared};
 use crate::status::Direction;
+use crate::threads::Ends;
 use crate::wa::{
     DeliveryStatus, IncomingMessage, MediaInfo, Reply, Stop, Stored, Update, UpdateAction, WaEvent,
 };
@@ -33,6 +34,7 @@ pub fn spawn(
     shared: Arc<Shared>,
     events: Receiver<WaEvent>,
     webhooks: WebhookWaker,
+    ends: &Ends,
 ) -> std::io::Result<JoinHandle<()>> {
     if let Ok(Some(me)) = db::get_setting(&conn, SETTING_ME).map(|m| m.filter(|m| !m.is_empty())) {
         shared.update_connection(|c| {
@@ -42,7 +44,7 @@ pub fn spawn(
     }
     std::thread::Builder::new()
         .name("sink".into())
-        .spawn(move || {
+        .spawn(ends.report(move || {
             let mut sink = Sink {
                 conn,
                 shared,
@@ -74,7 +76,7 @@ pub fn spawn(
                 }
             }
             log::debug!("event sink stopped");
-        })
+        }))
 }
 
 struct Sink {

@@ -500,7 +500,8 @@ pub enum Stop {
 /// The sender half of the door, cloned into every HTTP worker.
 #[derive(Clone)]
 pub struct WaHandle {
-    pub commands: Sender<WaCommand>,
+    /// Blocking on the sending side, async on the real backend's runtime.
+    pub commands: async_channel::Sender<WaCommand>,
 }
 
 impl WaHandle {
@@ -509,7 +510,7 @@ impl WaHandle {
     pub fn call<T>(&self, make: impl FnOnce(Reply<T>) -> WaCommand) -> Result<T, String> {
         let (tx, rx) = bounded(1);
         self.commands
-            .send(make(tx))
+            .send_blocking(make(tx))
             .map_err(|_| "the WhatsApp backend has stopped".to_string())?;
         match rx.recv_timeout(COMMAND_TIMEOUT) {
             Ok(result) => result,

@@ -11,6 +11,7 @@
 use crate::db::{self, DeliveryHead};
 use crate::state::Shared;
 use crate::status::{DeliveryStatus, Direction, HookDeliveryStatus};
+use crate::threads::Ends;
 use crate::{auth, clock};
 use base64::Engine as _;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select, unbounded};
@@ -236,11 +237,12 @@ pub fn spawn(
     conn: Connection,
     shared: Arc<Shared>,
     policy: Policy,
+    ends: &Ends,
 ) -> std::io::Result<(WebhookWaker, JoinHandle<()>)> {
     let (wake_tx, wake_rx) = bounded(1);
     let join = std::thread::Builder::new()
         .name("webhooks".into())
-        .spawn(move || Dispatcher::new(conn, shared, policy).run(wake_rx))?;
+        .spawn(ends.report(move || Dispatcher::new(conn, shared, policy).run(wake_rx)))?;
     Ok((WebhookWaker(wake_tx), join))
 }
 

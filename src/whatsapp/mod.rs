@@ -37,12 +37,13 @@ mod send;
 mod supervisor;
 mod translate;
 
+use crate::threads::Ends;
 use media_fetch::MediaFetcher;
 use send::SEND_TIMEOUT;
 use supervisor::Supervisor;
 
 use crate::wa::{Inbound, RawMessage, WaCommand, WaEvent};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -50,11 +51,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use whatsapp_rust::anyhow;
 use whatsapp_rust::buffa::Message as _;
 use whatsapp_rust::prelude::wa as proto;
 use whatsapp_rust::transport::{Transport, TransportEvent, TransportFactory};
 use whatsapp_rust::wacore::runtime::{AbortHandle, Runtime};
-use whatsapp_rust::{anyhow, async_channel};
 
 /// What the backend needs from the configuration.
 pub struct WhatsAppConfig {
@@ -115,12 +116,13 @@ pub fn reconnect_delay(failures: u32) -> Duration {
 /// the sink.
 pub fn spawn(
     config: WhatsAppConfig,
-    commands: Receiver<WaCommand>,
+    commands: async_channel::Receiver<WaCommand>,
     events: Sender<WaEvent>,
+    ends: &Ends,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("whatsapp".into())
-        .spawn(move || {
+        .spawn(ends.report(move || {
             // Blocking work (the crate's SQLite store and downloads, our waits
             // on the sink) runs on tokio's blocking pool; the bound keeps a
             // flood from spawning threads without limit.
@@ -136,15 +138,6 @@ pub fn spawn(
                     return;
                 }
             };
-            // Bounded like the door itself; the bridge blocks, never the runtime.
-            let (command_tx, command_rx) = mpsc::channel(256);
-            let bridge = std::thread::Builder::new()
-                .name("whatsapp-commands".into())
-                .spawn(move || bridge_commands(commands, command_tx));
-            if let Err(e) = bridge {
-                log::error!("could not start the WhatsApp command bridge: {e}");
-                return;
-            }
             let (signal_tx, signal_rx) = mpsc::unbounded_channel();
             let send_timeout = config
                 .test_hook
@@ -162,7 +155,7 @@ pub fn spawn(
             let supervisor = Supervisor {
                 config,
                 events,
-                commands: command_rx,
+                commands,
                 signals: signal_rx,
                 signal_tx,
                 generation: 0,
@@ -177,19 +170,7 @@ pub fn spawn(
             // Drops leftover tasks (and with them every event sender).
             runtime.shutdown_timeout(Duration::from_secs(2));
             log::debug!("WhatsApp backend stopped");
-        })
-}
-
-/// Moves commands from the synchronous door onto the runtime. A blocking
-/// `recv` on the runtime thread would stall the connection (keepalives
-/// included), so it happens here.
-fn bridge_commands(commands: Receiver<WaCommand>, to_runtime: mpsc::Sender<WaCommand>) {
-    for command in commands {
-        let stop = matches!(command, WaCommand::Shutdown);
-        if to_runtime.blocking_send(command).is_err() || stop {
-            return;
-        }
-    }
+        }))
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -95,7 +95,7 @@ pub(super) enum FromClient {
 pub(super) struct Supervisor {
     pub(super) config: WhatsAppConfig,
     pub(super) events: Sender<WaEvent>,
-    pub(super) commands: mpsc::Receiver<WaCommand>,
+    pub(super) commands: async_channel::Receiver<WaCommand>,
     pub(super) signals: mpsc::UnboundedReceiver<(u64, FromClient)>,
     pub(super) signal_tx: mpsc::UnboundedSender<(u64, FromClient)>,
     /// Numbers clients, so late events of a replaced client are ignored.
@@ -311,7 +311,7 @@ impl Supervisor {
                         self.on_client_event(item, &client, &mut seen).await;
                     }
                 }
-                command = self.commands.recv() => match command {
+                command = self.commands.recv() => match command.ok() {
                     None | Some(WaCommand::Shutdown) => {
                         shutdown = true;
                         client.disconnect().await;
@@ -514,7 +514,7 @@ impl Supervisor {
                 // Late events of the client that just ended: nothing to do.
                 Some(_) = self.signals.recv() => {}
                 command = self.commands.recv() => {
-                    if let Some(next) = self.offline_command(command, false).await {
+                    if let Some(next) = self.offline_command(command.ok(), false).await {
                         return Some(next);
                     }
                 }
@@ -533,7 +533,7 @@ impl Supervisor {
             tokio::select! {
                 Some(_) = self.signals.recv() => {}
                 command = self.commands.recv() => {
-                    if let Some(next) = self.offline_command(command, logged_out).await {
+                    if let Some(next) = self.offline_command(command.ok(), logged_out).await {
                         return next;
                     }
                 }
