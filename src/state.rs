@@ -86,8 +86,6 @@ pub struct Shared {
     dashboard_password_hash: RwLock<String>,
     /// Key for the dashboard's CSRF tokens (random per process).
     pub csrf_key: [u8; 32],
-    /// The dashboard's one-time notices between a form POST and its redirect.
-    pub flashes: crate::dashboard::Flashes,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     pub started: Instant,
@@ -112,7 +110,6 @@ impl Shared {
             api_key_hash: RwLock::new(api_key_hash),
             dashboard_password_hash: RwLock::new(dashboard_password_hash),
             csrf_key: auth::random_bytes::<32>(),
-            flashes: crate::dashboard::Flashes::default(),
             metrics: Metrics::default(),
             started: Instant::now(),
         }

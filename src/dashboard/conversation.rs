@@ -322,7 +322,6 @@ pub fn react(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
         Ok(()) => {
             audit(ctx, req, format!("reacted to message {}", params[0]));
             Ok(done(
-                ctx,
                 &back,
                 if emoji.is_empty() {
                     "Reaction removed"
@@ -331,7 +330,7 @@ pub fn react(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
                 },
             ))
         }
-        Err(e) => refused(ctx, &back, "Reaction not sent: ", e),
+        Err(e) => refused(&back, "Reaction not sent: ", e),
     }
 }
 
@@ -343,10 +342,10 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
     let text = form.get("message").unwrap_or("").replace("\r\n", "\n");
     let text = text.as_str();
     if text.trim().is_empty() {
-        return Ok(failed(ctx, &here, "Write a message first"));
+        return Ok(failed(&here, "Write a message first"));
     }
     if text.len() > ops::messages::REPLY_MAX_BYTES {
-        return Ok(failed(ctx, &here, "The message is longer than 65536 bytes"));
+        return Ok(failed(&here, "The message is longer than 65536 bytes"));
     }
     let key = form
         .get("key")
@@ -355,7 +354,7 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
     match ops::messages::send_reply(ctx, params[0], text, None, key.as_ref(), Source::Dashboard) {
         Ok(_) => {
             audit(ctx, req, format!("replied to message {}", params[0]));
-            Ok(done(ctx, &here, "Reply sent"))
+            Ok(done(&here, "Reply sent"))
         }
         Err(e) => {
             if !matches!(e, ops::Error::NotFound(_)) {
@@ -366,7 +365,7 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
                     format!("reply to message {} failed: {why}", params[0]),
                 );
             }
-            refused(ctx, &here, "Not sent: ", e)
+            refused(&here, "Not sent: ", e)
         }
     }
 }

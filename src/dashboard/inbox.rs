@@ -228,19 +228,18 @@ pub fn mark(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiErr
     let Some(status) =
         ReplyStatus::parse(form.text("status")).filter(|s| ReplyStatus::TRIAGE.contains(s))
     else {
-        return Ok(failed(ctx, &back, "Choose read, ignored or unread"));
+        return Ok(failed(&back, "Choose read, ignored or unread"));
     };
     let ids = form.all("id");
     if ids.is_empty() {
-        return Ok(failed(ctx, &back, "Select at least one message first"));
+        return Ok(failed(&back, "Select at least one message first"));
     }
     if ids.len() > ops::messages::BATCH_MAX {
-        return Ok(failed(ctx, &back, "Select at most 1000 messages at once"));
+        return Ok(failed(&back, "Select at most 1000 messages at once"));
     }
     let updated = ops::messages::set_statuses(ctx, &ids, status)?;
     audit(ctx, req, format!("marked {updated} message(s) {status}"));
     Ok(done(
-        ctx,
         &back,
         format!(
             "Marked {updated} message{} {status}",

@@ -142,10 +142,7 @@ fn page(ctx: &Ctx, req: &Request, title: &str, active: &str, main: &str) -> Resp
         label = state_label(state)
     );
     let mut body = String::with_capacity(main.len() + 256);
-    if let Some(flash) = req
-        .query("flash")
-        .and_then(|id| ctx.shared.flashes.take(id))
-    {
+    if let Some(flash) = req.query("flash").and_then(|id| FLASHES.take(id)) {
         write_flash(&mut body, &flash);
     }
     body.push_str(main);
@@ -312,6 +309,11 @@ pub struct Flash {
 #[derive(Default)]
 pub struct Flashes(Mutex<Vec<(String, Instant, Flash)>>);
 
+/// The process's notices: one store for every worker, since the redirect's
+/// GET may reach another worker than the POST. Owned here, not in the
+/// state every thread shares, because only the dashboard reads it.
+static FLASHES: Flashes = Flashes(Mutex::new(Vec::new()));
+
 const FLASH_TTL: Duration = Duration::from_secs(600);
 const FLASH_MAX: usize = 256;
 
@@ -357,15 +359,14 @@ fn write_flash(out: &mut String, flash: &Flash) {
 }
 
 /// 303 to `location` with a notice for the page there.
-fn redirect_with(ctx: &Ctx, location: &str, flash: Flash) -> Response {
-    let id = ctx.shared.flashes.put(flash);
+fn redirect_with(location: &str, flash: Flash) -> Response {
+    let id = FLASHES.put(flash);
     let sep = if location.contains('?') { '&' } else { '?' };
     Response::redirect(&format!("{location}{sep}flash={id}"))
 }
 
-fn done(ctx: &Ctx, location: &str, text: impl Into<String>) -> Response {
+fn done(location: &str, text: impl Into<String>) -> Response {
     redirect_with(
-        ctx,
         location,
         Flash {
             kind: FlashKind::Success,
@@ -375,9 +376,8 @@ fn done(ctx: &Ctx, location: &str, text: impl Into<String>) -> Response {
     )
 }
 
-fn failed(ctx: &Ctx, location: &str, text: impl Into<String>) -> Response {
+fn failed(location: &str, text: impl Into<String>) -> Response {
     redirect_with(
-        ctx,
         location,
         Flash {
             kind: FlashKind::Error,
@@ -391,10 +391,10 @@ fn failed(ctx: &Ctx, location: &str, text: impl Into<String>) -> Response {
 /// is a 404, and an internal failure a 500 (logged), as for any request;
 /// anything else goes back to `location` with `what` and the sentence as an
 /// error notice.
-fn refused(ctx: &Ctx, location: &str, what: &str, e: ops::Error) -> Result<Response, ApiError> {
+fn refused(location: &str, what: &str, e: ops::Error) -> Result<Response, ApiError> {
     match e {
         ops::Error::NotFound(_) | ops::Error::Internal(_) => Err(e.into()),
-        e => Ok(failed(ctx, location, format!("{what}{}", e.message()))),
+        e => Ok(failed(location, format!("{what}{}", e.message()))),
     }
 }
 

@@ -77,11 +77,11 @@ pub fn logout(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
     match ops::session::logout(ctx) {
         Ok(()) => {
             audit(ctx, req, "logged out of WhatsApp".into());
-            Ok(done(ctx, "/status", "Logged out"))
+            Ok(done("/status", "Logged out"))
         }
         Err(e) => {
             audit(ctx, req, format!("log out failed: {}", e.reason()));
-            refused(ctx, "/status", "", e)
+            refused("/status", "", e)
         }
     }
 }
@@ -91,18 +91,17 @@ pub fn repair(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
     read_form(ctx, req)?;
     if let Err(e) = ops::session::logout(ctx) {
         audit(ctx, req, format!("log out failed: {}", e.reason()));
-        return refused(ctx, "/status", "", e);
+        return refused("/status", "", e);
     }
     audit(ctx, req, "logged out of WhatsApp to pair again".into());
     // The backend answers a logout once the sink applied it, so the new
     // pairing is not refused as "already paired".
     match ops::session::start_pairing(ctx) {
         Ok(()) => Ok(done(
-            ctx,
             "/login",
             "Logged out. Scan the new QR code or request a pairing code.",
         )),
-        Err(e) => refused(ctx, "/login", "Logged out, but ", e),
+        Err(e) => refused("/login", "Logged out, but ", e),
     }
 }
 
@@ -183,12 +182,11 @@ pub fn start_pairing(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respons
         Ok(()) => {
             audit(ctx, req, "started a new pairing".into());
             Ok(done(
-                ctx,
                 "/login",
                 "Pairing started. Scan the QR code or request a pairing code.",
             ))
         }
-        Err(e) => refused(ctx, "/login", "", e),
+        Err(e) => refused("/login", "", e),
     }
 }
 
@@ -199,7 +197,6 @@ pub fn pair_code(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, A
         Ok(code) => {
             audit(ctx, req, "requested a pairing code".into());
             Ok(redirect_with(
-                ctx,
                 "/login",
                 Flash {
                     kind: FlashKind::Success,
@@ -208,6 +205,6 @@ pub fn pair_code(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, A
                 },
             ))
         }
-        Err(e) => refused(ctx, "/login", "", e),
+        Err(e) => refused("/login", "", e),
     }
 }

@@ -64,7 +64,6 @@ pub fn rotate_api_key(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Respon
     let key = ops::settings::rotate_api_key(ctx)?;
     audit(ctx, req, "rotated the API key".into());
     Ok(redirect_with(
-        ctx,
         "/settings",
         Flash {
             kind: FlashKind::Success,

@@ -166,9 +166,9 @@ pub fn create(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
         Ok((hook, secret)) => {
             audit(ctx, req, format!("created webhook {}", hook.id));
             let flash = secret_flash("Webhook added.", secret);
-            Ok(redirect_with(ctx, "/webhooks", flash))
+            Ok(redirect_with("/webhooks", flash))
         }
-        Err(e) => refused(ctx, "/webhooks", "", e),
+        Err(e) => refused("/webhooks", "", e),
     }
 }
 
@@ -291,9 +291,9 @@ pub fn update(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response,
     match updated {
         Ok((hook, secret)) => {
             audit(ctx, req, format!("updated webhook {}", hook.id));
-            Ok(redirect_with(ctx, &here, secret_flash("Saved.", secret)))
+            Ok(redirect_with(&here, secret_flash("Saved.", secret)))
         }
-        Err(e) => refused(ctx, &here, "", e),
+        Err(e) => refused(&here, "", e),
     }
 }
 
@@ -303,7 +303,7 @@ pub fn toggle(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response,
     let hook = ops::webhooks::toggle(ctx, params[0])?;
     let what = if hook.active { "paused" } else { "resumed" };
     audit(ctx, req, format!("{what} webhook {}", hook.id));
-    Ok(done(ctx, "/webhooks", format!("Webhook {what}")))
+    Ok(done("/webhooks", format!("Webhook {what}")))
 }
 
 /// `POST /webhooks/:id/delete`.
@@ -311,7 +311,7 @@ pub fn delete(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response,
     read_form(ctx, req)?;
     ops::webhooks::delete(ctx, params[0])?;
     audit(ctx, req, format!("deleted webhook {}", params[0]));
-    Ok(done(ctx, "/webhooks", "Webhook deleted"))
+    Ok(done("/webhooks", "Webhook deleted"))
 }
 
 /// `POST /webhooks/:id/test`: queue a `webhook.test` delivery.
@@ -320,7 +320,6 @@ pub fn test(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, A
     let delivery = ops::webhooks::queue_test(ctx, params[0])?;
     audit(ctx, req, format!("sent a test to webhook {}", params[0]));
     Ok(done(
-        ctx,
         &format!("/webhooks/{}", seg(params[0])),
         format!("Test event queued as {delivery}"),
     ))
@@ -332,7 +331,6 @@ pub fn redeliver(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Respon
     ops::webhooks::redeliver(ctx, params[1], Some(params[0]))?;
     audit(ctx, req, format!("redelivered {}", params[1]));
     Ok(done(
-        ctx,
         &format!("/webhooks/{}", seg(params[0])),
         "Delivery queued again",
     ))
