@@ -132,6 +132,9 @@ fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
 }
 
 pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
+    if let Some(parts) = crate::multipart::of(req) {
+        return reply_multipart(ctx, req, params, parts.map_err(ApiError::BadRequest)?);
+    }
     let body = req.json_object()?;
     let file = reply_file(&body)?;
     let text = match body.get("message") {
@@ -179,6 +182,52 @@ pub fn typing(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response,
     };
     ops::messages::typing(ctx, params[0], typing)?;
     Ok(Response::ok(&json!({ "success": true })))
+}
+
+/// A reply as `multipart/form-data`: a `file` part (its filename and
+/// content type are used) and an optional `message` part, the caption.
+fn reply_multipart(
+    ctx: &mut Ctx,
+    req: &Request,
+    params: &[&str],
+    parts: Vec<crate::multipart::Part>,
+) -> Result<Response, ApiError> {
+    let text = match parts.iter().find(|p| p.name == "message") {
+        Some(p) => String::from_utf8(p.data.clone())
+            .map_err(|_| ApiError::bad("message must be UTF-8 text"))?,
+        None => String::new(),
+    };
+    if text.len() > ops::messages::REPLY_MAX_BYTES {
+        return Err(ApiError::bad("message is longer than 65536 bytes"));
+    }
+    let file = match parts.into_iter().find(|p| p.name == "file") {
+        Some(p) if p.data.is_empty() => return Err(ApiError::bad("The file is empty")),
+        Some(p) => Some(ReplyFile {
+            mime: p
+                .content_type
+                .filter(|m| is_mime(m))
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            filename: p
+                .filename
+                .filter(|n| !n.is_empty() && n.len() <= 255 && !n.contains(['/', '\\'])),
+            bytes: p.data,
+        }),
+        None if text.trim().is_empty() => return Err(ApiError::bad("Missing message")),
+        None => None,
+    };
+    // The key binds the caption and the file's content.
+    let content = json!({
+        "message": text,
+        "file": file.as_ref().map(|f| crate::auth::hex(&crate::auth::sha256(&f.bytes))),
+        "mime": file.as_ref().map(|f| f.mime.clone()),
+        "filename": file.as_ref().and_then(|f| f.filename.clone()),
+    });
+    let key = idempotency_key(req)?.map(|key| {
+        IdempotencyKey::new(key, "POST /api/v1/messages/:id/reply", params[0], &content)
+    });
+    let replied =
+        ops::messages::send_reply(ctx, params[0], &text, file, key.as_ref(), Source::Api)?;
+    Ok(Response::ok(&replied.to_json()))
 }
 
 /// The file of a JSON reply: `media_base64` with its `mime` and an

@@ -19,6 +19,7 @@ pub mod http;
 pub mod legacy;
 pub mod media;
 pub mod metrics;
+pub mod multipart;
 pub mod openapi;
 pub mod ops;
 pub mod qr;

@@ -799,6 +799,10 @@ fn conversation(doc: &mut Value, jid_or_number: &str) {
     reply["responses"]["400"] =
         err("missing message (and no file), not an incoming message, or a bad file");
     reply["responses"]["413"] = err("the file is larger than MEDIA_MAX_BYTES");
+    reply["requestBody"]["content"]["multipart/form-data"] = json!({ "schema": { "type": "object", "properties": {
+        "file": d(json!({ "type": "string", "format": "binary" }),
+            "The file (its filename and content type are used; a type we cannot name goes as a document)."),
+        "message": d(json!({ "type": "string", "maxLength": 65536 }), "The caption, or the text without a file.") } } });
     let reaction = json!({ "type": "object", "properties": {
         "sender_jid": d(json!({ "type": "string" }), "Who reacted: the customer's JID, or \"me\" for our account."),
         "emoji": d(json!({ "type": "string" }), "Their current reaction."),

@@ -100,10 +100,12 @@ pub fn show(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, A
             main,
             "<section class=\"reply\" aria-labelledby=\"reply-h\"><h2 id=\"reply-h\">Reply</h2>\
              <blockquote class=\"quote\"><span class=\"from\">{from}</span> {quoted}</blockquote>\
-             <form method=\"post\" action=\"{here}\">{csrf}\
+             <form method=\"post\" action=\"{here}\" enctype=\"multipart/form-data\">{csrf}\
              <input type=\"hidden\" name=\"key\" value=\"dash-{key}\">\
              <label for=\"reply-text\">Your reply (sent quoting this message)</label>\
-             <textarea id=\"reply-text\" name=\"message\" rows=\"4\" required maxlength=\"65536\"></textarea>\
+             <textarea id=\"reply-text\" name=\"message\" rows=\"4\" maxlength=\"65536\"></textarea>\
+             <label for=\"reply-file\">A file (optional; the text becomes its caption)</label>\
+             <input type=\"file\" id=\"reply-file\" name=\"file\">\
              <div class=\"actions\"><button type=\"submit\" class=\"primary\">Send reply</button></div></form>\
              <form method=\"post\" action=\"/messages/status\" class=\"inline\">{csrf}\
              <input type=\"hidden\" name=\"id\" value=\"{id}\"><input type=\"hidden\" name=\"back\" value=\"{here}\">\
@@ -341,8 +343,20 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
     // Browsers send a textarea's line breaks as CRLF; WhatsApp wants LF.
     let text = form.get("message").unwrap_or("").replace("\r\n", "\n");
     let text = text.as_str();
-    if text.trim().is_empty() {
-        return Ok(failed(&here, "Write a message first"));
+    let file = form.1.as_ref().map(|p| ops::messages::ReplyFile {
+        bytes: p.data.clone(),
+        mime: p
+            .content_type
+            .clone()
+            .filter(|m| m.contains('/') && m.len() <= 255)
+            .unwrap_or_else(|| "application/octet-stream".into()),
+        filename: p
+            .filename
+            .clone()
+            .filter(|n| !n.is_empty() && n.len() <= 255 && !n.contains(['/', '\\'])),
+    });
+    if text.trim().is_empty() && file.is_none() {
+        return Ok(failed(&here, "Write a message or choose a file first"));
     }
     if text.len() > ops::messages::REPLY_MAX_BYTES {
         return Ok(failed(&here, "The message is longer than 65536 bytes"));
@@ -350,8 +364,14 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
     let key = form
         .get("key")
         .filter(|k| IdempotencyKey::is_valid(k))
-        .map(|k| IdempotencyKey::new(k.to_string(), "POST /reply/:id", params[0], &json!(text)));
-    match ops::messages::send_reply(ctx, params[0], text, None, key.as_ref(), Source::Dashboard) {
+        .map(|k| {
+            let content = match &file {
+                None => json!(text),
+                Some(f) => json!([text, auth::hex(&auth::sha256(&f.bytes))]),
+            };
+            IdempotencyKey::new(k.to_string(), "POST /reply/:id", params[0], &content)
+        });
+    match ops::messages::send_reply(ctx, params[0], text, file, key.as_ref(), Source::Dashboard) {
         Ok(_) => {
             audit(ctx, req, format!("replied to message {}", params[0]));
             Ok(done(&here, "Reply sent"))

@@ -247,8 +247,9 @@ fn csrf_field(ctx: &Ctx) -> String {
     )
 }
 
-/// A posted form whose CSRF token has been checked.
-struct Form(Vec<(String, String)>);
+/// A posted form whose CSRF token has been checked, and the file it
+/// carried (a `multipart/form-data` form with a chosen file).
+struct Form(Vec<(String, String)>, Option<crate::multipart::Part>);
 
 impl Form {
     fn get(&self, name: &str) -> Option<&str> {
@@ -273,7 +274,26 @@ impl Form {
 
 /// Reads a form POST and checks its CSRF token (constant time): 403 without it.
 fn read_form(ctx: &Ctx, req: &Request) -> Result<Form, ApiError> {
-    let form = Form(req.form()?);
+    let form = match crate::multipart::of(req) {
+        None => Form(req.form()?, None),
+        Some(parts) => {
+            let mut fields = Vec::new();
+            let mut file = None;
+            for part in parts.map_err(ApiError::BadRequest)? {
+                if part.filename.is_some() {
+                    // A file input left empty sends a part with no name and no bytes.
+                    if !part.data.is_empty() && file.is_none() {
+                        file = Some(part);
+                    }
+                } else {
+                    let value = String::from_utf8(part.data)
+                        .map_err(|_| ApiError::bad("Form field is not UTF-8"))?;
+                    fields.push((part.name, value));
+                }
+            }
+            Form(fields, file)
+        }
+    };
     let expected = csrf_token(&ctx.shared);
     match form.get("csrf") {
         Some(token) if auth::ct_eq(token.as_bytes(), expected.as_bytes()) => Ok(form),

@@ -301,6 +301,22 @@ def run(binary):
         browser.screenshot(os.path.join(shots, "reactions.png"))
         passed.append(step)
 
+        step = "a reply with a file from the file picker"
+        photo = os.path.join(workdir, "dot.png")
+        with open(photo, "wb") as f:
+            f.write(base64.b64decode(
+                "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkaPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+            ))
+        browser.type("#reply-file", photo)
+        browser.type("#reply-text", "Here is a photo.")
+        browser.click(".reply button.primary")
+        wait_for("the reply notice", lambda: "Reply sent" in browser.text(".notice.ok"))
+        assert browser.find_all(".bubble.out img"), "the photo is not shown in the conversation"
+        _, sent = server.api("GET", "/api/v1/simulator/sent")
+        media = [s for s in sent if s["kind"] == "media"]
+        assert [(m["media_type"], m["text"], m["filename"]) for m in media] == [("image", "Here is a photo.", "dot.png")], sent
+        passed.append(step)
+
         step = "select all and mark read"
         browser.go(server.base + "/")
         wait_for("the unread list", lambda: browser.find_all("input[name=id]"))

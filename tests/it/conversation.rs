@@ -688,3 +688,84 @@ fn bad_file_replies_are_refused_and_send_nothing() {
         .unwrap_or(0);
     assert_eq!(files, 0, "no file left behind");
 }
+
+/// A multipart body with a `message` part and a `file` part.
+pub fn multipart(message: Option<&str>, file: Option<(&str, &str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "----wa-test-boundary";
+    let mut body = Vec::new();
+    if let Some(m) = message {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\n{m}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some((name, mime, data)) = file {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+                 Content-Type: {mime}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[test]
+fn a_file_reply_as_multipart_form_data() {
+    let s = TestServer::start();
+    let id = inject(&s, ALICE, "Q1", "the menu please");
+    let pdf = b"%PDF-1.4\r\n--not a boundary\r\n".to_vec();
+    let (content_type, body) = multipart(
+        Some("our menu"),
+        Some(("menu.pdf", "application/pdf", &pdf)),
+    );
+    let path = format!("/api/v1/messages/{id}/reply");
+    let r = s.request(
+        "POST",
+        &path,
+        &[("X-API-Key", KEY), ("Content-Type", &content_type)],
+        Some(&body),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = sent_of_kind(&s, "media").pop().unwrap();
+    assert_eq!(
+        (
+            &sent["media_type"],
+            &sent["filename"],
+            &sent["text"],
+            &sent["size"]
+        ),
+        (
+            &json!("document"),
+            &json!("menu.pdf"),
+            &json!("our menu"),
+            &json!(pdf.len())
+        )
+    );
+    // Neither a file nor a message: refused, nothing sent.
+    let (content_type, body) = multipart(None, None);
+    let r = s.request(
+        "POST",
+        &path,
+        &[("X-API-Key", KEY), ("Content-Type", &content_type)],
+        Some(&body),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = s.request(
+        "POST",
+        &path,
+        &[
+            ("X-API-Key", KEY),
+            ("Content-Type", "multipart/form-data; boundary=x"),
+        ],
+        Some(b"garbage"),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(sent_of_kind(&s, "media").len(), 1);
+}

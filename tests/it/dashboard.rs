@@ -383,7 +383,11 @@ fn conversation_shows_the_chat_and_the_reply_is_quoted() {
     assert_eq!(s.sent_texts().as_array().unwrap().len(), 1);
     // An empty reply is refused with a notice; an unknown message is a 404.
     let empty = submit(&s, &format!("/reply/{id}"), &[("message", "  ")]);
-    assert!(empty.text.contains("Write a message first"));
+    assert!(
+        empty
+            .text
+            .contains("Write a message or choose a file first")
+    );
     let missing = dash_get(&s, "/reply/no-such-id");
     assert_eq!(missing.status, 404);
     assert!(missing.text.contains("<h1>No such message</h1>"));
@@ -506,6 +510,73 @@ fn the_conversation_shows_reactions_edits_deletions_and_ticks() {
             .text
             .contains("Reaction not sent: emoji must be at most 32 bytes")
     );
+}
+
+#[test]
+fn a_file_is_sent_from_the_reply_form() {
+    let s = TestServer::start();
+    wait_connected(&s);
+    s.inject(ALICE, "a photo of it?");
+    let id = s.newest_id();
+    let page = dash_get(&s, &format!("/reply/{id}")).text;
+    assert!(page.contains("enctype=\"multipart/form-data\""));
+    assert!(page.contains("<input type=\"file\" id=\"reply-file\" name=\"file\">"));
+    let png = base64::engine::general_purpose::STANDARD
+        .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkaPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+        .unwrap();
+    let boundary = "dash-boundary";
+    let mut body = Vec::new();
+    for (name, value) in [("csrf", csrf(&s)), ("message", "here".to_string())] {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"dot.png\"\r\n\
+             Content-Type: image/png\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(&png);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let auth = basic(DASH_USER, DASH_PASSWORD);
+    let r = s.request(
+        "POST",
+        &format!("/reply/{id}"),
+        &[
+            ("Authorization", &auth),
+            (
+                "Content-Type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            ),
+        ],
+        Some(&body),
+    );
+    assert_eq!(r.status, 303, "{}", r.text);
+    let after = dash_get(&s, r.header("location").unwrap());
+    assert!(after.text.contains("Reply sent"), "{}", after.text);
+    assert!(after.text.contains("bubble out"));
+    let sent = s.get("/api/v1/simulator/sent").json();
+    let media: Vec<_> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "media")
+        .collect();
+    assert_eq!(media.len(), 1);
+    assert_eq!(media[0]["media_type"], "image");
+    assert_eq!(media[0]["text"], "here");
+    assert_eq!(media[0]["size"], png.len());
+    // The outgoing image shows inline.
+    let start = after
+        .text
+        .rfind("<img src=\"/media/")
+        .expect("the image inline");
+    assert!(start > after.text.find("bubble out").unwrap());
 }
 
 #[test]
