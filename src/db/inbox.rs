@@ -1,12 +1,16 @@
 //! The inbox: one page of incoming messages under any filters, and the
 //! planner that answers each kind of filter from an index (the kept
-//! counts, the trigram search index, the chats' index).
+//! counts, the trigram indexes of texts and of chat JIDs, the narrow text
+//! index, the chats' index).
 
 use super::messages::{MESSAGE_COLUMNS, MESSAGE_COLUMNS_M, message_from_row};
 use super::{DbResult, Message, read_snapshot};
 use crate::status::ReplyStatus;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
-use std::time::Duration;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 /// Filters of an inbox page. `status` None means every status.
 #[derive(Debug, Clone, Default)]
@@ -37,58 +41,94 @@ fn like_pattern(term: &str) -> String {
 }
 
 /// How long a measured trigram document frequency is used before it is
-/// measured again. It only steers which trigrams filter the candidates,
-/// never which rows match, so a stale value costs time, not correctness.
+/// measured again. It only steers which trigrams filter the candidates and
+/// which plan runs, never which rows match, so a stale value costs time, not
+/// correctness.
 const TRIGRAM_DF_TTL: Duration = Duration::from_secs(600);
-/// Most trigram frequencies remembered per thread (then it starts afresh).
-const TRIGRAM_DF_MAX: usize = 4096;
+/// Most trigram frequencies remembered (then it starts afresh).
+const TRIGRAM_DF_MAX: usize = 8192;
 
-thread_local! {
-    /// Per thread, as every HTTP worker owns its connection: how many indexed
-    /// messages hold a trigram (the FTS5 query string), and when it was counted.
-    static TRIGRAM_DF: std::cell::RefCell<std::collections::HashMap<String, (i64, std::time::Instant)>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+/// The two trigram indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum TrigramIndex {
+    /// `messages_fts`: the texts of incoming messages, by seq.
+    Messages,
+    /// `chats_fts`: the chat JIDs, by `chat_search.id`.
+    Chats,
 }
+
+impl TrigramIndex {
+    fn count_sql(self) -> &'static str {
+        match self {
+            Self::Messages => "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?1",
+            Self::Chats => "SELECT count(*) FROM chats_fts WHERE chats_fts MATCH ?1",
+        }
+    }
+}
+
+/// (database file, index, FTS5 string of one trigram)
+type DfKey = (String, TrigramIndex, String);
+
+/// How many indexed rows hold a trigram, and when it was counted, for every
+/// worker (each has its own connection to the same file). In-memory
+/// databases are not remembered: they have no name to tell them apart.
+static TRIGRAM_DF: LazyLock<Mutex<HashMap<DfKey, (i64, Instant)>>> =
+    LazyLock::new(Default::default);
 
 /// `"xyz"`: one trigram as an FTS5 string (the index folds its case).
 fn fts_string(trigram: &str) -> String {
     format!("\"{}\"", trigram.replace('"', "\"\""))
 }
 
-/// How many indexed messages hold `trigram` (an FTS5 string), remembered.
-fn trigram_df(conn: &Connection, trigram: &str) -> DbResult<i64> {
-    let now = std::time::Instant::now();
-    if let Some(n) = TRIGRAM_DF.with(|m| {
-        m.borrow()
-            .get(trigram)
-            .filter(|(_, at)| now.duration_since(*at) < TRIGRAM_DF_TTL)
-            .map(|(n, _)| *n)
-    }) {
-        return Ok(n);
+/// How many rows of `index` hold `trigram` (an FTS5 string), remembered.
+fn trigram_df(conn: &Connection, index: TrigramIndex, trigram: &str) -> DbResult<i64> {
+    let now = Instant::now();
+    let key = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .map(|p| (p.to_string(), index, trigram.to_string()));
+    let cache = || TRIGRAM_DF.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(key) = &key
+        && let Some((n, at)) = cache().get(key)
+        && now.duration_since(*at) < TRIGRAM_DF_TTL
+    {
+        return Ok(*n);
     }
     let n: i64 = conn
-        .prepare_cached("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?1")?
+        .prepare_cached(index.count_sql())?
         .query_row([trigram], |r| r.get(0))?;
-    TRIGRAM_DF.with(|m| {
-        let mut m = m.borrow_mut();
-        if m.len() >= TRIGRAM_DF_MAX {
-            m.clear();
+    if let Some(key) = key {
+        let mut cache = cache();
+        if cache.len() >= TRIGRAM_DF_MAX {
+            cache.clear();
         }
-        m.insert(trigram.to_string(), (n, now));
-    });
+        cache.insert(key, (n, now));
+    }
     Ok(n)
 }
 
-/// The FTS5 query whose rows are the candidates for a substring search of
-/// `term`: the AND of two of its trigrams. Every row that contains the term
-/// contains each of its trigrams (the index folds case at least as widely as
-/// LIKE), so any subset of them is a sound filter. Chosen: the rarest one
-/// (a trigram such as "der", from "order", is in a quarter of all messages,
-/// and reading its list costs milliseconds at 1M), and the rarest from
-/// another word of the term (two trigrams of one word mostly find the same
-/// rows) or else one that does not overlap it. None when the term is too
-/// short to have a trigram.
-fn fts_candidates_query(conn: &Connection, term: &str) -> DbResult<Option<String>> {
+/// The rows of a trigram index that may hold a substring.
+struct Candidates {
+    /// The FTS5 query: the AND of some of the term's trigrams.
+    query: String,
+    /// At most this many rows (the smallest frequency among them).
+    estimate: i64,
+}
+
+/// The candidates for a substring search of `term` in `index`: the AND of up
+/// to three of its trigrams. Every row that contains the term contains each
+/// of its trigrams (the index folds case at least as widely as LIKE), so any
+/// subset of them is a sound filter. Chosen: the rarest one (a trigram such
+/// as "der", from "order", is in a quarter of all messages, and reading its
+/// list costs milliseconds at 1M), then the rarest from another word of the
+/// term (two trigrams of one word mostly find the same rows) or else one
+/// that does not overlap those chosen. None when the term is too short to
+/// have a trigram.
+fn fts_candidates(
+    conn: &Connection,
+    index: TrigramIndex,
+    term: &str,
+) -> DbResult<Option<Candidates>> {
     let chars: Vec<char> = term.chars().collect();
     // FTS5 query strings end at a NUL; such a term takes the plain LIKE path.
     if chars.len() < 3 || term.contains('\0') {
@@ -104,53 +144,111 @@ fn fts_candidates_query(conn: &Connection, term: &str) -> DbResult<Option<String
         }
         let in_word = (!w.iter().any(|c| c.is_whitespace())).then_some(word);
         let text = fts_string(&w.iter().collect::<String>());
-        trigrams.push((trigram_df(conn, &text)?, start, in_word, text));
+        trigrams.push((trigram_df(conn, index, &text)?, start, in_word, text));
     }
     trigrams.sort_unstable();
-    let (_, first_start, first_word, first) = &trigrams[0];
+    let first = &trigrams[0];
+    let mut chosen = vec![first];
+    let apart = |chosen: &[&(i64, usize, Option<usize>, String)]| {
+        trigrams
+            .iter()
+            .find(|t| chosen.iter().all(|c| t.1.abs_diff(c.1) >= 3))
+    };
     let other_word = trigrams
         .iter()
-        .find(|t| t.2.is_some() && first_word.is_some() && t.2 != *first_word);
-    let apart = || trigrams.iter().find(|t| t.1.abs_diff(*first_start) >= 3);
-    Ok(Some(match other_word.or_else(apart) {
-        Some((_, _, _, second)) => format!("{first} {second}"),
-        None => first.clone(),
+        .find(|t| t.2.is_some() && first.2.is_some() && t.2 != first.2);
+    if let Some(second) = other_word.or_else(|| apart(&chosen)) {
+        chosen.push(second);
+        if let Some(third) = apart(&chosen) {
+            chosen.push(third);
+        }
+    }
+    Ok(Some(Candidates {
+        query: chosen
+            .iter()
+            .map(|t| t.3.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        estimate: first.0,
     }))
 }
 
-/// The phone filter as a set: messages of the chats whose JID matches.
-/// Same rows as `m.phone LIKE ?`, as every message's phone has a `chats` row.
+/// Checking one candidate of the trigram index (a seek in
+/// `messages_inbox_text` and the exact LIKE) costs about this many rows of a
+/// scan of that index: with more candidates than the inbox's messages over
+/// this, the scan is cheaper.
+const CANDIDATE_COST: i64 = 5;
+
+/// How to apply a search.
+#[derive(Debug, PartialEq)]
+enum SearchPlan {
+    /// The trigram index's candidates (this FTS5 query), each checked.
+    Candidates(String),
+    /// Every incoming message's text, in `messages_inbox_text`.
+    Scan,
+}
+
+fn search_plan(conn: &Connection, term: &str, inbox: i64) -> DbResult<SearchPlan> {
+    Ok(match fts_candidates(conn, TrigramIndex::Messages, term)? {
+        Some(c) if c.estimate.saturating_mul(CANDIDATE_COST) < inbox => {
+            SearchPlan::Candidates(c.query)
+        }
+        _ => SearchPlan::Scan,
+    })
+}
+
+/// The phone filter as a set: messages of the chats whose JID matches (the
+/// pattern; for `CHATS_BY_TRIGRAMS` the FTS5 query first). Same rows as
+/// `m.phone LIKE ?`, as every message's phone has a `chats` row (and so a
+/// `chat_search` row). SQLite reads the subquery once, into a sorted list.
 const MATCHING_CHATS: &str = "m.phone IN (SELECT phone FROM chats WHERE phone LIKE ? ESCAPE '\\')";
+const CHATS_BY_TRIGRAMS: &str = "m.phone IN (SELECT s.phone FROM chats_fts
+     CROSS JOIN chat_search s ON s.id = chats_fts.rowid
+     WHERE chats_fts MATCH ? AND s.phone LIKE ? ESCAPE '\\')";
+
+/// Reading one chat's entries in `messages_chat_inbox` costs about as much
+/// as this many rows of a scan of the inbox.
+const CHAT_COST: i64 = 10;
 
 /// How to apply a phone filter.
 #[derive(Debug, PartialEq)]
 enum PhonePlan {
     /// No chat matches: no message can.
     NoChat,
-    /// Few messages match: one pass over their chats' entries in
+    /// Few chats match: one pass over their entries in
     /// `messages_chat_inbox`, then only the page's rows; costs per matching
-    /// message.
-    ByChat,
+    /// chat and message. The chats come from the trigram index of chat JIDs
+    /// (this FTS5 query) or, for a pattern under three characters, from a
+    /// LIKE over every chat.
+    ByChat(Option<String>),
     /// Many match: one pass over the inbox, checking each phone; costs per
-    /// message of the inbox, about a tenth of a matching one.
+    /// message of the inbox.
     Scan,
 }
 
-/// Picks the cheaper way to filter by the phone `pattern` (a LIKE pattern):
-/// it counts the matching chats' messages (both directions, an upper bound)
-/// in the `messages_chat` index, microseconds per thousand, and compares
-/// that with the number of incoming messages.
-fn phone_plan(conn: &Connection, pattern: &str) -> DbResult<PhonePlan> {
+/// Picks the cheaper way to filter by the phone `term`. With three or more
+/// characters, the trigram index of chat JIDs bounds the matching chats
+/// (the rarest trigram's frequency, remembered); a shorter term counts the
+/// matching chats' messages (both directions, an upper bound) in the
+/// `messages_chat` index after a LIKE over every chat.
+fn phone_plan(conn: &Connection, term: &str, inbox: i64) -> DbResult<PhonePlan> {
+    if let Some(c) = fts_candidates(conn, TrigramIndex::Chats, term)? {
+        return Ok(if c.estimate.saturating_mul(CHAT_COST) <= inbox {
+            PhonePlan::ByChat(Some(c.query))
+        } else {
+            PhonePlan::Scan
+        });
+    }
     let matching: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM messages
              WHERE phone IN (SELECT phone FROM chats WHERE phone LIKE ?1 ESCAPE '\\')",
         )?
-        .query_row([pattern], |r| r.get(0))?;
+        .query_row([like_pattern(term)], |r| r.get(0))?;
     Ok(if matching == 0 {
         PhonePlan::NoChat
-    } else if matching.saturating_mul(10) <= inbox_count(conn, None)? {
-        PhonePlan::ByChat
+    } else if matching.saturating_mul(10) <= inbox {
+        PhonePlan::ByChat(None)
     } else {
         PhonePlan::Scan
     })
@@ -158,49 +256,65 @@ fn phone_plan(conn: &Connection, pattern: &str) -> DbResult<PhonePlan> {
 
 /// One inbox page (incoming messages, newest first) and the total count.
 ///
-/// Three shapes, all with the same WHERE semantics as the plain query
-/// (`direction = 'incoming' AND <filters> ORDER BY created_at DESC, seq DESC`):
+/// All shapes have the same WHERE semantics as the plain query
+/// (`direction = 'incoming' AND <filters> ORDER BY created_at DESC, seq DESC`,
+/// the search a LIKE, so ASCII letters alone fold case, as in the Node
+/// server):
 /// - no filter but the status: the page walks `messages_inbox_status` /
 ///   `messages_inbox_all` and stops after `limit` rows; the total comes from
 ///   `inbox_counts`;
-/// - a search of 3+ characters: the trigram index yields the candidate rows
-///   (`fts_candidates_query`), each still checked with the exact LIKE and
-///   the other filters; the total and the page come from one pass over the
-///   candidates (a CROSS JOIN fixes that join order), so the cost follows
-///   the candidates and matches, not the size of the inbox;
-/// - a phone filter matching few messages (`phone_plan`): the same one
-///   pass, over those chats' entries in `messages_chat_inbox`;
+/// - a search (`search_plan`): when the trigram index bounds the candidates
+///   well below the inbox's size, each candidate is checked with the exact
+///   LIKE and the other filters in the narrow `messages_inbox_text` index
+///   (a CROSS JOIN fixes that join order), so the cost follows the
+///   candidates, not the size of the inbox; otherwise (a term in most
+///   messages, or under three characters) one pass over that index;
+/// - a phone filter matching few chats (`phone_plan`): one pass over those
+///   chats' entries in `messages_chat_inbox`;
 /// - other filters: one count and one page over the status index.
+///
+/// The search and by-chat shapes count every match in one pass that keeps
+/// only the page's keys (`inbox_from_candidates`).
 pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)> {
-    let fts = match q.search.as_deref() {
-        Some(term) => fts_candidates_query(conn, term)?,
+    let inbox_size = if q.search.is_some() || q.phone.is_some() {
+        inbox_count(conn, None)?
+    } else {
+        0
+    };
+    let search = match q.search.as_deref() {
+        Some(term) => Some(search_plan(conn, term, inbox_size)?),
         None => None,
     };
     let mut clauses = vec!["m.direction = 'incoming'"];
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut by_chat = false;
-    if let Some(phrase) = &fts {
+    if let Some(SearchPlan::Candidates(query)) = &search {
         clauses.push("messages_fts MATCH ?");
-        args.push(phrase.clone().into());
+        args.push(query.clone().into());
     }
     if let Some(status) = &q.status {
         clauses.push("m.reply_status = ?");
         args.push(status.as_str().to_string().into());
     }
-    if let Some(search) = &q.search {
+    if let Some(term) = &q.search {
         clauses.push("m.message LIKE ? ESCAPE '\\'");
-        args.push(like_pattern(search).into());
+        args.push(like_pattern(term).into());
     }
+    let mut by_chat = false;
     if let Some(phone) = &q.phone {
         let pattern = like_pattern(phone);
-        let plan = phone_plan(conn, &pattern)?;
-        by_chat = plan == PhonePlan::ByChat;
-        let clause = match plan {
+        match phone_plan(conn, phone, inbox_size)? {
             PhonePlan::NoChat => return Ok((Vec::new(), 0)),
-            PhonePlan::ByChat => MATCHING_CHATS,
-            PhonePlan::Scan => "m.phone LIKE ? ESCAPE '\\'",
-        };
-        clauses.push(clause);
+            PhonePlan::ByChat(Some(query)) => {
+                clauses.push(CHATS_BY_TRIGRAMS);
+                args.push(query.into());
+                by_chat = true;
+            }
+            PhonePlan::ByChat(None) => {
+                clauses.push(MATCHING_CHATS);
+                by_chat = true;
+            }
+            PhonePlan::Scan => clauses.push("m.phone LIKE ? ESCAPE '\\'"),
+        }
         args.push(pattern.into());
     }
     if let Some(from) = q.from {
@@ -214,9 +328,17 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
     let where_sql = clauses.join(" AND ");
     let limit = i64::from(q.limit);
     let offset = i64::from(q.page.saturating_sub(1)) * limit;
-    if fts.is_some() {
-        let from = "messages_fts CROSS JOIN messages m ON m.seq = messages_fts.rowid";
-        return inbox_from_candidates(conn, from, &where_sql, &args, offset, limit);
+    match search {
+        Some(SearchPlan::Candidates(_)) => {
+            let from = "messages_fts CROSS JOIN messages m INDEXED BY messages_inbox_text
+                 ON m.seq = messages_fts.rowid";
+            return inbox_from_candidates(conn, from, &where_sql, &args, offset, limit);
+        }
+        Some(SearchPlan::Scan) => {
+            let from = "messages m INDEXED BY messages_inbox_text";
+            return inbox_from_candidates(conn, from, &where_sql, &args, offset, limit);
+        }
+        None => {}
     }
     if by_chat {
         // (created_at, seq) of the chats' messages come from the
@@ -227,7 +349,7 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
         return inbox_from_candidates(conn, from, &where_sql, &args, offset, limit);
     }
     let from_sql = "messages m";
-    let filtered = q.search.is_some() || q.phone.is_some() || q.from.is_some() || q.until.is_some();
+    let filtered = q.phone.is_some() || q.from.is_some() || q.until.is_some();
     let total: i64 = if filtered {
         conn.prepare_cached(&format!(
             "SELECT count(*) FROM {from_sql} WHERE {where_sql}"
@@ -250,11 +372,13 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
 }
 
 /// The search and by-chat paths of `inbox`: one pass over the candidates
-/// (`from_sql`: the trigram index's rows, or the chats' index entries) that
-/// pass every filter collects (created_at, seq) of each match, which gives
-/// both the total and, sorted, the page; then only the page's rows are read.
-/// (A count query plus a page query would run the index lookup and the LIKE
-/// checks twice.) One read transaction, so the page and the total agree.
+/// (`from_sql`: the trigram index's rows, the narrow text index, or the
+/// chats' index entries) that pass every filter counts the matches and keeps
+/// (created_at, seq) of the newest `offset + limit`, which give the page;
+/// then only the page's rows are read. (A count query plus a page query
+/// would run the index lookups and the LIKE checks twice; keeping every
+/// match would hold memory in proportion to them.) One read transaction,
+/// so the page and the total agree.
 fn inbox_from_candidates(
     conn: &Connection,
     from_sql: &str,
@@ -263,29 +387,45 @@ fn inbox_from_candidates(
     offset: i64,
     limit: i64,
 ) -> DbResult<(Vec<Message>, i64)> {
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let keep = offset.saturating_add(limit);
     let tx = read_snapshot(conn)?;
-    let mut matches: Vec<(i64, i64)> = tx
-        .prepare_cached(&format!(
+    // The newest `keep` matches, the oldest of them on top.
+    let mut newest: BinaryHeap<Reverse<(i64, i64)>> = BinaryHeap::new();
+    let mut total = 0;
+    {
+        let mut stmt = tx.prepare_cached(&format!(
             "SELECT m.created_at, m.seq FROM {from_sql} WHERE {where_sql}"
-        ))?
-        .query_map(params_from_iter(args.iter()), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<DbResult<_>>()?;
+        ))?;
+        let mut rows = stmt.query(params_from_iter(args.iter()))?;
+        while let Some(row) = rows.next()? {
+            total += 1;
+            let key: (i64, i64) = (row.get(0)?, row.get(1)?);
+            if newest.len() < keep {
+                newest.push(Reverse(key));
+            } else if let Some(mut oldest) = newest.peek_mut()
+                && key > oldest.0
+            {
+                *oldest = Reverse(key);
+            }
+        }
+    }
     // ORDER BY created_at DESC, seq DESC.
-    matches.sort_unstable_by(|a, b| b.cmp(a));
+    let mut page: Vec<(i64, i64)> = newest.into_iter().map(|Reverse(k)| k).collect();
+    page.sort_unstable_by(|a, b| b.cmp(a));
     let mut by_seq = tx.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq = ?1"
     ))?;
-    let rows = matches
+    let rows = page
         .iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(0))
+        .skip(offset)
+        .take(limit)
         .map(|(_, seq)| by_seq.query_row([seq], message_from_row))
         .collect::<DbResult<Vec<_>>>()?;
     drop(by_seq);
     tx.commit()?;
-    Ok((rows, matches.len() as i64))
+    Ok((rows, total))
 }
 
 /// Number of incoming messages with `status` (all of them for None), from the
@@ -585,6 +725,7 @@ mod tests {
         }
         assert_kept_counts_are_exact(&conn);
         let mut searched_with_hits = 0;
+        let mut search_plans = std::collections::HashMap::new();
         let mut phone_plans = std::collections::HashMap::new();
         for round in 0..1500 {
             // Mostly substrings of stored texts (so there are hits), with
@@ -616,7 +757,7 @@ mod tests {
                 status: (rng.below(3) > 0).then(|| rng.pick(&statuses)),
                 search,
                 phone: (rng.below(3) == 0).then(|| {
-                    rng.pick(&["1555", "_", "%", "g.us", "2@", "336", "12@S", "7@"])
+                    rng.pick(&["1555", "_", "%", "g.us", "2@", "336", "12@S", "7@", "61"])
                         .to_string()
                 }),
                 from: (rng.below(4) == 0).then(|| 1_700_000_000 + 3600 * rng.below(40) as i64),
@@ -624,9 +765,22 @@ mod tests {
                 page: 1 + rng.below(4) as u32,
                 limit: 1 + rng.below(20) as u32,
             };
+            let size = inbox_count(&conn, None).unwrap();
             if let Some(p) = &q.phone {
-                let plan = phone_plan(&conn, &like_pattern(p)).unwrap();
-                *phone_plans.entry(format!("{plan:?}")).or_insert(0) += 1;
+                let plan = match phone_plan(&conn, p, size).unwrap() {
+                    PhonePlan::ByChat(Some(_)) => "ByChat(trigrams)",
+                    PhonePlan::ByChat(None) => "ByChat(like)",
+                    PhonePlan::NoChat => "NoChat",
+                    PhonePlan::Scan => "Scan",
+                };
+                *phone_plans.entry(plan).or_insert(0) += 1;
+            }
+            if let Some(t) = &q.search {
+                let plan = match search_plan(&conn, t, size).unwrap() {
+                    SearchPlan::Candidates(_) => "Candidates",
+                    SearchPlan::Scan => "Scan",
+                };
+                *search_plans.entry(plan).or_insert(0) += 1;
             }
             let (rows, total) = inbox(&conn, &q).unwrap();
             let ids: Vec<String> = rows.into_iter().map(|m| m.id).collect();
@@ -641,8 +795,11 @@ mod tests {
         }
         // The trigram path really ran, on queries that find something.
         assert!(searched_with_hits > 100, "{searched_with_hits}");
-        // So did each way of filtering by phone.
-        for plan in ["NoChat", "ByChat", "Scan"] {
+        // So did each way of searching and of filtering by phone.
+        for plan in ["Candidates", "Scan"] {
+            assert!(search_plans.get(plan) > Some(&20), "{search_plans:?}");
+        }
+        for plan in ["NoChat", "ByChat(trigrams)", "ByChat(like)", "Scan"] {
             assert!(phone_plans.get(plan) > Some(&20), "{phone_plans:?}");
         }
     }

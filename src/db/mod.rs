@@ -39,7 +39,7 @@ pub type DbResult<T> = Result<T, DbError>;
 /// The schema, applied at start-up.
 const SCHEMA: &str = include_str!("../../schema.sql");
 /// `PRAGMA user_version` of a database `SCHEMA` has brought up to date.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Version 2 added the trigram search index `messages_fts` (schema.sql
 /// creates it, empty); an older database also indexes the messages it holds.
@@ -105,6 +105,13 @@ const COLUMNS_OF_7: [(&str, &str, &str); 1] = [(
     "INTEGER REFERENCES events (id)",
 )];
 
+/// Version 8 added the chats' trigram index (`chat_search`, `chats_fts`;
+/// schema.sql creates them, empty, and the narrow `messages_inbox_text`
+/// index, which SQLite fills itself): an older database indexes the chats it
+/// holds.
+const UPGRADE_TO_8: &str = "INSERT OR IGNORE INTO chat_search (phone) SELECT phone FROM chats;
+     INSERT INTO chats_fts (chats_fts) VALUES ('optimize');";
+
 /// Opens (creating if needed) the app database with the pragmas every
 /// connection needs: WAL, synchronous=FULL, foreign keys, a busy timeout.
 ///
@@ -167,11 +174,15 @@ pub fn tune_for_bulk_load(conn: &Connection) -> DbResult<()> {
     conn.pragma_update(None, "cache_size", -262_144)
 }
 
-/// Merges the search index into one segment. A bulk load in one transaction
-/// leaves it in many (each costs a lookup per query term); the live server
-/// adds one per stored message and FTS5's automerge keeps those few.
+/// Merges each search index (messages, chats) into one segment. A bulk load
+/// in one transaction leaves them in many (each costs a lookup per query
+/// term); the live server adds one per commit and FTS5's automerge keeps
+/// those few.
 pub fn optimize_search_index(conn: &Connection) -> DbResult<()> {
-    conn.execute_batch("INSERT INTO messages_fts (messages_fts) VALUES ('optimize');")
+    conn.execute_batch(
+        "INSERT INTO messages_fts (messages_fts) VALUES ('optimize');
+         INSERT INTO chats_fts (chats_fts) VALUES ('optimize');",
+    )
 }
 
 /// Brings the schema up to `SCHEMA_VERSION`. Refuses a database written by a
@@ -220,6 +231,9 @@ pub fn migrate(conn: &Connection) -> DbResult<()> {
     }
     if (1..6).contains(&version) {
         steps.push_str(UPGRADE_TO_6);
+    }
+    if (1..8).contains(&version) {
+        steps.push_str(UPGRADE_TO_8);
     }
     tx.execute_batch(&format!(
         "{SCHEMA}\n{steps}\nPRAGMA user_version = {SCHEMA_VERSION};"
@@ -326,6 +340,36 @@ mod testing {
             )
             .unwrap();
         assert_eq!(mapped_chats, 0, "a mapped LID kept its own chat");
+        // The phone filter's index holds exactly the chats.
+        let phones = |sql: &str| -> Vec<String> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<DbResult<_>>()
+                .unwrap()
+        };
+        assert_eq!(
+            phones("SELECT phone FROM chat_search ORDER BY 1"),
+            phones("SELECT phone FROM chats ORDER BY 1")
+        );
+        let indexed: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM chat_search s
+                 WHERE s.id IN (SELECT rowid FROM chats_fts
+                     WHERE chats_fts MATCH '\"' || replace(substr(s.phone, 1, 3), '\"', '\"\"') || '\"')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let long: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM chat_search WHERE length(phone) >= 3",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, long, "a chat missing from chats_fts");
     }
 }
 
