@@ -530,6 +530,77 @@ mod tests {
         assert_eq!(find("'; DROP TABLE messages; --"), Vec::<String>::new());
     }
 
+    /// The search folds the case of ASCII letters only, as SQLite's LIKE
+    /// (and so the Node server) does, on every plan: the trigram index, which
+    /// folds other letters too (É and é, the Kelvin sign and k), only
+    /// proposes candidates.
+    #[test]
+    fn search_folds_ascii_case_only_on_every_plan() {
+        let mut conn = open_memory().unwrap();
+        store(&mut conn, "a", &incoming("1", "1@s", "CAFé au lait"), 1).unwrap();
+        store(&mut conn, "b", &incoming("2", "1@s", "CAFÉ au lait"), 2).unwrap();
+        store(
+            &mut conn,
+            "c",
+            &incoming("3", "1@s", "\u{212A}elvin scale"),
+            3,
+        )
+        .unwrap();
+        store(&mut conn, "d", &incoming("4", "1@s", "kelvin scale"), 4).unwrap();
+        let find = |conn: &Connection, term: &str| {
+            let q = InboxQuery {
+                search: Some(term.into()),
+                page: 1,
+                limit: 10,
+                ..Default::default()
+            };
+            let mut ids: Vec<String> = inbox(conn, &q)
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        // First each term is in most messages (the scan), then, among many
+        // others, the trigram index's candidates are checked.
+        for (round, plan) in ["Scan", "Candidates"].into_iter().enumerate() {
+            if round == 1 {
+                for i in 0..40 {
+                    store(
+                        &mut conn,
+                        &format!("f{i}"),
+                        &incoming(&format!("F{i}"), "1@s", "other words"),
+                        9,
+                    )
+                    .unwrap();
+                }
+            }
+            let size = inbox_count(&conn, None).unwrap();
+            for term in ["café", "CAFÉ", "kelvin", "\u{212A}ELVIN"] {
+                let chosen = match search_plan(&conn, term, size).unwrap() {
+                    SearchPlan::Candidates(_) => "Candidates",
+                    SearchPlan::Scan => "Scan",
+                };
+                assert_eq!(chosen, plan, "{term}");
+            }
+            assert_eq!(find(&conn, "café"), ["a"]);
+            assert_eq!(find(&conn, "CAFÉ"), ["b"]);
+            assert_eq!(find(&conn, "kelvin"), ["d"]);
+            assert_eq!(find(&conn, "\u{212A}ELVIN"), ["c"]);
+        }
+        // The index itself folds wider: the LIKE decides.
+        let indexed: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '\"café\"'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, 2);
+    }
+
     /// Text pieces with the cases that matter: ASCII case, LIKE's `%`, `_`
     /// and `\`, quotes, non-ASCII letters whose case LIKE does not fold (but
     /// the trigram index does), the Kelvin sign and dotted I (which fold to

@@ -574,6 +574,63 @@ mod tests {
         assert_eq!(due[0].id, "new");
     }
 
+    /// A version 7 database (no chat index, no narrow text index) gains
+    /// both, filled from the rows it holds, and its phone filters and
+    /// searches take them.
+    #[test]
+    fn upgrade_to_version_8_indexes_existing_chats() {
+        let mut conn = open_memory().unwrap();
+        for (i, chat) in ["4470001@s.whatsapp.net", "4471002@s.whatsapp.net"]
+            .iter()
+            .enumerate()
+        {
+            store(
+                &mut conn,
+                &format!("m{i}"),
+                &incoming(&format!("W{i}"), chat, "where is my refund"),
+                i as i64,
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "DROP TRIGGER chats_search_insert; DROP TRIGGER chats_search_delete;
+             DROP TRIGGER chat_search_insert; DROP TRIGGER chat_search_delete;
+             DROP TABLE chats_fts; DROP TABLE chat_search; DROP INDEX messages_inbox_text;
+             PRAGMA user_version = 7;",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        assert_kept_counts_are_exact(&conn);
+        let text_index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'messages_inbox_text'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(text_index, 1);
+        let q = InboxQuery {
+            phone: Some("4470".into()),
+            search: Some("my refund".into()),
+            page: 1,
+            limit: 10,
+            ..Default::default()
+        };
+        let (rows, total) = inbox(&conn, &q).unwrap();
+        assert_eq!((rows[0].id.as_str(), total), ("m0", 1));
+        // Migrating again indexes nothing twice.
+        migrate(&conn).unwrap();
+        assert_kept_counts_are_exact(&conn);
+        let indexed: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM chats_fts WHERE chats_fts MATCH '\"447\"'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, 2);
+    }
+
     #[test]
     fn version_3_databases_gain_the_request_hash() {
         let conn = open_memory().unwrap();
