@@ -5,15 +5,25 @@
 //! measures the server's RSS from `/proc`, receives the `message.received`
 //! webhooks on a local receiver, prints one table and cleans up.
 //!
+//! Two corpora, each in a fresh data dir: `rare` (customer messages from
+//! templates: a searched name is in a few dozen messages) and `common`
+//! (every message is 3 to 19 of fifteen everyday words, so a searched word
+//! is in half the messages; half the messages in 500 busy chats, half from
+//! numbers seen once). For the common corpus the bench also times single
+//! requests (one client, the median of three).
+//!
 //! Flags: `--messages N` (100000), `--scale` (10k, 100k and 1M in turn),
-//! `--duration SECS` (5 per workload), `--connections N` (16),
-//! `--server PATH` (target/release/whatsapp-api), `--data DIR` (bench-data),
-//! `--keep` (leave the data dir).
+//! `--corpus rare|common|both` (both), `--duration SECS` (5 per workload),
+//! `--connections N` (16), `--server PATH` (target/release/whatsapp-api),
+//! `--data DIR` (bench-data), `--keep` (leave the data dir; a common-terms
+//! corpus left there is used again).
 //!
 //! `corpus` loads the data, `server` starts and measures the server, `wrk`
 //! and `workloads` drive it, `receiver` takes its webhooks, `streams` reads
-//! the event stream, `report` prints.
+//! the event stream, `report` prints; `common` is the common-terms corpus
+//! with its own workloads.
 
+mod common;
 mod corpus;
 mod receiver;
 mod report;
@@ -22,8 +32,9 @@ mod streams;
 mod workloads;
 mod wrk;
 
+use common::{bench_common_size, print_single_scale};
 use corpus::load_corpus;
-use report::{SizeReport, load_line, mib, print_scale};
+use report::{SizeReport, load_line, print_rows, print_scale};
 use server::{start_server, stop_server};
 use std::path::PathBuf;
 use std::process::Command;
@@ -41,6 +52,8 @@ struct Options {
     server: PathBuf,
     data: PathBuf,
     keep: bool,
+    rare: bool,
+    common: bool,
 }
 
 fn main() {
@@ -59,6 +72,8 @@ fn parse_options() -> Result<Options, String> {
         server: PathBuf::from("target/release/whatsapp-api"),
         data: PathBuf::from("bench-data"),
         keep: false,
+        rare: true,
+        common: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -82,6 +97,12 @@ fn parse_options() -> Result<Options, String> {
             "--server" => o.server = PathBuf::from(value()?),
             "--data" => o.data = PathBuf::from(value()?),
             "--keep" => o.keep = true,
+            "--corpus" => match value()?.as_str() {
+                "rare" => (o.rare, o.common) = (true, false),
+                "common" => (o.rare, o.common) = (false, true),
+                "both" => (o.rare, o.common) = (true, true),
+                v => return Err(format!("bad --corpus {v} (rare, common or both)")),
+            },
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -101,11 +122,24 @@ fn run() -> Result<(), String> {
         .output()
         .map_err(|e| format!("wrk is needed (apt-get install wrk): {e}"))?;
     let mut reports = Vec::new();
+    let mut common = Vec::new();
     for &n in &o.sizes {
-        reports.push(bench_size(&o, n)?);
+        if o.rare {
+            reports.push(bench_size(&o, n)?);
+        }
+        if o.common {
+            common.push(bench_common_size(&o, n)?);
+        }
     }
     if o.scale {
-        print_scale(&reports);
+        if o.rare {
+            print_scale("rare terms", &reports);
+        }
+        if o.common {
+            let rows: Vec<SizeReport> = common.iter().map(|c| c.wrk.clone()).collect();
+            print_scale("common terms", &rows);
+            print_single_scale(&common);
+        }
     }
     Ok(())
 }
@@ -149,21 +183,7 @@ fn bench_size(o: &Options, n: usize) -> Result<SizeReport, String> {
             .unwrap_or(0)
     );
     println!();
-    println!("| workload | requests/s | p50 | p99 | server RSS | server CPU/req | wrk CPU/req |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for row in &report.rows {
-        println!(
-            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.0} µs | {:.0} µs |",
-            row.name,
-            row.result.rps,
-            row.result.p50_ms,
-            row.result.p99_ms,
-            mib(row.rss_kib),
-            row.server_cpu_us,
-            row.wrk_cpu_us
-        );
-    }
-    println!("| idle (after start) | | | | {} | | |", mib(idle_kib));
+    print_rows(&report.rows, idle_kib);
     println!();
     println!(
         "start to healthy: {:.1} ms; release binary: {:.2} MB; corpus load: {:.1} s",

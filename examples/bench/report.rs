@@ -2,6 +2,7 @@
 
 use crate::wrk::WrkResult;
 
+#[derive(Clone)]
 pub struct Row {
     pub name: String,
     pub result: WrkResult,
@@ -14,6 +15,7 @@ pub struct Row {
     pub note: String,
 }
 
+#[derive(Clone)]
 pub struct SizeReport {
     pub messages: usize,
     pub rows: Vec<Row>,
@@ -29,9 +31,28 @@ pub fn mib(kib: u64) -> String {
     format!("{:.1} MB", kib as f64 / 1024.0)
 }
 
-pub fn print_scale(reports: &[SizeReport]) {
+/// The wrk table: one row per workload, and the idle footprint.
+pub fn print_rows(rows: &[Row], idle_kib: u64) {
+    println!("| workload | requests/s | p50 | p99 | server RSS | server CPU/req | wrk CPU/req |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        println!(
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.0} µs | {:.0} µs |",
+            row.name,
+            row.result.rps,
+            row.result.p50_ms,
+            row.result.p99_ms,
+            mib(row.rss_kib),
+            row.server_cpu_us,
+            row.wrk_cpu_us
+        );
+    }
+    println!("| idle (after start) | | | | {} | | |", mib(idle_kib));
+}
+
+pub fn print_scale(corpus: &str, reports: &[SizeReport]) {
     println!();
-    println!("p50 (and requests/s) by corpus size");
+    println!("p50 (and requests/s) by corpus size, {corpus}");
     println!();
     let header: Vec<String> = reports
         .iter()

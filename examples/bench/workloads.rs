@@ -46,7 +46,7 @@ pub fn cpu_per_unit(before: (u64, u64), after: (u64, u64), units: u64) -> (f64, 
     (per(after.0 - before.0), per(after.1 - before.1))
 }
 
-fn api_get(agent: &ureq::Agent, url: &str) -> Result<serde_json::Value, String> {
+pub fn api_get(agent: &ureq::Agent, url: &str) -> Result<serde_json::Value, String> {
     let mut resp = agent
         .get(url)
         .header("X-API-Key", KEY)
@@ -131,25 +131,8 @@ pub fn run_workloads(
     ];
     let mut rows = Vec::new();
     for (name, path, note) in workloads {
-        let url = format!("{base}{path}");
-        api_get(&agent, &url)?;
         eprintln!("bench: {n}: {name}");
-        wrk(o, &url, None, 1)?; // warm-up, not reported
-        let cpu_before = cpu_now(pid);
-        let (result, rss) = with_rss_peak(pid, || wrk(o, &url, None, o.duration));
-        let result = result?;
-        let (server_cpu_us, wrk_cpu_us) = cpu_per_unit(cpu_before, cpu_now(pid), result.requests);
-        if result.errors > 0 {
-            return Err(format!("{name}: {} failed requests", result.errors));
-        }
-        rows.push(Row {
-            name,
-            result,
-            rss_kib: rss,
-            server_cpu_us,
-            wrk_cpu_us,
-            note,
-        });
+        rows.push(measure(o, &agent, pid, &base, dir, name, &[path], note)?);
     }
     eprintln!("bench: {n}: ingest with webhook delivery");
     rows.push(ingest(o, &agent, &base, pid, dir)?);
@@ -160,6 +143,58 @@ pub fn run_workloads(
         idle,
         server.start_to_healthy,
     ))
+}
+
+/// One wrk workload: a warm-up second, then `o.duration` seconds sampling
+/// the server's RSS and CPU. Several paths are requested in turn (a Lua
+/// script; each wrk thread cycles through them, so no connection asks the
+/// same thing twice in a row).
+#[allow(clippy::too_many_arguments)]
+pub fn measure(
+    o: &Options,
+    agent: &ureq::Agent,
+    pid: u32,
+    base: &str,
+    dir: &Path,
+    name: String,
+    paths: &[String],
+    note: String,
+) -> Result<Row, String> {
+    for path in paths {
+        api_get(agent, &format!("{base}{path}"))?;
+    }
+    let url = format!("{base}{}", paths[0]);
+    let script = if paths.len() > 1 {
+        let file = dir.join("paths.lua");
+        let list: Vec<String> = paths.iter().map(|p| format!("  {p:?},")).collect();
+        std::fs::write(
+            &file,
+            format!(
+                "paths = {{\n{}\n}}\ni = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format(nil, paths[i])\nend\n",
+                list.join("\n")
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        Some(file)
+    } else {
+        None
+    };
+    wrk(o, &url, script.as_deref(), 1)?; // warm-up, not reported
+    let cpu_before = cpu_now(pid);
+    let (result, rss) = with_rss_peak(pid, || wrk(o, &url, script.as_deref(), o.duration));
+    let result = result?;
+    let (server_cpu_us, wrk_cpu_us) = cpu_per_unit(cpu_before, cpu_now(pid), result.requests);
+    if result.errors > 0 {
+        return Err(format!("{name}: {} failed requests", result.errors));
+    }
+    Ok(Row {
+        name,
+        result,
+        rss_kib: rss,
+        server_cpu_us,
+        wrk_cpu_us,
+        note,
+    })
 }
 
 fn ingest(
