@@ -5,13 +5,13 @@
 //! `From<ops::Error> for ApiError`.
 
 use crate::error::ApiError;
-use crate::http::{Body, Request, Response};
 use crate::ops::messages::{IdempotencyKey, Replied, ReplyFile};
 use crate::ops::webhooks::{SecretChange, WebhookChange};
 use crate::ops::{self, Ctx, page_number, page_size};
 use crate::state::ConnState;
 use crate::status::{ReplyStatus, Source};
 use crate::wa::{DeliveryStatus, RawMessage, SimMessage, Update, UpdateAction};
+use crate::web::{Body, Request, Response};
 use crate::{clock, db, media, openapi};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -604,11 +604,11 @@ pub fn events(ctx: &mut Ctx, req: &Request, _: &[&str]) -> Result<Response, ApiE
                 // Proxies such as nginx would otherwise hold events back.
                 ("X-Accel-Buffering", "no".into()),
             ],
-            body: crate::http::Body::Stream(Box::new(stream)),
+            body: crate::web::Body::Stream(Box::new(stream)),
         }),
         Err(ops::Error::Unavailable(busy)) => {
             let busy = ApiError::Unavailable(busy);
-            Ok(crate::http::error_response(&busy).with_header("Retry-After", "5"))
+            Ok(crate::web::error_response(&busy).with_header("Retry-After", "5"))
         }
         Err(e) => Err(e.into()),
     }

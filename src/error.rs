@@ -1,5 +1,5 @@
 //! `ApiError`: every way a request can fail, turned into a status code and a
-//! `{"error": "<sentence>"}` body in one place (`http::error_response`).
+//! `{"error": "<sentence>"}` body in one place (`web::error_response`).
 
 use std::fmt;
 

@@ -3,7 +3,7 @@
 //!
 //! A stream never holds an HTTP worker: the worker checks the request, takes
 //! a slot (at most `EVENT_STREAMS_MAX`), and answers with an `EventReader`
-//! as a streamed body (`http::Body::Stream`); the connection's own thread
+//! as a streamed body (`web::Body::Stream`); the connection's own thread
 //! then pulls the events from it and writes them. The reader sends the
 //! events after its cursor, read from the database by id in pages, then
 //! waits on its wake channel. Whoever commits events (the sink) calls
@@ -23,8 +23,8 @@
 
 use crate::db;
 use crate::error::ApiError;
-use crate::http::Request;
 use crate::state::Shared;
+use crate::web::Request;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

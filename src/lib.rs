@@ -33,6 +33,7 @@ pub mod state;
 pub mod status;
 pub mod threads;
 pub mod wa;
+pub mod web;
 pub mod webhooks;
 pub mod whatsapp;
 

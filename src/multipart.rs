@@ -2,7 +2,7 @@
 //! file with a form: the parts of a body already read (within the request
 //! body limit).
 
-use crate::http::Request;
+use crate::web::Request;
 
 /// One part of a form.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 //! route served). Earlier rows win, so fixed segments come before `:params`.
 
 use crate::error::ApiError;
-use crate::http::{Method, Request, Response};
 use crate::ops::Ctx;
+use crate::web::{Method, Request, Response};
 use crate::{api, dashboard};
 
 /// Who may call a route.

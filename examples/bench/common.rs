@@ -198,7 +198,7 @@ pub struct CommonReport {
 
 /// The single-client requests: the common searches and phone filters.
 fn single_client_paths() -> Vec<String> {
-    let q = whatsapp_api::http::percent_encode;
+    let q = whatsapp_api::web::percent_encode;
     vec![
         format!("/api/v1/inbox/all?search={}", q("refund status")),
         format!("/api/v1/inbox?search={}", q("refund status")),
@@ -293,7 +293,7 @@ fn run_common_workloads(
         let (ms, total) = single_client(&base, &path)?;
         single.push((path, ms, total));
     }
-    let q = whatsapp_api::http::percent_encode;
+    let q = whatsapp_api::web::percent_encode;
     let pairs = |prefix: &str| -> Vec<String> {
         PAIRS
             .iter()

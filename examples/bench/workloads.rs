@@ -81,7 +81,7 @@ pub fn run_workloads(
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let search_q = whatsapp_api::http::percent_encode(&corpus.search);
+    let search_q = whatsapp_api::web::percent_encode(&corpus.search);
     let matches = api_get(
         &agent,
         &format!("{base}/api/v1/inbox/all?limit=1&search={search_q}"),

@@ -2,8 +2,8 @@
 
 use super::{escape, inline_notice, page, query_string, write_pager};
 use crate::error::ApiError;
-use crate::http::{Request, Response};
 use crate::ops::{self, Ctx};
+use crate::web::{Request, Response};
 use crate::{clock, db};
 use std::fmt::Write as _;
 

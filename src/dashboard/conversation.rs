@@ -9,10 +9,10 @@ use super::{
 use crate::auth;
 use crate::db;
 use crate::error::ApiError;
-use crate::http::{Request, Response};
 use crate::ops::messages::IdempotencyKey;
 use crate::ops::{self, Ctx};
 use crate::status::{DeliveryStatus, Direction, Source};
+use crate::web::{Request, Response};
 use serde_json::json;
 use std::fmt::Write as _;
 

@@ -7,9 +7,9 @@ use super::{
 };
 use crate::db::{self, InboxQuery};
 use crate::error::ApiError;
-use crate::http::{Request, Response};
 use crate::ops::{self, Ctx};
 use crate::status::ReplyStatus;
+use crate::web::{Request, Response};
 use std::fmt::Write as _;
 
 const INBOX_TABS: [(&str, &str); 5] = [

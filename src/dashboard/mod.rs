@@ -18,9 +18,9 @@ pub mod settings;
 pub mod webhooks;
 
 use crate::error::ApiError;
-use crate::http::{Request, Response, percent_encode};
 use crate::ops::{self, Ctx};
 use crate::state::{ConnState, Shared};
+use crate::web::{Request, Response, percent_encode};
 use crate::{auth, clock};
 use hmac::{KeyInit, Mac};
 use std::fmt::Write as _;

@@ -7,9 +7,9 @@ use super::{
 };
 use crate::clock;
 use crate::error::ApiError;
-use crate::http::{Request, Response};
 use crate::ops::{self, Ctx};
 use crate::state::ConnState;
+use crate::web::{Request, Response};
 use std::fmt::Write as _;
 
 /// `GET /status`: the connection.

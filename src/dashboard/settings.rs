@@ -2,8 +2,8 @@
 
 use super::{Flash, FlashKind, audit, csrf_field, escape, page, read_form, redirect_with};
 use crate::error::ApiError;
-use crate::http::{Request, Response};
 use crate::ops::{self, Ctx};
+use crate::web::{Request, Response};
 use std::fmt::Write as _;
 
 /// The base URL clients reach this server at, as this request saw it.

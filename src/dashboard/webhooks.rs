@@ -8,10 +8,10 @@ use super::{
 use crate::clock;
 use crate::db;
 use crate::error::ApiError;
-use crate::http::{Request, Response};
 use crate::ops::webhooks::{SecretChange, WebhookChange};
 use crate::ops::{self, Ctx};
 use crate::status::HookDeliveryStatus;
+use crate::web::{Request, Response};
 use crate::webhooks::{EVENTS, MESSAGE_RECEIVED};
 use std::fmt::Write as _;
 

@@ -4,7 +4,7 @@
 use crate::support::*;
 use base64::Engine as _;
 use serde_json::json;
-use whatsapp_api::http::percent_encode;
+use whatsapp_api::web::percent_encode;
 
 const ALICE: &str = "15551234567@s.whatsapp.net";
 const BOB: &str = "15557654321@s.whatsapp.net";

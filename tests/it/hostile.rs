@@ -73,7 +73,7 @@ fn sql_metacharacters_in_every_filter_change_nothing() {
         "[a-z]*",
     ];
     for e in evil {
-        let enc = whatsapp_api::http::percent_encode(e);
+        let enc = whatsapp_api::web::percent_encode(e);
         for q in [
             format!("search={enc}"),
             format!("phone={enc}"),

@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use proptest::prelude::*;
-use whatsapp_api::{auth, clock, http, media};
+use whatsapp_api::{auth, clock, media, web};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
@@ -12,11 +12,11 @@ proptest! {
     #[test]
     fn percent_decoding_never_panics_and_inverts_encoding(raw in ".{0,64}", any_bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         let text = String::from_utf8_lossy(&any_bytes).into_owned();
-        let _ = http::percent_decode(&text, true);
-        let _ = http::parse_query(&text);
-        prop_assert_eq!(http::percent_decode(&http::percent_encode(&raw), false), Some(raw.clone()));
-        let query = format!("k={}&other=1", http::percent_encode(&raw));
-        let pairs = http::parse_query(&query).unwrap();
+        let _ = web::percent_decode(&text, true);
+        let _ = web::parse_query(&text);
+        prop_assert_eq!(web::percent_decode(&web::percent_encode(&raw), false), Some(raw.clone()));
+        let query = format!("k={}&other=1", web::percent_encode(&raw));
+        let pairs = web::parse_query(&query).unwrap();
         prop_assert_eq!(&pairs[0].1, &raw);
     }
 
@@ -111,7 +111,7 @@ fn random_requests_never_get_a_server_error() {
         .run(&strategy, |(target, body, query, idem)| {
             let (method, path) = &targets[target];
             let body = serde_json::to_vec(&body).unwrap();
-            let enc = http::percent_encode(&query);
+            let enc = web::percent_encode(&query);
             let url = format!("{path}?search={enc}&phone={enc}&page={enc}&limit={enc}&startDate={enc}&action={enc}");
             let mut headers = vec![("X-API-Key", KEY)];
             let idem = idem.replace(['\r', '\n'], "");
