@@ -353,25 +353,6 @@ pub fn advance_delivery(
     }
 }
 
-/// Moves outgoing messages' delivery status forward (never backwards, and
-/// never out of `failed`); returns how many rows changed.
-pub fn advance_delivery_status(
-    conn: &Connection,
-    wa_ids: &[String],
-    status: DeliveryStatus,
-) -> DbResult<usize> {
-    let mut stmt = conn.prepare_cached(
-        "UPDATE messages SET delivery_status = ?2
-         WHERE wa_id = ?1 AND direction = 'outgoing'
-           AND (CASE delivery_status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1
-                WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 4 END) < ?3",
-    )?;
-    let mut n = 0;
-    for wa_id in wa_ids {
-        n += stmt.execute(params![wa_id, status, status.rank()])?;
-    }
-    Ok(n)
-}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,16 +444,17 @@ mod tests {
             },
         )
         .unwrap();
+        let moved = advance_delivery(&tx, "W", DeliveryStatus::Read).unwrap();
+        assert_eq!(moved.unwrap().delivery_status, Some(DeliveryStatus::Read));
+        assert_eq!(
+            advance_delivery(&tx, "W", DeliveryStatus::Delivered).unwrap(),
+            None
+        );
+        assert_eq!(
+            advance_delivery(&tx, "W", DeliveryStatus::Read).unwrap(),
+            None
+        );
         tx.commit().unwrap();
-        let w = vec!["W".to_string()];
-        assert_eq!(
-            advance_delivery_status(&conn, &w, DeliveryStatus::Read).unwrap(),
-            1
-        );
-        assert_eq!(
-            advance_delivery_status(&conn, &w, DeliveryStatus::Delivered).unwrap(),
-            0
-        );
         assert_eq!(
             get_message(&conn, "out").unwrap().unwrap().delivery_status,
             Some(DeliveryStatus::Read)
