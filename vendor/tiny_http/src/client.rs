@@ -7,8 +7,11 @@
 //! occupies more than one of the threads calling `Server::recv`, and never
 //! while its client is slow to send or to read.
 
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Seek, Write};
 use std::net::Shutdown;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +37,8 @@ const MAX_CHUNK_LINE: usize = 1024;
 /// A body is read into a buffer that grows with what arrives, starting at
 /// most this large: an announced length is never allocated up front.
 const BODY_START_CAPACITY: usize = 64 * 1024;
+/// A spooled body moves from the socket to its file in reads this large.
+const SPOOL_BUFFER: usize = 64 * 1024;
 /// After refusing a request, what the client still sends is read (into a
 /// small buffer, and dropped) for this long, at most this much, before the
 /// connection is closed: closing with unread data makes the kernel reset
@@ -52,6 +57,8 @@ enum ReadError {
     Refused(HeadError),
     /// The body is over the policy's limit: 413.
     TooLarge,
+    /// The body could not be written to its spool file: 500.
+    Storage(io::Error),
 }
 
 impl From<io::Error> for ReadError {
@@ -67,6 +74,84 @@ impl From<io::Error> for ReadError {
 impl From<HeadError> for ReadError {
     fn from(e: HeadError) -> ReadError {
         ReadError::Refused(e)
+    }
+}
+
+/// Where a body being read goes.
+enum BodyOut {
+    Memory(Vec<u8>),
+    File { file: File, written: u64 },
+}
+
+impl BodyOut {
+    fn len(&self) -> u64 {
+        match self {
+            BodyOut::Memory(body) => body.len() as u64,
+            BodyOut::File { written, .. } => *written,
+        }
+    }
+
+    /// Moves exactly `len` bytes of `input` here.
+    fn read_exactly(
+        &mut self,
+        input: &mut BufReader<SocketReader>,
+        len: u64,
+    ) -> Result<(), ReadError> {
+        match self {
+            BodyOut::Memory(body) => {
+                let before = body.len();
+                input.take(len).read_to_end(body)?;
+                if ((body.len() - before) as u64) < len {
+                    return Err(ReadError::Gone);
+                }
+            }
+            BodyOut::File { file, written } => {
+                // Reads this large bypass the connection's 8 KiB buffer.
+                let mut buf = vec![0; len.min(SPOOL_BUFFER as u64) as usize];
+                let mut left = len;
+                while left > 0 {
+                    let want = left.min(buf.len() as u64) as usize;
+                    let n = input.read(&mut buf[..want])?;
+                    if n == 0 {
+                        return Err(ReadError::Gone);
+                    }
+                    file.write_all(&buf[..n]).map_err(ReadError::Storage)?;
+                    left -= n as u64;
+                    *written += n as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A new temporary file in `dir`, its name already removed: it lives only
+/// while open (see `BodyPolicy::Spool`).
+fn spool_file(dir: &Path) -> io::Result<File> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = dir.join(format!(
+            ".spool-{}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            nanos
+        ));
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            // A leftover of an earlier process with the same id.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            other => other?,
+        };
+        std::fs::remove_file(&path)?;
+        return Ok(file);
     }
 }
 
@@ -173,12 +258,17 @@ impl ClientConnection {
             self.remote_addr,
         );
         request.set_closes_connection(!head.framing.keep_alive);
-        let max = match (self.limits.body_policy)(&request) {
-            BodyPolicy::Memory { max } => max,
+        let policy = (self.limits.body_policy)(&request);
+        let max = match &policy {
+            BodyPolicy::Memory { max } => *max as u64,
+            BodyPolicy::Spool { max, .. } => *max,
         };
-        let body = match head.framing.body {
-            BodyFraming::None => Vec::new(),
-            BodyFraming::Length(len) if len > max as u64 => {
+        match head.framing.body {
+            BodyFraming::None => {
+                request.set_body_length(Some(0));
+                request.set_body(Vec::new());
+            }
+            BodyFraming::Length(len) if len > max => {
                 return self.refuse(ReadError::TooLarge);
             }
             framing => {
@@ -186,22 +276,34 @@ impl ClientConnection {
                     BodyFraming::Length(len) => Some(len as usize),
                     _ => None,
                 });
+                let mut out = match &policy {
+                    BodyPolicy::Spool { dir, .. } => match spool_file(dir) {
+                        Ok(file) => BodyOut::File { file, written: 0 },
+                        Err(e) => return self.refuse(ReadError::Storage(e)),
+                    },
+                    _ => BodyOut::Memory(Vec::new()),
+                };
                 if head.framing.expect_continue {
                     if let Err(e) = self.write_continue() {
                         log::debug!("could not send 100 Continue: {}", e);
                         return Next::Close;
                     }
                 }
-                match self.read_body(framing, max, started) {
-                    Ok(body) => body,
-                    Err(e) => return self.refuse(e),
+                if let Err(e) = self.read_body(framing, max, started, &mut out) {
+                    return self.refuse(e);
+                }
+                match out {
+                    BodyOut::Memory(body) => request.set_body(body),
+                    BodyOut::File { mut file, written } => {
+                        if let Err(e) = file.flush().and_then(|()| file.rewind()) {
+                            return self.refuse(ReadError::Storage(e));
+                        }
+                        request.set_body_length(Some(written as usize));
+                        request.set_spooled_body(file);
+                    }
                 }
             }
-        };
-        if matches!(head.framing.body, BodyFraming::None) {
-            request.set_body_length(Some(0));
         }
-        request.set_body(body);
         request.set_reply(ReplyTo::Connection {
             replies: self.replies_tx.clone(),
             conn: Arc::clone(&self.conn),
@@ -390,25 +492,28 @@ impl ClientConnection {
         }
     }
 
-    /// Reads a body of at most `max` bytes, by the request's deadline
-    /// extended for its size.
+    /// Reads a body of at most `max` bytes into `out`, by the request's
+    /// deadline extended for its size.
     fn read_body(
         &mut self,
         framing: BodyFraming,
-        max: usize,
+        max: u64,
         started: Instant,
-    ) -> Result<Vec<u8>, ReadError> {
+        out: &mut BodyOut,
+    ) -> Result<(), ReadError> {
         let announced = match framing {
             BodyFraming::Length(len) => len,
-            _ => max as u64,
+            _ => max,
         };
         let deadline =
             started + self.limits.request_timeout + self.limits.transfer_allowance(announced);
         self.set_read_deadline(deadline, self.limits.request_timeout);
-        let mut body = Vec::with_capacity((announced as usize).min(BODY_START_CAPACITY));
+        if let BodyOut::Memory(body) = out {
+            body.reserve((announced as usize).min(BODY_START_CAPACITY));
+        }
         match framing {
             BodyFraming::None => {}
-            BodyFraming::Length(len) => self.read_exactly(len, &mut body)?,
+            BodyFraming::Length(len) => out.read_exactly(&mut self.input, len)?,
             BodyFraming::Chunked => {
                 loop {
                     self.read_line(
@@ -419,25 +524,16 @@ impl ClientConnection {
                     if size == 0 {
                         break;
                     }
-                    if body.len() as u64 + size > max as u64 {
+                    if out.len().saturating_add(size) > max {
                         return Err(ReadError::TooLarge);
                     }
-                    self.read_exactly(size, &mut body)?;
+                    out.read_exactly(&mut self.input, size)?;
                     self.read_line(0, HeadError::BadRequest("a chunk is longer than its size"))?;
                 }
                 let limits = Arc::clone(&self.limits);
                 // Trailer fields are checked like headers, then dropped.
                 self.read_fields(&limits)?;
             }
-        }
-        Ok(body)
-    }
-
-    fn read_exactly(&mut self, len: u64, body: &mut Vec<u8>) -> Result<(), ReadError> {
-        let before = body.len();
-        (&mut self.input).take(len).read_to_end(body)?;
-        if ((body.len() - before) as u64) < len {
-            return Err(ReadError::Gone);
         }
         Ok(())
     }
@@ -462,6 +558,10 @@ impl ClientConnection {
             ReadError::Gone => return Next::Close,
             ReadError::Timeout => 408,
             ReadError::TooLarge => 413,
+            ReadError::Storage(e) => {
+                log::warn!("could not spool a request body: {}", e);
+                500
+            }
             ReadError::Refused(e) => {
                 if let HeadError::BadRequest(why) = e {
                     log::debug!("refused a request from {:?}: {}", self.remote_addr, why);

@@ -7,6 +7,7 @@
 //! threads calling [`Server::recv`](crate::Server::recv).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,26 @@ pub enum BodyPolicy {
     Memory {
         /// The largest body accepted, in bytes.
         max: usize,
+    },
+    /// Stream the body into a temporary file in `dir`, at most `max` bytes;
+    /// the request is handed out once the whole body is on disk, and
+    /// [`Request::take_spooled_body`](crate::Request::take_spooled_body)
+    /// gives the file (positioned at its start). A longer body, announced or
+    /// not, is answered with `413 Payload Too Large` as with `Memory`, and
+    /// what was written of it is gone.
+    ///
+    /// The file's name is removed from `dir` as soon as it is created: it
+    /// lives only as long as it is open, so it disappears whatever happens
+    /// to the request (answered, refused, dropped, or the process killed).
+    /// Only a crash in the instant between creating and removing the name
+    /// can leave a file behind: its name starts with `.spool-`, and whoever
+    /// owns `dir` may remove such files at start.
+    Spool {
+        /// The largest body accepted, in bytes.
+        max: u64,
+        /// Where the temporary file is made (the file system of the place
+        /// the body will end up, so that nothing crosses devices).
+        dir: PathBuf,
     },
 }
 

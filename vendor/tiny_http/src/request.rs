@@ -56,6 +56,9 @@ pub struct Request {
     // the body, read in full
     data_reader: Option<Box<dyn Read + Send + 'static>>,
 
+    // the body, when spooled to a file (`BodyPolicy::Spool`)
+    spooled: Option<std::fs::File>,
+
     // where the answer goes; None once the request has been answered
     reply: Option<ReplyTo>,
 
@@ -149,6 +152,7 @@ impl Request {
     ) -> Request {
         Request {
             data_reader: None,
+            spooled: None,
             reply: None,
             remote_addr,
             secure,
@@ -167,6 +171,11 @@ impl Request {
 
     pub(crate) fn set_body(&mut self, body: Vec<u8>) {
         self.data_reader = Some(Box::new(Cursor::new(body)));
+    }
+
+    pub(crate) fn set_spooled_body(&mut self, file: std::fs::File) {
+        self.data_reader = None;
+        self.spooled = Some(file);
     }
 
     pub(crate) fn set_closes_connection(&mut self, closes: bool) {
@@ -303,8 +312,19 @@ impl Request {
     /// that sent `Expect: 100-continue` was told to go on then).
     #[inline]
     pub fn as_reader(&mut self) -> &mut dyn Read {
+        if let Some(file) = &mut self.spooled {
+            return file;
+        }
         self.data_reader
             .get_or_insert_with(|| Box::new(io::empty()))
+    }
+
+    /// The body's file, when the body policy spooled it to one
+    /// ([`BodyPolicy::Spool`](crate::BodyPolicy::Spool)): positioned at the
+    /// start of the body, with no name on disk (it is gone once closed).
+    /// None for a body read into memory, and once taken.
+    pub fn take_spooled_body(&mut self) -> Option<std::fs::File> {
+        self.spooled.take()
     }
 
     /// Turns the `Request` into a writer.
@@ -463,6 +483,7 @@ impl Drop for Request {
             let reply = self.reply.take();
             let request = Request {
                 data_reader: None,
+                spooled: None,
                 reply,
                 remote_addr: self.remote_addr,
                 secure: self.secure,

@@ -438,3 +438,102 @@ fn the_body_limit_is_chosen_per_request_from_its_head() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{}", answer);
     assert!(handed.try_recv().is_err());
 }
+
+#[test]
+fn a_spooled_body_arrives_whole_in_a_file_that_leaves_nothing_behind() {
+    let dir = std::env::temp_dir().join(format!(
+        "tiny-http-spool-{}-{:?}",
+        std::process::id(),
+        thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spool_dir = dir.clone();
+    let limits = Limits {
+        body_policy: Arc::new(move |rq| {
+            if rq.url() == "/upload" {
+                BodyPolicy::Spool {
+                    max: 100_000,
+                    dir: spool_dir.clone(),
+                }
+            } else {
+                BodyPolicy::Memory { max: 1000 }
+            }
+        }),
+        ..quick()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Arc::new(Server::from_listener_with_limits(listener, limits).unwrap());
+    let (handed_tx, handed) = channel();
+    let s = Arc::clone(&server);
+    let seen_dir = dir.clone();
+    thread::spawn(move || {
+        while let Ok(mut rq) = s.recv() {
+            // The file has no name left in the spool directory.
+            let names = std::fs::read_dir(&seen_dir).unwrap().count();
+            let answer = match rq.take_spooled_body() {
+                Some(mut file) => {
+                    let mut body = Vec::new();
+                    file.read_to_end(&mut body).unwrap();
+                    let pattern = body.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8);
+                    format!("spooled {} {} {}", body.len(), pattern, names)
+                }
+                None => {
+                    let mut body = Vec::new();
+                    rq.as_reader().read_to_end(&mut body).unwrap();
+                    format!("memory {}", body.len())
+                }
+            };
+            let _ = handed_tx.send(rq.url().to_string());
+            let _ = rq.respond_detached(Response::from_string(answer));
+        }
+    });
+    let body = |len: usize| (0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
+    let with_length = |url: &str, len: usize| {
+        let mut raw = format!(
+            "POST {} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            url, len
+        )
+        .into_bytes();
+        raw.extend_from_slice(&body(len));
+        exchange(addr, &raw)
+    };
+    let chunked = |len: usize| {
+        let mut raw =
+            b"POST /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                .to_vec();
+        for piece in body(len).chunks(7000) {
+            raw.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            raw.extend_from_slice(piece);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"0\r\n\r\n");
+        exchange(addr, &raw)
+    };
+
+    let answer = with_length("/upload", 99_000);
+    assert!(answer.ends_with("spooled 99000 true 0"), "{}", answer);
+    let answer = chunked(100_000);
+    assert!(answer.ends_with("spooled 100000 true 0"), "{}", answer);
+    let answer = with_length("/other", 500);
+    assert!(answer.ends_with("memory 500"), "{}", answer);
+    assert_eq!(handed.try_iter().count(), 3);
+
+    // Over the limit, announced or streamed: refused, nothing handed out.
+    let answer = with_length("/upload", 100_001);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{}", answer);
+    let answer = chunked(100_001);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{}", answer);
+    // A client that leaves halfway.
+    {
+        let mut c = connect(addr);
+        c.write_all(b"POST /upload HTTP/1.1\r\nContent-Length: 50000\r\n\r\n")
+            .unwrap();
+        c.write_all(&body(20_000)).unwrap();
+    }
+    let answer = exchange(addr, b"GET /alive HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(answer.ends_with("memory 0"), "{}", answer);
+    assert_eq!(handed.try_iter().collect::<Vec<_>>(), ["/alive"]);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
