@@ -15,6 +15,7 @@ use crate::web::{Body, Request, Response};
 use crate::{clock, db, media, openapi};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
+use std::io::Read;
 
 // ───────────────────────────── helpers ─────────────────────────────
 
@@ -132,11 +133,22 @@ fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
 }
 
 pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
-    if let Some(parts) = crate::multipart::of(req) {
-        return reply_multipart(ctx, req, params, parts.map_err(ApiError::BadRequest)?);
+    let parsed = crate::multipart::of(req, |head, content| {
+        if head.name == "file" {
+            Ok(Some(store_file_part(ctx, head, content)?))
+        } else {
+            Ok(None)
+        }
+    });
+    if let Some(form) = parsed {
+        return reply_multipart(ctx, req, params, form?);
     }
-    let body = req.json_object()?;
-    let file = reply_file(&body)?;
+    let mut body = req.json_object()?;
+    let file = reply_file(ctx, &mut body)?;
+    if file.is_none() && req.body_len() > crate::web::MAX_BODY as u64 {
+        // Only a file may take a body past the 1 MiB of every other.
+        return Err(ApiError::PayloadTooLarge);
+    }
     let text = match body.get("message") {
         None | Some(Value::Null) if file.is_some() => String::new(),
         None | Some(Value::Null) => return Err(ApiError::bad("Missing message")),
@@ -154,7 +166,7 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
             key,
             "POST /api/v1/messages/:id/reply",
             params[0],
-            &Value::Object(body.clone()),
+            &Value::Object(body),
         )
     });
     let replied: Replied =
@@ -185,40 +197,32 @@ pub fn typing(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response,
 }
 
 /// A reply as `multipart/form-data`: a `file` part (its filename and
-/// content type are used) and an optional `message` part, the caption.
+/// content type are used; already streamed into `media/`) and an optional
+/// `message` part, the caption.
 fn reply_multipart(
     ctx: &mut Ctx,
     req: &Request,
     params: &[&str],
-    parts: Vec<crate::multipart::Part>,
+    form: crate::multipart::Form<Option<Option<ReplyFile>>>,
 ) -> Result<Response, ApiError> {
-    let text = match parts.iter().find(|p| p.name == "message") {
-        Some(p) => String::from_utf8(p.data.clone())
+    let text = match form.field("message") {
+        Some(m) => String::from_utf8(m.to_vec())
             .map_err(|_| ApiError::bad("message must be UTF-8 text"))?,
         None => String::new(),
     };
     if text.len() > ops::messages::REPLY_MAX_BYTES {
         return Err(ApiError::bad("message is longer than 65536 bytes"));
     }
-    let file = match parts.into_iter().find(|p| p.name == "file") {
-        Some(p) if p.data.is_empty() => return Err(ApiError::bad("The file is empty")),
-        Some(p) => Some(ReplyFile {
-            mime: p
-                .content_type
-                .filter(|m| is_mime(m))
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            filename: p
-                .filename
-                .filter(|n| !n.is_empty() && n.len() <= 255 && !n.contains(['/', '\\'])),
-            bytes: p.data,
-        }),
+    let file = match form.files.into_iter().find_map(|(_, f)| f) {
+        Some(None) => return Err(ApiError::bad("The file is empty")),
+        Some(Some(file)) => Some(file),
         None if text.trim().is_empty() => return Err(ApiError::bad("Missing message")),
         None => None,
     };
     // The key binds the caption and the file's content.
     let content = json!({
         "message": text,
-        "file": file.as_ref().map(|f| crate::auth::hex(&crate::auth::sha256(&f.bytes))),
+        "file": file.as_ref().map(ReplyFile::sha256),
         "mime": file.as_ref().map(|f| f.mime.clone()),
         "filename": file.as_ref().and_then(|f| f.filename.clone()),
     });
@@ -230,10 +234,37 @@ fn reply_multipart(
     Ok(Response::ok(&replied.to_json()))
 }
 
+/// Streams a form's file part into `media/` as a reply's file: its content
+/// type if it names one (else `application/octet-stream`), its file name if
+/// it is a plain one. None for an empty part.
+pub fn store_file_part(
+    ctx: &Ctx,
+    head: &crate::multipart::PartHead,
+    content: &mut dyn Read,
+) -> Result<Option<ReplyFile>, ops::Error> {
+    let mime = head
+        .content_type
+        .clone()
+        .filter(|m| is_mime(m))
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let filename = head.filename.clone().filter(|n| {
+        !n.is_empty()
+            && n.len() <= 255
+            && !n.contains(['/', '\\'])
+            && !n.chars().any(char::is_control)
+    });
+    ReplyFile::store(ctx, mime, filename, content)
+}
+
 /// The file of a JSON reply: `media_base64` with its `mime` and an
-/// optional `filename` (1 to 255 characters, no path).
-fn reply_file(body: &Map<String, Value>) -> Result<Option<ReplyFile>, ApiError> {
-    let Some(bytes) = opt_base64(body, "media_base64")? else {
+/// optional `filename` (1 to 255 characters, no path), decoded as it is
+/// streamed into `media/`. The base64 text itself is part of the parsed
+/// body (in memory, within the upload limit); its decoded bytes never are.
+/// In `body`, the text is replaced by the file's SHA-256, which is what the
+/// Idempotency-Key binds.
+fn reply_file(ctx: &Ctx, body: &mut Map<String, Value>) -> Result<Option<ReplyFile>, ApiError> {
+    opt_string(body, "media_base64")?; // a string, or absent
+    let Some(Value::String(b64)) = body.remove("media_base64") else {
         for field in ["mime", "filename"] {
             if !matches!(body.get(field), None | Some(Value::Null)) {
                 return Err(ApiError::bad(format!("{field} needs media_base64")));
@@ -241,9 +272,6 @@ fn reply_file(body: &Map<String, Value>) -> Result<Option<ReplyFile>, ApiError> 
         }
         return Ok(None);
     };
-    if bytes.is_empty() {
-        return Err(ApiError::bad("media_base64 is an empty file"));
-    }
     let mime = match opt_string(body, "mime")? {
         Some(m) if is_mime(&m) => m,
         Some(_) => {
@@ -264,11 +292,32 @@ fn reply_file(body: &Map<String, Value>) -> Result<Option<ReplyFile>, ApiError> 
             "filename must be 1 to 255 characters, without a path",
         ));
     }
-    Ok(Some(ReplyFile {
-        bytes,
-        mime,
-        filename,
-    }))
+    let text = b64.trim();
+    if text.is_empty() {
+        return Err(ApiError::bad("media_base64 is an empty file"));
+    }
+    let mut decoded = Base64Content(base64::read::DecoderReader::new(
+        text.as_bytes(),
+        &base64::engine::general_purpose::STANDARD,
+    ));
+    let file = ReplyFile::store(ctx, mime, filename, &mut decoded)?
+        .ok_or_else(|| ApiError::bad("media_base64 is an empty file"))?;
+    body.insert("media_base64".into(), Value::String(file.sha256().into()));
+    Ok(Some(file))
+}
+
+/// Decoded base64: text that does not decode is malformed input.
+struct Base64Content<R>(R);
+
+impl<R: Read> Read for Base64Content<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "media_base64 is not valid base64",
+            )
+        })
+    }
 }
 
 /// `type/subtype`, optionally with parameters, as a content type is written.

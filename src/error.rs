@@ -69,7 +69,7 @@ impl ApiError {
             | ApiError::SendFailed(m) => m.clone(),
             ApiError::Unauthorized | ApiError::BasicAuthRequired => "Unauthorized".into(),
             ApiError::MethodNotAllowed => "Method not allowed".into(),
-            ApiError::PayloadTooLarge => "Request body is larger than 1 MiB".into(),
+            ApiError::PayloadTooLarge => "Request body is too large (1 MiB at most; a file reply: its file up to MEDIA_MAX_BYTES)".into(),
             ApiError::TooManyRequests { .. } => "Too many requests, please try again later".into(),
             ApiError::Internal(_) => "Internal server error".into(),
         }

@@ -1,6 +1,7 @@
 //! The HTTP worker pool: N named threads share one `tiny_http::Server`, each
 //! with its own SQLite connection. A worker takes a request (already read
-//! whole by its connection's thread, body capped at 1 MiB), finds the route,
+//! whole by its connection's thread: body capped at 1 MiB, or a file reply's
+//! spooled to a nameless temporary file), finds the route,
 //! checks access and the rate limit, runs the handler under a panic guard,
 //! adds the security headers, sends the answer without waiting on the
 //! client (what the client does not take at once, its connection's thread
@@ -16,6 +17,7 @@ use rusqlite::Connection;
 use serde_json::json;
 use std::io::{Cursor, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -143,15 +145,19 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
             )
         })
         .collect();
-    // The connection has read the body whole, within `body_policy`: this
-    // only copies it out of memory.
-    let mut body = Vec::with_capacity(raw.body_length().unwrap_or(0).min(MAX_BODY));
-    raw.as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|_| ApiError::bad("The request body could not be read"))?;
-    if body.len() > MAX_BODY {
-        return Err(ApiError::PayloadTooLarge);
+    // The connection has read the body whole, within `body_policy`: into a
+    // file (a large upload), or into memory, from which this copies it.
+    let spooled = raw.take_spooled_body();
+    let mut body = Vec::new();
+    if spooled.is_none() {
+        body.reserve(raw.body_length().unwrap_or(0).min(MAX_BODY));
+        raw.as_reader()
+            .take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|_| ApiError::bad("The request body could not be read"))?;
+        if body.len() > MAX_BODY {
+            return Err(ApiError::PayloadTooLarge);
+        }
     }
     Ok(Request {
         method,
@@ -160,6 +166,7 @@ fn read_request(raw: &mut tiny_http::Request) -> Result<Request, ApiError> {
         query,
         headers,
         body,
+        spooled,
         ip: raw
             .remote_addr()
             .map(|a| a.ip().to_string())
@@ -401,29 +408,118 @@ fn refusal(status: tiny_http::StatusCode) -> tiny_http::ResponseBox {
     tiny_http::Response::new(status, headers, Cursor::new(body), Some(len), None).boxed()
 }
 
+/// Where large uploads go while they arrive, and how large they may be.
+#[derive(Debug, Clone)]
+pub struct Uploads {
+    /// The media directory: a spooled body is a nameless temporary file
+    /// there, on the file system its file will be copied to.
+    pub dir: PathBuf,
+    /// The largest body of a file reply: `MEDIA_MAX_BYTES` as base64 plus
+    /// `UPLOAD_FRAMING`.
+    pub max: u64,
+}
+
+/// What a file reply's body may hold besides the file: the caption (64 KiB,
+/// up to six times that JSON-escaped), the other fields, multipart headers.
+pub const UPLOAD_FRAMING: u64 = 1024 * 1024;
+
+/// A file-reply body this small (by its Content-Length) is read into
+/// memory like any other; a larger one, or one of unknown length, is
+/// spooled to a file.
+pub const SPOOL_ABOVE: u64 = 64 * 1024;
+
+impl Uploads {
+    /// Uploads into `dir` of files up to `media_max_bytes`, sent raw
+    /// (multipart) or as base64 (4 characters for every 3 bytes).
+    pub fn new(dir: &Path, media_max_bytes: u64) -> Uploads {
+        Uploads {
+            dir: dir.to_path_buf(),
+            max: media_max_bytes
+                .div_ceil(3)
+                .saturating_mul(4)
+                .saturating_add(UPLOAD_FRAMING),
+        }
+    }
+}
+
 /// What one client connection may cost: request line and headers capped
 /// (414, 431), bodies read whole by the connection's thread before a worker
-/// sees them and capped at `MAX_BODY` (413), every read and write bounded
-/// by `timeout` (plus time for large transfers), and at most
-/// `max_connections` open at once.
-pub fn limits(timeout: Duration, max_connections: usize) -> tiny_http::Limits {
+/// sees them, capped at `MAX_BODY` or, for file replies, at `uploads.max`
+/// (413), every read and write bounded by `timeout` (plus time for large
+/// transfers), and at most `max_connections` open at once.
+pub fn limits(timeout: Duration, max_connections: usize, uploads: Uploads) -> tiny_http::Limits {
     tiny_http::Limits {
         max_connections,
         idle_timeout: timeout,
         request_timeout: timeout,
         response_timeout: timeout,
-        body_policy: Arc::new(body_policy),
+        body_policy: Arc::new(move |head| body_policy(head, &uploads)),
         refusal: Arc::new(refusal),
         ..tiny_http::Limits::default()
     }
 }
 
-/// Where a request's body goes, decided from its head (method and target)
-/// before any byte of it is read: into memory, at most `MAX_BODY` (413
-/// past it), for every route today. A route that takes larger uploads gets
-/// its own policy here, so that every other route keeps the 1 MiB limit.
-fn body_policy(_head: &tiny_http::Request) -> tiny_http::BodyPolicy {
-    tiny_http::BodyPolicy::Memory { max: MAX_BODY }
+/// Where a request's body goes, decided from its head (method, target,
+/// headers) before any byte of it is read. The two reply routes take a
+/// file (multipart or base64 JSON): a body there, of either content type,
+/// that is not known to be small is streamed to a nameless file in the media directory, up to
+/// `uploads.max`, and the worker gets it once it is all on disk. Every
+/// other body goes into memory, at most `MAX_BODY`. Past either limit the
+/// connection answers 413 itself.
+fn body_policy(head: &tiny_http::Request, uploads: &Uploads) -> tiny_http::BodyPolicy {
+    let header = |name: &'static str| {
+        head.headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str())
+    };
+    let small = header("Content-Length")
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len <= SPOOL_ABOVE);
+    let file_type = header("Content-Type").is_some_and(|t| {
+        let base = t.split(';').next().unwrap_or("").trim();
+        base.eq_ignore_ascii_case("multipart/form-data")
+            || base.eq_ignore_ascii_case("application/json")
+    });
+    if *head.method() == tiny_http::Method::Post && !small && file_type && takes_files(head.url()) {
+        tiny_http::BodyPolicy::Spool {
+            max: uploads.max,
+            dir: uploads.dir.clone(),
+        }
+    } else {
+        tiny_http::BodyPolicy::Memory { max: MAX_BODY }
+    }
+}
+
+/// Whether a target is one of the routes that take a file:
+/// `/api/v1/messages/:id/reply` and the dashboard's `/reply/:id`.
+fn takes_files(target: &str) -> bool {
+    let path = target.split('?').next().unwrap_or("");
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    matches!(
+        segments.as_slice(),
+        ["api", "v1", "messages", _, "reply"] | ["reply", _]
+    )
+}
+
+/// Removes what uploads cut short by a crash left in the media directory:
+/// spool files caught between their creation and the removal of their
+/// name, and partial media files (`.…part`). Called at start, before
+/// anything writes there.
+pub fn remove_upload_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".spool-") || (name.starts_with('.') && name.ends_with(".part")) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => log::info!("removed {name}, left by an upload cut short"),
+                Err(e) => log::warn!("could not remove {name}: {e}"),
+            }
+        }
+    }
 }
 
 /// Connections allowed at once under an open-file limit of `nofile`: each
@@ -533,7 +629,8 @@ mod tests {
         use std::io::Write;
         use std::net::TcpStream;
         let timeout = Duration::from_millis(300);
-        let server = bind("127.0.0.1", 0, limits(timeout, 16)).unwrap();
+        let uploads = Uploads::new(&std::env::temp_dir(), 1024);
+        let server = bind("127.0.0.1", 0, limits(timeout, 16, uploads)).unwrap();
         let addr = ("127.0.0.1", local_port(&server));
         let mut stream_client = TcpStream::connect(addr).unwrap();
         stream_client

@@ -265,10 +265,12 @@ pub fn start_with(
         log::warn!("{note}");
     }
     let mut conn = open_data_dir(&config)?;
+    http::remove_upload_leftovers(&config.media_path);
     // Bound before any secret is made: a busy port must not use up the
     // "shown once" key and password of a first start.
     let max_connections = http::max_connections(open_file_limit(), config.http_workers);
-    let limits = http::limits(config.http_timeout, max_connections);
+    let uploads = http::Uploads::new(&config.media_path, config.media_max_bytes);
+    let limits = http::limits(config.http_timeout, max_connections, uploads);
     let http = Arc::new(http::bind(&config.host, config.port, limits)?);
     let secrets = secrets::prepare(&conn, &config)?;
 

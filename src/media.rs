@@ -19,28 +19,58 @@ pub fn store(
     reader: &mut dyn Read,
     max_bytes: u64,
 ) -> MediaInfo {
-    let mut info = MediaInfo {
-        kind: kind.to_string(),
-        mime: mime.map(str::to_string),
-        ..Default::default()
-    };
+    let mut download = Download(reader);
+    store_stream(dir, kind, mime, filename, &mut download, max_bytes).unwrap_or_else(|e| {
+        MediaInfo {
+            kind: kind.to_string(),
+            mime: mime.map(str::to_string),
+            error: Some(e.to_string()),
+            ..Default::default()
+        }
+    })
+}
+
+/// Writes `reader` into the media dir as a new file (`<uuid>.<ext>`),
+/// hashing it on the way, in 64 KiB pieces. On any error nothing is left
+/// behind; past `max_bytes` the error is of kind `FileTooLarge`, and a
+/// reader's own error keeps its kind (`InvalidData` for a malformed upload).
+pub fn store_stream(
+    dir: &Path,
+    kind: &str,
+    mime: Option<&str>,
+    filename: Option<&str>,
+    reader: &mut dyn Read,
+    max_bytes: u64,
+) -> io::Result<MediaInfo> {
     let name = format!("{}.{}", auth::uuid_v4(), extension(mime, filename));
     let partial = dir.join(format!(".{name}.part"));
-    match copy_hashed(reader, &partial, max_bytes) {
-        Ok((size, sha)) => match rename_durably(&partial, &dir.join(&name)) {
-            Ok(()) => {
-                info.file_name = Some(name);
-                info.size = Some(size);
-                info.sha256 = Some(sha);
-            }
-            Err(e) => info.error = Some(format!("could not store the file: {e}")),
-        },
+    let stored = copy_hashed(reader, &partial, max_bytes)
+        .and_then(|hashed| rename_durably(&partial, &dir.join(&name)).map(|()| hashed));
+    match stored {
+        Ok((size, sha)) => Ok(MediaInfo {
+            kind: kind.to_string(),
+            mime: mime.map(str::to_string),
+            file_name: Some(name),
+            size: Some(size),
+            sha256: Some(sha),
+            ..Default::default()
+        }),
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
-            info.error = Some(e.to_string());
+            Err(e)
         }
     }
-    info
+}
+
+/// A download's reader: its errors say that the download failed.
+struct Download<'a>(&'a mut dyn Read);
+
+impl Read for Download<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("download failed: {e}")))
+    }
 }
 
 /// A media file filled by someone else's writer (the WhatsApp backend's
@@ -131,7 +161,7 @@ fn rename_durably(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 /// Reads `reader` to the end, hashing what it reads and passing it on to
-/// `out`; fails past `max_bytes`. A read error is reported as a failed download.
+/// `out`; fails past `max_bytes` (`FileTooLarge`).
 fn hash_through(
     reader: &mut dyn Read,
     out: &mut dyn Write,
@@ -145,13 +175,14 @@ fn hash_through(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io::Error::new(e.kind(), format!("download failed: {e}"))),
+            Err(e) => return Err(e),
         };
         total += n as u64;
         if total > max_bytes {
-            return Err(io::Error::other(format!(
-                "larger than MEDIA_MAX_BYTES ({max_bytes} bytes)"
-            )));
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!("larger than MEDIA_MAX_BYTES ({max_bytes} bytes)"),
+            ));
         }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])?;

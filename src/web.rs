@@ -7,7 +7,7 @@
 use crate::error::ApiError;
 use serde_json::{Value, json};
 use std::borrow::Cow;
-use std::io::Read;
+use std::io::{Read, Seek};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -48,7 +48,12 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     /// Headers with lower-case names.
     pub headers: Vec<(String, String)>,
+    /// The body, when it was read into memory (at most `MAX_BODY`).
     pub body: Vec<u8>,
+    /// The body, when the connection spooled it to a file instead (a large
+    /// upload to a route that takes files; `body` is then empty). The file
+    /// has no name on disk: it is gone once this request is dropped.
+    pub spooled: Option<std::fs::File>,
     /// The client's address (no port).
     pub ip: String,
 }
@@ -70,23 +75,74 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The body as a JSON object. An empty body is an empty object (as
-    /// express.json() treated it); anything but an object is a 400.
-    pub fn json_object(&self) -> Result<serde_json::Map<String, Value>, ApiError> {
-        if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(serde_json::Map::new());
+    /// A reader of the body from its start, wherever it is.
+    pub fn body_reader(&self) -> Result<Box<dyn Read + '_>, ApiError> {
+        match &self.spooled {
+            None => Ok(Box::new(&self.body[..])),
+            Some(file) => {
+                let mut file = file;
+                file.rewind()
+                    .map_err(|e| ApiError::Internal(format!("rewinding a spooled body: {e}")))?;
+                Ok(Box::new(file))
+            }
         }
-        match serde_json::from_slice::<Value>(&self.body) {
+    }
+
+    /// The body's length in bytes.
+    pub fn body_len(&self) -> u64 {
+        match &self.spooled {
+            Some(file) => file.metadata().map_or(0, |m| m.len()),
+            None => self.body.len() as u64,
+        }
+    }
+
+    /// The body in memory, read from its file if it was spooled (413 past
+    /// `MAX_BODY`: only a file's bytes may be larger).
+    fn small_body(&self) -> Result<Cow<'_, [u8]>, ApiError> {
+        if self.spooled.is_none() {
+            return Ok(Cow::Borrowed(&self.body));
+        }
+        let mut body = Vec::new();
+        self.body_reader()?
+            .take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| ApiError::Internal(format!("reading a spooled body: {e}")))?;
+        if body.len() > MAX_BODY {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        Ok(Cow::Owned(body))
+    }
+
+    /// The body as a JSON object. An empty body is an empty object (as
+    /// express.json() treated it); anything but an object is a 400. A
+    /// spooled body is parsed from its file.
+    pub fn json_object(&self) -> Result<serde_json::Map<String, Value>, ApiError> {
+        let parsed = match &self.spooled {
+            Some(_) if self.body_len() > MAX_BODY as u64 => {
+                let reader = std::io::BufReader::with_capacity(64 * 1024, self.body_reader()?);
+                serde_json::from_reader::<_, Value>(reader)
+            }
+            _ => {
+                let body = self.small_body()?;
+                if body.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(serde_json::Map::new());
+                }
+                serde_json::from_slice::<Value>(&body)
+            }
+        };
+        match parsed {
             Ok(Value::Object(map)) => Ok(map),
             Ok(_) => Err(ApiError::bad("Request body must be a JSON object")),
+            Err(e) if e.is_io() => Err(ApiError::Internal(format!("reading a spooled body: {e}"))),
             Err(e) => Err(ApiError::bad(format!("Malformed JSON body: {e}"))),
         }
     }
 
     /// The body as `application/x-www-form-urlencoded` pairs (dashboard forms).
     pub fn form(&self) -> Result<Vec<(String, String)>, ApiError> {
+        let body = self.small_body()?;
         let text =
-            std::str::from_utf8(&self.body).map_err(|_| ApiError::bad("Form body is not UTF-8"))?;
+            std::str::from_utf8(&body).map_err(|_| ApiError::bad("Form body is not UTF-8"))?;
         parse_query(text).ok_or_else(|| ApiError::bad("Malformed form body"))
     }
 }

@@ -338,23 +338,16 @@ pub fn react(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
 
 /// `POST /reply/:id`: send the reply (quoted), then back to the chat.
 pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
-    let form = read_form(ctx, req)?;
+    let mut form = read_form(ctx, req)?;
     let here = format!("/reply/{}", seg(params[0]));
     // Browsers send a textarea's line breaks as CRLF; WhatsApp wants LF.
     let text = form.get("message").unwrap_or("").replace("\r\n", "\n");
     let text = text.as_str();
-    let file = form.1.as_ref().map(|p| ops::messages::ReplyFile {
-        bytes: p.data.clone(),
-        mime: p
-            .content_type
-            .clone()
-            .filter(|m| m.contains('/') && m.len() <= 255)
-            .unwrap_or_else(|| "application/octet-stream".into()),
-        filename: p
-            .filename
-            .clone()
-            .filter(|n| !n.is_empty() && n.len() <= 255 && !n.contains(['/', '\\'])),
-    });
+    let file = match form.1.take() {
+        Some(Ok(file)) => Some(file),
+        Some(Err(e)) => return refused(&here, "Not sent: ", e),
+        None => None,
+    };
     if text.trim().is_empty() && file.is_none() {
         return Ok(failed(&here, "Write a message or choose a file first"));
     }
@@ -367,7 +360,7 @@ pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, 
         .map(|k| {
             let content = match &file {
                 None => json!(text),
-                Some(f) => json!([text, auth::hex(&auth::sha256(&f.bytes))]),
+                Some(f) => json!([text, f.sha256()]),
             };
             IdempotencyKey::new(k.to_string(), "POST /reply/:id", params[0], &content)
         });

@@ -248,8 +248,12 @@ fn csrf_field(ctx: &Ctx) -> String {
 }
 
 /// A posted form whose CSRF token has been checked, and the file it
-/// carried (a `multipart/form-data` form with a chosen file).
-struct Form(Vec<(String, String)>, Option<crate::multipart::Part>);
+/// carried (a `multipart/form-data` form with a chosen file), already
+/// streamed into `media/`, or why it could not be stored.
+struct Form(
+    Vec<(String, String)>,
+    Option<Result<ops::messages::ReplyFile, ops::Error>>,
+);
 
 impl Form {
     fn get(&self, name: &str) -> Option<&str> {
@@ -274,23 +278,25 @@ impl Form {
 
 /// Reads a form POST and checks its CSRF token (constant time): 403 without it.
 fn read_form(ctx: &Ctx, req: &Request) -> Result<Form, ApiError> {
-    let form = match crate::multipart::of(req) {
+    let parsed = crate::multipart::of(req, |head, content| {
+        Ok(crate::api::store_file_part(ctx, head, content))
+    });
+    let form = match parsed {
         None => Form(req.form()?, None),
-        Some(parts) => {
-            let mut fields = Vec::new();
-            let mut file = None;
-            for part in parts.map_err(ApiError::BadRequest)? {
-                if part.filename.is_some() {
-                    // A file input left empty sends a part with no name and no bytes.
-                    if !part.data.is_empty() && file.is_none() {
-                        file = Some(part);
-                    }
-                } else {
-                    let value = String::from_utf8(part.data)
-                        .map_err(|_| ApiError::bad("Form field is not UTF-8"))?;
-                    fields.push((part.name, value));
-                }
-            }
+        Some(parsed) => {
+            let parsed = parsed?;
+            let fields = parsed
+                .fields
+                .into_iter()
+                .map(|(name, value)| {
+                    String::from_utf8(value)
+                        .map(|value| (name, value))
+                        .map_err(|_| ApiError::bad("Form field is not UTF-8"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // The first file chosen: a file input left empty sends an empty
+            // part, which stored nothing. Any other is removed when dropped.
+            let file = parsed.files.into_iter().find_map(|(_, f)| f.transpose());
             Form(fields, file)
         }
     };

@@ -492,7 +492,7 @@ fn deliver_reply(
     ctx: &mut Ctx,
     original: &db::Message,
     text: &str,
-    file: Option<ReplyFile>,
+    mut file: Option<ReplyFile>,
     key: Option<&str>,
     source: Source,
 ) -> Result<Replied, Error> {
@@ -520,10 +520,7 @@ fn deliver_reply(
         }
         None => {
             let me = ctx.shared.connection().me.unwrap_or_default();
-            let stored = match &file {
-                Some(f) => Some(store_reply_file(ctx, f)?),
-                None => None,
-            };
+            let stored = file.as_ref().map(ReplyFile::info);
             let tx = ctx.db.transaction()?;
             let row = db::insert_outgoing(
                 &tx,
@@ -536,11 +533,14 @@ fn deliver_reply(
                     in_reply_to: &original.id,
                     source,
                     idempotency_key: key,
-                    media: stored.as_ref(),
+                    media: stored,
                     created_at: clock::now_secs(),
                 },
             )?;
             tx.commit()?;
+            if let Some(f) = &mut file {
+                f.keep();
+            }
             row
         }
     };
@@ -582,14 +582,87 @@ fn deliver_reply(
     Ok(replied(&row))
 }
 
-/// A file a reply carries, as the request gave it.
-#[derive(Debug, Clone)]
+/// A file a reply carries, already streamed into `media/` from the
+/// request (hashed on the way, never whole in memory). Unless a reply row
+/// takes it (`keep`), the file is removed when this is dropped: a refused,
+/// failed or repeated request leaves nothing behind.
+#[derive(Debug)]
 pub struct ReplyFile {
-    pub bytes: Vec<u8>,
+    stored: crate::wa::MediaInfo,
+    dir: std::path::PathBuf,
+    kept: bool,
     /// Its content type (`application/octet-stream` when unknown).
     pub mime: String,
     /// Its name (a document is sent with it).
     pub filename: Option<String>,
+}
+
+impl ReplyFile {
+    /// Streams `content` into `media/` as the file of a reply: None when it
+    /// is empty (nothing stored); `TooLarge` past MEDIA_MAX_BYTES and
+    /// `Invalid` when `content` finds its input malformed (its message
+    /// says how), with nothing stored either way.
+    pub fn store(
+        ctx: &Ctx,
+        mime: String,
+        filename: Option<String>,
+        content: &mut dyn std::io::Read,
+    ) -> Result<Option<ReplyFile>, Error> {
+        let config = &ctx.shared.config;
+        let max = config.media_max_bytes;
+        let stored = crate::media::store_stream(
+            &config.media_path,
+            reply_media_kind(&mime),
+            Some(&mime),
+            filename.as_deref(),
+            content,
+            max,
+        )
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::FileTooLarge => Error::TooLarge(format!(
+                "The file is larger than MEDIA_MAX_BYTES ({max} bytes)"
+            )),
+            std::io::ErrorKind::InvalidData => Error::Invalid(e.to_string()),
+            _ => Error::Internal(format!("storing a reply's file: {e}")),
+        })?;
+        let file = ReplyFile {
+            stored,
+            dir: config.media_path.clone(),
+            kept: false,
+            mime,
+            filename,
+        };
+        Ok((file.size() > 0).then_some(file))
+    }
+
+    pub fn size(&self) -> u64 {
+        self.stored.size.unwrap_or(0)
+    }
+
+    /// Its SHA-256, in hex.
+    pub fn sha256(&self) -> &str {
+        self.stored.sha256.as_deref().unwrap_or("")
+    }
+
+    fn info(&self) -> &crate::wa::MediaInfo {
+        &self.stored
+    }
+
+    /// The stored file is a reply's now: it stays.
+    fn keep(&mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for ReplyFile {
+    fn drop(&mut self) {
+        if !self.kept
+            && let Some(name) = &self.stored.file_name
+            && let Err(e) = std::fs::remove_file(self.dir.join(name))
+        {
+            log::warn!("could not remove the unused reply file {name}: {e}");
+        }
+    }
 }
 
 /// What a reply's file is sent as, by its content type: jpeg, png and webp
@@ -604,33 +677,6 @@ pub fn reply_media_kind(mime: &str) -> &'static str {
         "audio/ogg" | "audio/opus" if base == "audio/opus" || mime.contains("opus") => "voice",
         _ if base.starts_with("audio/") => "audio",
         _ => "document",
-    }
-}
-
-/// Stores a reply's file under `media/` (size, SHA-256), refusing an empty
-/// one or one over MEDIA_MAX_BYTES.
-fn store_reply_file(ctx: &Ctx, f: &ReplyFile) -> Result<crate::wa::MediaInfo, Error> {
-    let max = ctx.shared.config.media_max_bytes;
-    if f.bytes.is_empty() {
-        return Err(Error::invalid("The file is empty"));
-    }
-    if f.bytes.len() as u64 > max {
-        return Err(Error::TooLarge(format!(
-            "The file is larger than MEDIA_MAX_BYTES ({max} bytes)"
-        )));
-    }
-    let kind = reply_media_kind(&f.mime);
-    let info = crate::media::store(
-        &ctx.shared.config.media_path,
-        kind,
-        Some(&f.mime),
-        f.filename.as_deref(),
-        &mut &f.bytes[..],
-        max,
-    );
-    match &info.error {
-        None => Ok(info),
-        Some(e) => Err(Error::Internal(format!("storing a reply's file: {e}"))),
     }
 }
 

@@ -38,14 +38,14 @@ const FORMS: [&str; 12] = [
     "/settings/api-key",
 ];
 
-fn basic(user: &str, password: &str) -> String {
+pub fn basic(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
 }
 
-fn dash_get(s: &TestServer, path: &str) -> Resp {
+pub fn dash_get(s: &TestServer, path: &str) -> Resp {
     let auth = basic(DASH_USER, DASH_PASSWORD);
     s.request("GET", path, &[("Authorization", &auth)], None)
 }
@@ -74,7 +74,7 @@ fn dash_post(s: &TestServer, path: &str, pairs: &[(&str, &str)]) -> Resp {
 }
 
 /// The CSRF token, read from a page as a browser would.
-fn csrf(s: &TestServer) -> String {
+pub fn csrf(s: &TestServer) -> String {
     let page = dash_get(s, "/settings").text;
     let start = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     page[start..start + 64].to_string()

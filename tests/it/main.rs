@@ -18,5 +18,6 @@ mod legacy;
 mod metrics;
 mod parsers;
 mod raw;
+mod uploads;
 mod webhooks;
 mod whatsapp_fake;
