@@ -632,6 +632,55 @@ fn a_file_reply_is_idempotent_with_its_key() {
 }
 
 #[test]
+fn a_retried_document_reply_keeps_its_file_name() {
+    let s = TestServer::start();
+    let id = inject(&s, ALICE, "Q1", "the invoice please");
+    let path = format!("/api/v1/messages/{id}/reply");
+    let json_body = serde_json::to_vec(&json!({
+        "media_base64": b64(b"%PDF-1.4 invoice"),
+        "mime": "application/pdf",
+        "filename": "invoice-7.pdf",
+    }))
+    .unwrap();
+    let (multipart_type, multipart_body) = multipart(
+        Some("your receipt"),
+        Some(("receipt 7.pdf", "application/pdf", b"%PDF-1.4 receipt")),
+    );
+    for (key, content_type, body, name) in [
+        ("doc-json", "application/json", json_body, "invoice-7.pdf"),
+        (
+            "doc-form",
+            multipart_type.as_str(),
+            multipart_body,
+            "receipt 7.pdf",
+        ),
+    ] {
+        let headers = [
+            ("X-API-Key", KEY),
+            ("Content-Type", content_type),
+            ("Idempotency-Key", key),
+        ];
+        // The first try fails at WhatsApp; the row stays, `failed`.
+        s.post("/api/v1/simulator/fail-sends", &json!({ "fail": true }));
+        let first = s.request("POST", &path, &headers, Some(&body));
+        assert_eq!(first.status, 500, "{}", first.text);
+        s.post("/api/v1/simulator/fail-sends", &json!({ "fail": false }));
+        let retry = s.request("POST", &path, &headers, Some(&body));
+        assert_eq!(retry.status, 200, "{}", retry.text);
+        // The same row, its file sent under its own name.
+        let sent = sent_of_kind(&s, "media").pop().unwrap();
+        assert_eq!(sent["media_type"], "document");
+        assert_eq!(sent["filename"], name, "{key}");
+        let again = s.request("POST", &path, &headers, Some(&body));
+        assert_eq!(again.json()["replyId"], retry.json()["replyId"]);
+    }
+    assert_eq!(sent_of_kind(&s, "media").len(), 2);
+    // Each row keeps one file; the retries' copies are gone.
+    let files = std::fs::read_dir(s.dir.0.join("media")).unwrap().count();
+    assert_eq!(files, 2);
+}
+
+#[test]
 fn bad_file_replies_are_refused_and_send_nothing() {
     let s = TestServer::start_with(|c| c.media_max_bytes = 16);
     let id = inject(&s, ALICE, "Q1", "photo please");
