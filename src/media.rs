@@ -73,6 +73,27 @@ impl Read for Download<'_> {
     }
 }
 
+/// A new temporary file in `dir` whose name is removed at once: it lives
+/// only while open, so no path, nor a crash after this returns, leaves it
+/// behind. Named `.spool-…` for the instant it has a name
+/// (`http::remove_upload_leftovers` clears those at start).
+pub fn nameless_file(dir: &Path) -> io::Result<File> {
+    loop {
+        let path = dir.join(format!(".spool-{}", auth::uuid_v4()));
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            other => other?,
+        };
+        std::fs::remove_file(&path)?;
+        return Ok(file);
+    }
+}
+
 /// A media file filled by someone else's writer (the WhatsApp backend's
 /// streaming download, which may rewind and retry): a hidden `.part` file in
 /// the media dir until `finish` hashes it and moves it into place.

@@ -215,23 +215,26 @@ pub(super) struct Uploaded {
     streaming_sidecar: Option<Vec<u8>>,
 }
 
-/// Encrypts and uploads a stored file through the crate.
+/// Encrypts and uploads a stored file through the crate, never whole in
+/// memory: on the blocking pool, the file is encrypted in pieces into a
+/// nameless temporary file beside it (`encrypt_to_file`), which the crate's
+/// `upload_stream` then sends from disk (each attempt reading it again
+/// from where the last one stopped). The temporary file is gone once the
+/// upload ends, however it ends.
 async fn upload(client: &Arc<Client>, media: &OutgoingMedia) -> Result<Uploaded, String> {
     use whatsapp_rust::download::MediaType;
-    // The runtime thread never blocks: the file is read on the blocking pool.
-    let path = media.path.clone();
-    let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
-        .await
-        .map_err(|e| format!("reading the file failed: {e}"))?
-        .map_err(|e| format!("reading the file failed: {e}"))?;
     let kind = match media.kind.as_str() {
         "image" => MediaType::Image,
         "video" => MediaType::Video,
         "audio" | "voice" => MediaType::Audio,
         _ => MediaType::Document,
     };
+    let path = media.path.clone();
+    let (ciphertext, info) = tokio::task::spawn_blocking(move || encrypt_to_file(&path, kind))
+        .await
+        .map_err(|e| format!("encrypting the file failed: {e}"))??;
     let r = client
-        .upload(bytes, kind, whatsapp_rust::UploadOptions::default())
+        .upload_stream(ciphertext, info, kind)
         .await
         .map_err(|e| format!("uploading the file failed: {e}"))?;
     Ok(Uploaded {
@@ -244,6 +247,67 @@ async fn upload(client: &Arc<Client>, media: &OutgoingMedia) -> Result<Uploaded,
         media_key_timestamp: r.media_key_timestamp,
         streaming_sidecar: r.streaming_sidecar,
     })
+}
+
+/// A file's ciphertext, in a nameless temporary file.
+struct Ciphertext {
+    file: std::fs::File,
+    len: u64,
+}
+
+impl whatsapp_rust::wacore::upload::UploadSource for Ciphertext {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn reader_from(&self, offset: u64) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        Ok(Box::new(ReadAt {
+            file: self.file.try_clone()?,
+            at: offset,
+        }))
+    }
+}
+
+/// Reads a file from `at` on, by position: readers of one file never move
+/// each other.
+struct ReadAt {
+    file: std::fs::File,
+    at: u64,
+}
+
+impl std::io::Read for ReadAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(&self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Encrypts the file at `path` for WhatsApp's CDN in 64 KiB pieces into a
+/// nameless temporary file in its directory. Blocking file I/O.
+fn encrypt_to_file(
+    path: &std::path::Path,
+    kind: whatsapp_rust::download::MediaType,
+) -> Result<
+    (
+        Ciphertext,
+        whatsapp_rust::wacore::upload::EncryptedMediaInfo,
+    ),
+    String,
+> {
+    use std::io::{BufReader, BufWriter};
+    let plain = std::fs::File::open(path).map_err(|e| format!("reading the file failed: {e}"))?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let failed = |e: &dyn std::fmt::Display| format!("encrypting the file failed: {e}");
+    let file = crate::media::nameless_file(dir).map_err(|e| failed(&e))?;
+    let info = whatsapp_rust::wacore::upload::encrypt_media_streaming(
+        BufReader::with_capacity(64 * 1024, plain),
+        BufWriter::with_capacity(64 * 1024, &file),
+        kind,
+    )
+    .map_err(|e| failed(&e))?;
+    let len = file.metadata().map_err(|e| failed(&e))?.len();
+    Ok((Ciphertext { file, len }, info))
 }
 
 /// The message that carries an uploaded file: its kind's message with the
@@ -356,6 +420,40 @@ mod tests {
             size: 4,
             sha256: "00".into(),
         }
+    }
+
+    #[test]
+    fn a_file_is_encrypted_to_disk_as_the_crate_would_in_memory() {
+        use std::io::Read;
+        use whatsapp_rust::download::MediaType;
+        use whatsapp_rust::wacore::upload::{UploadSource, encrypt_media_with_key};
+        let dir = std::env::temp_dir().join(format!("wa-send-{}", crate::auth::uuid_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("clip.mp4");
+        let plain: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &plain).unwrap();
+        let (source, info) = encrypt_to_file(&path, MediaType::Video).unwrap();
+        // Only the plain file has a name: the ciphertext has none.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let whole =
+            encrypt_media_with_key(&plain, MediaType::Video, Some(&info.media_key)).unwrap();
+        assert_eq!(source.len(), whole.data_to_upload.len() as u64);
+        assert_eq!(info.file_sha256, whole.file_sha256);
+        assert_eq!(info.file_enc_sha256, whole.file_enc_sha256);
+        assert_eq!(info.file_length, plain.len() as u64);
+        assert_eq!(info.streaming_sidecar, whole.streaming_sidecar);
+        // A retry resumes anywhere, and readers do not move each other.
+        let mut first = source.reader_from(0).unwrap();
+        let mut resumed = source.reader_from(100_000).unwrap();
+        let mut head = vec![0; 10];
+        first.read_exact(&mut head).unwrap();
+        let mut rest = Vec::new();
+        resumed.read_to_end(&mut rest).unwrap();
+        assert_eq!(head, whole.data_to_upload[..10]);
+        assert_eq!(rest, whole.data_to_upload[100_000..]);
+        assert!(encrypt_to_file(&dir.join("missing"), MediaType::Image).is_err());
+        drop((source, first, resumed));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
