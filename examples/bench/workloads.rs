@@ -134,6 +134,8 @@ pub fn run_workloads(
         eprintln!("bench: {n}: {name}");
         rows.push(measure(o, &agent, pid, &base, dir, name, &[path], note)?);
     }
+    eprintln!("bench: {n}: file replies (1 MB image, multipart)");
+    rows.push(file_replies(o, &agent, &base, pid, dir)?);
     eprintln!("bench: {n}: ingest with webhook delivery");
     rows.push(ingest(o, &agent, &base, pid, dir)?);
     eprintln!("bench: {n}: event streams");
@@ -194,6 +196,83 @@ pub fn measure(
         server_cpu_us,
         wrk_cpu_us,
         note,
+    })
+}
+
+/// Size of the image each file reply carries.
+const FILE_REPLY_BYTES: usize = 1_000_000;
+
+/// File replies: each request a `multipart/form-data` reply with a 1 MB
+/// JPEG (random bytes: nothing compresses) and a caption, to one incoming
+/// message. Each is spooled to disk by its connection, copied into
+/// `media/` while hashed, stored and sent through the simulator. The
+/// bodies are read from a file by wrk's Lua script.
+fn file_replies(
+    o: &Options,
+    agent: &ureq::Agent,
+    base: &str,
+    pid: u32,
+    dir: &Path,
+) -> Result<Row, String> {
+    let newest = api_get(agent, &format!("{base}/api/v1/inbox/all?limit=1"))?;
+    let id = newest["messages"][0]["id"]
+        .as_str()
+        .ok_or("no message to reply to")?
+        .to_string();
+    let boundary = "bench-file-reply-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\nYour photo\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"photo.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    body.extend((0..FILE_REPLY_BYTES).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 32) as u8
+    }));
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let body_file = dir.join("file-reply.body");
+    std::fs::write(&body_file, &body).map_err(|e| e.to_string())?;
+    let script = dir.join("file-reply.lua");
+    std::fs::write(
+        &script,
+        format!(
+            r#"local f = assert(io.open({body_file:?}, "rb"))
+local body = f:read("*a")
+f:close()
+request = function()
+  return wrk.format("POST", "/api/v1/messages/{id}/reply", {{["Content-Type"] = "multipart/form-data; boundary={boundary}", ["X-API-Key"] = "{KEY}"}}, body)
+end
+"#
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let url = format!("{base}/api/v1/messages/{id}/reply");
+    wrk(o, &url, Some(&script), 1)?; // warm-up, not reported
+    let cpu_before = cpu_now(pid);
+    let (result, rss) = with_rss_peak(pid, || wrk(o, &url, Some(&script), o.duration));
+    let result = result?;
+    let (server_cpu_us, wrk_cpu_us) = cpu_per_unit(cpu_before, cpu_now(pid), result.requests);
+    // Every reply stored its own copy: free the disk for what follows.
+    let media = dir.join("media");
+    if let Ok(entries) = std::fs::read_dir(&media) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let _ = std::fs::remove_file(&body_file);
+    Ok(Row {
+        name: "POST /api/v1/messages/:id/reply, 1 MB image (multipart)".into(),
+        result,
+        rss_kib: rss,
+        server_cpu_us,
+        wrk_cpu_us,
+        note: format!(
+            "{FILE_REPLY_BYTES}-byte JPEG and a caption per reply, spooled, copied into media/ with its SHA-256 and synced, sent through the simulator"
+        ),
     })
 }
 
