@@ -259,7 +259,9 @@ pub fn store_file_part(
 /// The file of a JSON reply: `media_base64` with its `mime` and an
 /// optional `filename` (1 to 255 characters, no path), decoded as it is
 /// streamed into `media/`. The base64 text itself is part of the parsed
-/// body (in memory, within the upload limit); its decoded bytes never are.
+/// body: a JSON string serde_json holds whole (and, while parsing from a
+/// reader, once more in its buffer), bounded by the upload limit; its
+/// decoded bytes are never whole in memory. Multipart holds neither.
 /// In `body`, the text is replaced by the file's SHA-256, which is what the
 /// Idempotency-Key binds.
 fn reply_file(ctx: &Ctx, body: &mut Map<String, Value>) -> Result<Option<ReplyFile>, ApiError> {
