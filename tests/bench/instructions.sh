@@ -76,10 +76,14 @@ measure() {
     cp -a "$corpus/." "$work/"
     port=$(free_port)
     base=http://127.0.0.1:$port
+    # No .env is read; binaries older than `--env-file` read none from the
+    # fresh work dir anyway.
+    local env_file=()
+    "$server" --help 2>&1 | grep -q -- --env-file && env_file=(--env-file /dev/null)
     (cd "$work" && DATA_DIR=$work HOST=127.0.0.1 PORT=$port WHATSAPP_BACKEND=simulator \
         RATE_LIMIT_PER_MINUTE=0 API_KEY=$KEY DASHBOARD_PASSWORD=bench-dashboard-password \
         LOG_LEVEL=info exec valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
-        "$server" serve --env-file /dev/null >"$work/server.log" 2>&1) &
+        "$server" serve "${env_file[@]}" >"$work/server.log" 2>&1) &
     pid=$!
     # valgrind names its control pipes after $HOST, which the server's
     # environment sets: callgrind_control needs the same to find them.
