@@ -47,6 +47,50 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC), the format of the Node server's `created_at`.
 pub fn format_datetime(secs: i64) -> String {
+    match datetime_ascii(secs) {
+        Some(text) => text.iter().map(|&b| char::from(b)).collect(),
+        None => format_datetime_long(secs),
+    }
+}
+
+/// A time that serialises as `format_datetime` writes it, without a
+/// `String` in between: a JSON page of messages writes two or three per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datetime(pub i64);
+
+impl serde::Serialize for Datetime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match datetime_ascii(self.0) {
+            Some(text) => s.serialize_str(std::str::from_utf8(&text).unwrap_or_default()),
+            None => s.serialize_str(&format_datetime_long(self.0)),
+        }
+    }
+}
+
+/// `secs` as `YYYY-MM-DD HH:MM:SS`, digit by digit (the formatting machinery
+/// costs several times more); None outside the years 0 to 9999, which
+/// `format_datetime_long` writes as they come.
+fn datetime_ascii(secs: i64) -> Option<[u8; 19]> {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let y = u32::try_from(y).ok().filter(|y| *y <= 9999)?;
+    let t = secs.rem_euclid(86_400) as u32;
+    let mut text = *b"0000-00-00 00:00:00";
+    for (at, n) in [
+        (0, y / 100),
+        (2, y % 100),
+        (5, m),
+        (8, d),
+        (11, t / 3600),
+        (14, t / 60 % 60),
+        (17, t % 60),
+    ] {
+        text[at] = b'0' + (n / 10) as u8;
+        text[at + 1] = b'0' + (n % 10) as u8;
+    }
+    Some(text)
+}
+
+fn format_datetime_long(secs: i64) -> String {
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let t = secs.rem_euclid(86_400);
     format!(
@@ -155,6 +199,34 @@ mod tests {
             format_iso_millis(1_764_072_000_123),
             "2025-11-25T12:00:00.123Z"
         );
+    }
+
+    #[test]
+    fn the_digit_by_digit_text_is_the_formatted_one() {
+        // Every second of a day, a day of every month of four centuries, and
+        // the years that do not fit four digits (written the long way).
+        let day = 1_764_028_800;
+        let mut times: Vec<i64> = (day..day + 86_400).collect();
+        times.extend((-25_000..25_000).map(|n| n * 2_629_746 + 12_345));
+        times.extend([
+            -62_167_219_201, // 0000-01-01 minus one second: year -1
+            -62_167_219_200, // 0000-01-01 00:00:00
+            253_402_300_799, // 9999-12-31 23:59:59
+            253_402_300_800, // 10000-01-01
+            i64::MIN / 2,
+            i64::MAX / 2,
+        ]);
+        for t in times {
+            let long = format_datetime_long(t);
+            assert_eq!(format_datetime(t), long, "{t}");
+            assert_eq!(
+                serde_json::to_string(&Datetime(t)).unwrap(),
+                format!("\"{long}\""),
+                "{t}"
+            );
+        }
+        assert_eq!(format_datetime(-62_167_219_201), "-001-12-31 23:59:59");
+        assert_eq!(format_datetime(253_402_300_800), "10000-01-01 00:00:00");
     }
 
     #[test]

@@ -104,11 +104,11 @@ impl serde::Serialize for Message {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(Some(22))?;
-        m.serialize_entry("created_at", &clock::format_datetime(self.created_at))?;
-        m.serialize_entry("deleted_at", &self.deleted_at.map(clock::format_datetime))?;
+        m.serialize_entry("created_at", &clock::Datetime(self.created_at))?;
+        m.serialize_entry("deleted_at", &self.deleted_at.map(clock::Datetime))?;
         m.serialize_entry("delivery_status", &self.delivery_status)?;
         m.serialize_entry("direction", &self.direction)?;
-        m.serialize_entry("edited_at", &self.edited_at.map(clock::format_datetime))?;
+        m.serialize_entry("edited_at", &self.edited_at.map(clock::Datetime))?;
         m.serialize_entry("id", &self.id)?;
         m.serialize_entry("in_reply_to", &self.in_reply_to)?;
         m.serialize_entry("media_error", &self.media_error)?;
@@ -120,7 +120,7 @@ impl serde::Serialize for Message {
         m.serialize_entry("phone", &self.phone)?;
         m.serialize_entry("push_name", &self.push_name)?;
         m.serialize_entry("reactions", &self.reactions)?;
-        m.serialize_entry("received_at", &clock::format_datetime(self.received_at))?;
+        m.serialize_entry("received_at", &clock::Datetime(self.received_at))?;
         m.serialize_entry("reply_status", &self.reply_status)?;
         m.serialize_entry("sender_jid", &self.sender_jid)?;
         m.serialize_entry("sender_lid", &self.sender_lid)?;
