@@ -76,12 +76,11 @@ pub fn audit_logs(conn: &Connection, q: &AuditQuery) -> DbResult<(Vec<(i64, Audi
             "SELECT count(*) FROM audit_logs WHERE {where_sql}"
         ))?
         .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
-    args.push(i64::from(q.limit).into());
-    args.push((i64::from(q.page.saturating_sub(1)) * i64::from(q.limit)).into());
     let rows = conn
         .prepare_cached(&format!(
             "SELECT id, action, method, path, status, ip_address, duration_us, details, created_at
-             FROM audit_logs WHERE {where_sql} ORDER BY id DESC LIMIT ? OFFSET ?"
+             FROM audit_logs WHERE {where_sql} ORDER BY id DESC {}",
+            super::limit_offset(q.limit.into(), super::page_offset(q.page, q.limit))
         ))?
         .query_map(params_from_iter(args.iter()), |r| {
             Ok((

@@ -2,7 +2,7 @@
 //! disappearing-message timers.
 
 use super::messages::{MESSAGE_COLUMN_COUNT, MESSAGE_COLUMNS, MESSAGE_COLUMNS_M, message_from_row};
-use super::{DbResult, Message};
+use super::{DbResult, Message, limit_offset, page_offset};
 use crate::clock;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -43,19 +43,17 @@ pub fn conversations(
     let rows = conn
         .prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS_M}, c.unread FROM chats c JOIN messages m ON m.seq = c.last_seq
-             ORDER BY c.last_seq DESC LIMIT ?1 OFFSET ?2"
+             ORDER BY c.last_seq DESC {}",
+            limit_offset(limit.into(), page_offset(page, limit))
         ))?
-        .query_map(
-            params![limit, i64::from(page.saturating_sub(1)) * i64::from(limit)],
-            |r| {
-                let last = message_from_row(r)?;
-                Ok(Conversation {
-                    phone: last.phone.clone(),
-                    unread: r.get(MESSAGE_COLUMN_COUNT)?,
-                    last,
-                })
-            },
-        )?
+        .query_map([], |r| {
+            let last = message_from_row(r)?;
+            Ok(Conversation {
+                phone: last.phone.clone(),
+                unread: r.get(MESSAGE_COLUMN_COUNT)?,
+                last,
+            })
+        })?
         .collect::<DbResult<Vec<_>>>()?;
     Ok((rows, total))
 }
@@ -114,12 +112,10 @@ pub fn conversation_messages(
         .query_row([phone], |r| r.get(0))?;
     let rows = conn
         .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ?1 ORDER BY seq LIMIT ?2 OFFSET ?3"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE phone = ?1 ORDER BY seq {}",
+            limit_offset(limit.into(), page_offset(page, limit))
         ))?
-        .query_map(
-            params![phone, limit, i64::from(page.saturating_sub(1)) * i64::from(limit)],
-            message_from_row,
-        )?
+        .query_map([phone], message_from_row)?
         .collect::<DbResult<Vec<_>>>()?;
     Ok((rows, total))
 }

@@ -36,23 +36,24 @@ pub fn events_after(
             payload: r.get(2)?,
         })
     };
+    let limit = super::limit_offset(i64::try_from(limit).unwrap_or(i64::MAX), 0);
     match names {
         None => conn
-            .prepare_cached(
-                "SELECT id, event, payload FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )?
-            .query_map(params![after, limit as i64], row)?
+            .prepare_cached(&format!(
+                "SELECT id, event, payload FROM events WHERE id > ?1 ORDER BY id {limit}"
+            ))?
+            .query_map([after], row)?
             .collect(),
         Some(names) => {
             // One cached statement whatever the list: the names travel as a
             // JSON array.
             let names = serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
-            conn.prepare_cached(
+            conn.prepare_cached(&format!(
                 "SELECT id, event, payload FROM events
-                 WHERE id > ?1 AND event IN (SELECT value FROM json_each(?3))
-                 ORDER BY id LIMIT ?2",
-            )?
-            .query_map(params![after, limit as i64, names], row)?
+                 WHERE id > ?1 AND event IN (SELECT value FROM json_each(?2))
+                 ORDER BY id {limit}"
+            ))?
+            .query_map(params![after, names], row)?
             .collect()
         }
     }

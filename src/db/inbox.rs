@@ -4,7 +4,7 @@
 //! index, the chats' index).
 
 use super::messages::{MESSAGE_COLUMNS, MESSAGE_COLUMNS_M, message_from_row};
-use super::{DbResult, Message, read_snapshot};
+use super::{DbResult, Message, limit_offset, read_snapshot};
 use crate::status::ReplyStatus;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use std::cmp::Reverse;
@@ -359,15 +359,13 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
     } else {
         inbox_count(conn, q.status)?
     };
-    let mut page_args = args;
-    page_args.push(limit.into());
-    page_args.push(offset.into());
     let rows = conn
         .prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS_M} FROM {from_sql} WHERE {where_sql}
-             ORDER BY m.created_at DESC, m.seq DESC LIMIT ? OFFSET ?"
+             ORDER BY m.created_at DESC, m.seq DESC {}",
+            limit_offset(limit, offset)
         ))?
-        .query_map(params_from_iter(page_args.iter()), message_from_row)?
+        .query_map(params_from_iter(args.iter()), message_from_row)?
         .collect::<DbResult<Vec<_>>>()?;
     Ok((rows, total))
 }

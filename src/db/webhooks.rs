@@ -200,9 +200,10 @@ pub fn pending_deliveries(
     let rows = conn
         .prepare_cached(&format!(
             "SELECT d.seq, d.id, d.event, {PAYLOAD}, d.next_attempt_at FROM webhook_deliveries d
-             WHERE d.webhook_id = ?1 AND d.status = 'pending' ORDER BY d.seq LIMIT ?2"
+             WHERE d.webhook_id = ?1 AND d.status = 'pending' ORDER BY d.seq {}",
+            super::limit_offset(i64::try_from(limit).unwrap_or(i64::MAX), 0)
         ))?
-        .query_map(params![webhook_id, limit as i64], |r| {
+        .query_map([webhook_id], |r| {
             Ok((
                 DueDelivery {
                     seq: r.get(0)?,
@@ -403,9 +404,10 @@ pub fn list_deliveries(
     let rows = conn
         .prepare_cached(
             &format!("SELECT d.seq, d.id, d.webhook_id, d.event, {PAYLOAD}, d.status, d.next_attempt_at, d.created_at, d.updated_at
-             FROM webhook_deliveries d WHERE d.webhook_id = ?1 ORDER BY d.seq DESC LIMIT ?2 OFFSET ?3"),
+             FROM webhook_deliveries d WHERE d.webhook_id = ?1 ORDER BY d.seq DESC {}",
+             super::limit_offset(limit.into(), super::page_offset(page, limit))),
         )?
-        .query_map(params![webhook_id, limit, i64::from(page.saturating_sub(1)) * i64::from(limit)], |r| {
+        .query_map([webhook_id], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 Delivery {
