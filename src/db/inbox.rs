@@ -107,6 +107,11 @@ fn trigram_df(conn: &Connection, index: TrigramIndex, trigram: &str) -> DbResult
     Ok(n)
 }
 
+/// A trigram beyond the rarest joins the candidates' query only if it is in
+/// at most this many times as many rows: reading its list then costs at most
+/// about a tenth of checking the candidates it might remove.
+const EXTRA_TRIGRAM_RATIO: i64 = 8;
+
 /// The rows of a trigram index that may hold a substring.
 struct Candidates {
     /// The FTS5 query: the AND of some of the term's trigrams.
@@ -122,8 +127,14 @@ struct Candidates {
 /// as "der", from "order", is in a quarter of all messages, and reading its
 /// list costs milliseconds at 1M), then the rarest from another word of the
 /// term (two trigrams of one word mostly find the same rows) or else one
-/// that does not overlap those chosen. None when the term is too short to
-/// have a trigram.
+/// that does not overlap those chosen; each further one only while it is in
+/// at most `EXTRA_TRIGRAM_RATIO` times as many rows as the rarest. A longer
+/// list costs reading (~15 ns a row at 1M) whether or not it removes any
+/// candidate (checking one costs ~1.5 µs), and a trigram next to the rarest
+/// one often removes none: in "refund status" the rarest, "d s", is only
+/// ever followed by "tatus", so adding "tat" (in half the messages) made the
+/// candidates' list cost 16 ms instead of 2 ms at 1M for the same 39,000.
+/// None when the term is too short to have a trigram.
 fn fts_candidates(
     conn: &Connection,
     index: TrigramIndex,
@@ -149,13 +160,18 @@ fn fts_candidates(
     trigrams.sort_unstable();
     let first = &trigrams[0];
     let mut chosen = vec![first];
+    let cheap = |t: &&(i64, usize, Option<usize>, String)| {
+        t.0 <= first.0.saturating_mul(EXTRA_TRIGRAM_RATIO)
+    };
     let apart = |chosen: &[&(i64, usize, Option<usize>, String)]| {
         trigrams
             .iter()
+            .filter(cheap)
             .find(|t| chosen.iter().all(|c| t.1.abs_diff(c.1) >= 3))
     };
     let other_word = trigrams
         .iter()
+        .filter(cheap)
         .find(|t| t.2.is_some() && first.2.is_some() && t.2 != first.2);
     if let Some(second) = other_word.or_else(|| apart(&chosen)) {
         chosen.push(second);
@@ -183,17 +199,19 @@ const CANDIDATE_COST: i64 = 8;
 /// How to apply a search.
 #[derive(Debug, PartialEq)]
 enum SearchPlan {
-    /// The trigram index's candidates (this FTS5 query), each checked.
-    Candidates(String),
+    /// The trigram index's candidates (the FTS5 `query`), each checked; at
+    /// most `estimate` of them.
+    Candidates { query: String, estimate: i64 },
     /// Every incoming message's text, in `messages_inbox_text`.
     Scan,
 }
 
 fn search_plan(conn: &Connection, term: &str, inbox: i64) -> DbResult<SearchPlan> {
     Ok(match fts_candidates(conn, TrigramIndex::Messages, term)? {
-        Some(c) if c.estimate.saturating_mul(CANDIDATE_COST) < inbox => {
-            SearchPlan::Candidates(c.query)
-        }
+        Some(c) if c.estimate.saturating_mul(CANDIDATE_COST) < inbox => SearchPlan::Candidates {
+            query: c.query,
+            estimate: c.estimate,
+        },
         _ => SearchPlan::Scan,
     })
 }
@@ -274,8 +292,10 @@ fn phone_plan(conn: &Connection, term: &str, inbox: i64) -> DbResult<PhonePlan> 
 ///   chats' entries in `messages_chat_inbox`;
 /// - other filters: one count and one page over the status index.
 ///
-/// The search and by-chat shapes count every match in one pass that keeps
-/// only the page's keys (`inbox_from_candidates`).
+/// The search and by-chat shapes (`inbox_by_pass`) take the page from a
+/// newest-first walk that stops at the page's last match and count inside
+/// SQLite when matches are dense, or count every match in one pass that
+/// keeps only the page's keys when they are sparse.
 pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)> {
     let inbox_size = if q.search.is_some() || q.phone.is_some() {
         inbox_count(conn, None)?
@@ -288,7 +308,7 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
     };
     let mut clauses = vec!["m.direction = 'incoming'"];
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    if let Some(SearchPlan::Candidates(query)) = &search {
+    if let Some(SearchPlan::Candidates { query, .. }) = &search {
         clauses.push("messages_fts MATCH ?");
         args.push(query.clone().into());
     }
@@ -329,15 +349,21 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
     let where_sql = clauses.join(" AND ");
     let limit = i64::from(q.limit);
     let offset = i64::from(q.page.saturating_sub(1)) * limit;
+    let pass = |from_sql: &'static str, first: First| Pass {
+        from_sql,
+        where_sql: &where_sql,
+        args: &args,
+        first,
+    };
     match search {
-        Some(SearchPlan::Candidates(_)) => {
+        Some(SearchPlan::Candidates { estimate, .. }) => {
             let from = "messages_fts CROSS JOIN messages m INDEXED BY messages_inbox_text
                  ON m.seq = messages_fts.rowid";
-            return inbox_from_candidates(conn, from, &where_sql, &args, offset, limit);
+            return inbox_by_pass(conn, q, &pass(from, First::Walk(Some(estimate))));
         }
         Some(SearchPlan::Scan) => {
             let from = "messages m INDEXED BY messages_inbox_text";
-            return inbox_from_candidates(conn, from, &where_sql, &args, offset, limit);
+            return inbox_by_pass(conn, q, &pass(from, First::Walk(None)));
         }
         None => {}
     }
@@ -347,7 +373,7 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
         // because with a status filter too the planner (without ANALYZE
         // statistics) would walk every message of that status instead.
         let from = "messages m INDEXED BY messages_chat_inbox";
-        return inbox_from_candidates(conn, from, &where_sql, &args, offset, limit);
+        return inbox_by_pass(conn, q, &pass(from, First::Count));
     }
     let from_sql = "messages m";
     let filtered = q.phone.is_some() || q.from.is_some() || q.until.is_some();
@@ -370,61 +396,223 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
     Ok((rows, total))
 }
 
-/// The search and by-chat paths of `inbox`: one pass over the candidates
-/// (`from_sql`: the trigram index's rows, the narrow text index, or the
-/// chats' index entries) that pass every filter counts the matches and keeps
-/// (created_at, seq) of the newest `offset + limit`, which give the page;
-/// then only the page's rows are read. (A count query plus a page query
-/// would run the index lookups and the LIKE checks twice; keeping every
-/// match would hold memory in proportion to them.) One read transaction,
-/// so the page and the total agree.
-fn inbox_from_candidates(
-    conn: &Connection,
-    from_sql: &str,
-    where_sql: &str,
-    args: &[rusqlite::types::Value],
-    offset: i64,
-    limit: i64,
-) -> DbResult<(Vec<Message>, i64)> {
-    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
-    let limit = usize::try_from(limit).unwrap_or(0);
+/// At most this many entries of the newest-first index are walked for a
+/// page (`walk_page`): each costs a row read (~1 µs), so a walk that fails
+/// wastes a few milliseconds, and one that succeeds replaces a pass over
+/// every match. (Small in tests, so that their few hundred messages take
+/// every path.)
+const WALK_ROWS: usize = if cfg!(test) { 60 } else { 4000 };
+
+#[cfg(test)]
+thread_local! {
+    /// How often each way of reading a page ran on this thread.
+    static PAGE_PATHS: std::cell::RefCell<HashMap<&'static str, usize>> = Default::default();
+}
+
+/// Counts a way of reading a page, for the tests that check each one ran.
+fn note_path(_path: &'static str) {
+    #[cfg(test)]
+    PAGE_PATHS.with(|p| *p.borrow_mut().entry(_path).or_default() += 1);
+}
+
+/// What a search or by-chat page tries first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum First {
+    /// The newest-first walk, unless this bound on the matches says it
+    /// cannot find the page within `WALK_ROWS` (None: no bound).
+    Walk(Option<i64>),
+    /// The exact count, which tells whether the walk would find the page.
+    Count,
+}
+
+/// The matches of a search or phone filter as the planner reads them:
+/// `SELECT … FROM {from_sql} WHERE {where_sql}` with `args`.
+struct Pass<'a> {
+    from_sql: &'static str,
+    where_sql: &'a str,
+    args: &'a [rusqlite::types::Value],
+    first: First,
+}
+
+/// The search and by-chat paths of `inbox`, in one read transaction (so the
+/// page and the total agree). Where matches are dense, the page comes from
+/// a walk of the newest messages that stops at the page's last match
+/// (`walk_page`), and the total from one `count(*)` over the pass, run
+/// inside SQLite. Where they are sparse (the walk would read too many rows
+/// or ran out of them), one pass over the matches counts them and keeps
+/// (created_at, seq) of the newest `offset + limit` in a heap
+/// (`heap_pass`). Either way only the page's rows are read whole.
+fn inbox_by_pass(conn: &Connection, q: &InboxQuery, pass: &Pass) -> DbResult<(Vec<Message>, i64)> {
+    let limit = usize::try_from(q.limit).unwrap_or(0);
+    let offset = usize::try_from(q.page.saturating_sub(1))
+        .unwrap_or(usize::MAX)
+        .saturating_mul(limit);
     let keep = offset.saturating_add(limit);
     let tx = read_snapshot(conn)?;
+    // Entries the walk's index holds; `need` of them are read to find `keep`
+    // matches among `matches`, if they are spread evenly.
+    let walked = inbox_count(&tx, q.status)?.max(1);
+    let need = |matches: i64| {
+        i64::try_from(keep)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(walked)
+            .checked_div(matches)
+            .unwrap_or(i64::MAX)
+    };
+    let worth_walking = |matches: i64| need(matches) <= WALK_ROWS as i64 / 2;
+    let count = || -> DbResult<i64> {
+        tx.prepare_cached(&format!(
+            "SELECT count(*) FROM {} WHERE {}",
+            pass.from_sql, pass.where_sql
+        ))?
+        .query_row(params_from_iter(pass.args.iter()), |r| r.get(0))
+    };
+    let found = match pass.first {
+        First::Walk(bound) if bound.is_none_or(worth_walking) => {
+            walk_page(&tx, q, keep)?.map(|walk| match walk {
+                Walk::Whole(seqs) => {
+                    let total = seqs.len() as i64;
+                    Ok((seqs, total))
+                }
+                Walk::Page(seqs) => count().map(|total| (seqs, total)),
+            })
+        }
+        First::Walk(_) => None,
+        First::Count => {
+            let total = count()?;
+            if total == 0 {
+                Some(Ok((Vec::new(), 0)))
+            } else if worth_walking(total) {
+                walk_page(&tx, q, keep)?.map(|walk| match walk {
+                    Walk::Whole(seqs) | Walk::Page(seqs) => Ok((seqs, total)),
+                })
+            } else {
+                None
+            }
+        }
+    };
+    let (seqs, total) = match found {
+        Some(found) => found?,
+        None => {
+            note_path("heap");
+            heap_pass(&tx, pass, keep)?
+        }
+    };
+    let mut by_seq = tx.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq = ?1"
+    ))?;
+    let rows = seqs
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|seq| by_seq.query_row([seq], message_from_row))
+        .collect::<DbResult<Vec<_>>>()?;
+    drop(by_seq);
+    tx.commit()?;
+    Ok((rows, total))
+}
+
+/// What `walk_page` found: the seqs of the newest matches, newest first.
+enum Walk {
+    /// The first `keep` matches; there may be more.
+    Page(Vec<i64>),
+    /// Every match (the walk reached the oldest message with fewer).
+    Whole(Vec<i64>),
+}
+
+/// The newest `keep` matches of `q` by walking the inbox newest first
+/// (`messages_inbox_all`, or `messages_inbox_status` for a status; the date
+/// range bounds the walk) and checking each message with the plain query's
+/// LIKEs, so it reads the page's rows and the ones between them and no
+/// index of the text. None when `WALK_ROWS` entries did not hold them: the
+/// matches are too sparse for this plan.
+fn walk_page(conn: &Connection, q: &InboxQuery, keep: usize) -> DbResult<Option<Walk>> {
+    let mut range = vec!["m.direction = 'incoming'"];
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut checks = Vec::new();
+    if let Some(term) = &q.search {
+        checks.push("m.message LIKE ? ESCAPE '\\'");
+        args.push(like_pattern(term).into());
+    }
+    if let Some(phone) = &q.phone {
+        checks.push("m.phone LIKE ? ESCAPE '\\'");
+        args.push(like_pattern(phone).into());
+    }
+    let index = match q.status {
+        Some(status) => {
+            range.push("m.reply_status = ?");
+            args.push(status.as_str().to_string().into());
+            "messages_inbox_status"
+        }
+        None => "messages_inbox_all",
+    };
+    if let Some(from) = q.from {
+        range.push("m.created_at >= ?");
+        args.push(from.into());
+    }
+    if let Some(until) = q.until {
+        range.push("m.created_at < ?");
+        args.push(until.into());
+    }
+    let check = if checks.is_empty() {
+        "1".to_string()
+    } else {
+        checks.join(" AND ")
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT m.seq, {check} FROM messages m INDEXED BY {index} WHERE {}
+         ORDER BY m.created_at DESC, m.seq DESC",
+        range.join(" AND ")
+    ))?;
+    let mut rows = stmt.query(params_from_iter(args.iter()))?;
+    let mut seqs = Vec::with_capacity(keep.min(WALK_ROWS));
+    let mut walked = 0;
+    while seqs.len() < keep {
+        let Some(row) = rows.next()? else {
+            note_path("walk to the end");
+            return Ok(Some(Walk::Whole(seqs)));
+        };
+        if row.get::<_, bool>(1)? {
+            seqs.push(row.get(0)?);
+        }
+        walked += 1;
+        if walked >= WALK_ROWS && seqs.len() < keep {
+            note_path("walk missed");
+            return Ok(None);
+        }
+    }
+    note_path("walk");
+    Ok(Some(Walk::Page(seqs)))
+}
+
+/// One pass over the matches that counts them and keeps (created_at, seq)
+/// of the newest `keep`: the seqs newest first, and the total. (A count
+/// query plus a page query would run the index lookups and the LIKE checks
+/// twice; keeping every match would hold memory in proportion to them.)
+fn heap_pass(conn: &Connection, pass: &Pass, keep: usize) -> DbResult<(Vec<i64>, i64)> {
     // The newest `keep` matches, the oldest of them on top.
     let mut newest: BinaryHeap<Reverse<(i64, i64)>> = BinaryHeap::new();
     let mut total = 0;
-    {
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT m.created_at, m.seq FROM {from_sql} WHERE {where_sql}"
-        ))?;
-        let mut rows = stmt.query(params_from_iter(args.iter()))?;
-        while let Some(row) = rows.next()? {
-            total += 1;
-            let key: (i64, i64) = (row.get(0)?, row.get(1)?);
-            if newest.len() < keep {
-                newest.push(Reverse(key));
-            } else if let Some(mut oldest) = newest.peek_mut()
-                && key > oldest.0
-            {
-                *oldest = Reverse(key);
-            }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT m.created_at, m.seq FROM {} WHERE {}",
+        pass.from_sql, pass.where_sql
+    ))?;
+    let mut rows = stmt.query(params_from_iter(pass.args.iter()))?;
+    while let Some(row) = rows.next()? {
+        total += 1;
+        let key: (i64, i64) = (row.get(0)?, row.get(1)?);
+        if newest.len() < keep {
+            newest.push(Reverse(key));
+        } else if let Some(mut oldest) = newest.peek_mut()
+            && key > oldest.0
+        {
+            *oldest = Reverse(key);
         }
     }
     // ORDER BY created_at DESC, seq DESC.
     let mut page: Vec<(i64, i64)> = newest.into_iter().map(|Reverse(k)| k).collect();
     page.sort_unstable_by(|a, b| b.cmp(a));
-    let mut by_seq = tx.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq = ?1"
-    ))?;
-    let rows = page
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|(_, seq)| by_seq.query_row([seq], message_from_row))
-        .collect::<DbResult<Vec<_>>>()?;
-    drop(by_seq);
-    tx.commit()?;
-    Ok((rows, total))
+    Ok((page.into_iter().map(|(_, seq)| seq).collect(), total))
 }
 
 /// Number of incoming messages with `status` (all of them for None), from the
@@ -579,7 +767,7 @@ mod tests {
             let size = inbox_count(&conn, None).unwrap();
             for term in ["café", "CAFÉ", "kelvin", "\u{212A}ELVIN"] {
                 let chosen = match search_plan(&conn, term, size).unwrap() {
-                    SearchPlan::Candidates(_) => "Candidates",
+                    SearchPlan::Candidates { .. } => "Candidates",
                     SearchPlan::Scan => "Scan",
                 };
                 assert_eq!(chosen, plan, "{term}");
@@ -847,7 +1035,7 @@ mod tests {
             }
             if let Some(t) = &q.search {
                 let plan = match search_plan(&conn, t, size).unwrap() {
-                    SearchPlan::Candidates(_) => "Candidates",
+                    SearchPlan::Candidates { .. } => "Candidates",
                     SearchPlan::Scan => "Scan",
                 };
                 *search_plans.entry(plan).or_insert(0) += 1;
@@ -871,6 +1059,11 @@ mod tests {
         }
         for plan in ["NoChat", "ByChat(trigrams)", "ByChat(like)", "Scan"] {
             assert!(phone_plans.get(plan) > Some(&20), "{phone_plans:?}");
+        }
+        // And each way of reading the page of a search or by-chat plan.
+        let paths = PAGE_PATHS.with(|p| p.borrow().clone());
+        for path in ["walk", "walk to the end", "walk missed", "heap"] {
+            assert!(paths.get(path) > Some(&20), "{paths:?}");
         }
     }
 }
