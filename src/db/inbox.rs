@@ -321,18 +321,37 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
         args.push(like_pattern(term).into());
     }
     let mut by_chat = false;
+    // The total of a by-chat plan with no other filter: the matching chats'
+    // kept counts of incoming messages added up (`chat_search.incoming`).
+    let mut kept_total = None;
+    let unfiltered = q.status.is_none() && q.from.is_none() && q.until.is_none();
     if let Some(phone) = &q.phone {
         let pattern = like_pattern(phone);
         match phone_plan(conn, phone, inbox_size)? {
             PhonePlan::NoChat => return Ok((Vec::new(), 0)),
             PhonePlan::ByChat(Some(query)) => {
                 clauses.push(CHATS_BY_TRIGRAMS);
-                args.push(query.into());
+                args.push(query.clone().into());
                 by_chat = true;
+                kept_total = unfiltered.then(|| {
+                    (
+                        "SELECT coalesce(sum(s.incoming), 0) FROM chats_fts
+                         CROSS JOIN chat_search s ON s.id = chats_fts.rowid
+                         WHERE chats_fts MATCH ?1 AND s.phone LIKE ?2 ESCAPE '\\'",
+                        vec![query.into(), pattern.clone().into()],
+                    )
+                });
             }
             PhonePlan::ByChat(None) => {
                 clauses.push(MATCHING_CHATS);
                 by_chat = true;
+                kept_total = unfiltered.then(|| {
+                    (
+                        "SELECT coalesce(sum(incoming), 0) FROM chat_search
+                         WHERE phone LIKE ?1 ESCAPE '\\'",
+                        vec![pattern.clone().into()],
+                    )
+                });
             }
             PhonePlan::Scan => clauses.push("m.phone LIKE ? ESCAPE '\\'"),
         }
@@ -354,6 +373,7 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
         where_sql: &where_sql,
         args: &args,
         first,
+        kept_total: None,
     };
     match search {
         Some(SearchPlan::Candidates { estimate, .. }) => {
@@ -373,7 +393,11 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
         // because with a status filter too the planner (without ANALYZE
         // statistics) would walk every message of that status instead.
         let from = "messages m INDEXED BY messages_chat_inbox";
-        return inbox_by_pass(conn, q, &pass(from, First::Count));
+        let pass = Pass {
+            kept_total,
+            ..pass(from, First::Count)
+        };
+        return inbox_by_pass(conn, q, &pass);
     }
     let from_sql = "messages m";
     let filtered = q.phone.is_some() || q.from.is_some() || q.until.is_some();
@@ -432,6 +456,9 @@ struct Pass<'a> {
     where_sql: &'a str,
     args: &'a [rusqlite::types::Value],
     first: First,
+    /// A query (and its arguments) that gives the total from kept counts,
+    /// without reading the matches.
+    kept_total: Option<(&'static str, Vec<rusqlite::types::Value>)>,
 }
 
 /// The search and by-chat paths of `inbox`, in one read transaction (so the
@@ -461,6 +488,12 @@ fn inbox_by_pass(conn: &Connection, q: &InboxQuery, pass: &Pass) -> DbResult<(Ve
     };
     let worth_walking = |matches: i64| need(matches) <= WALK_ROWS as i64 / 2;
     let count = || -> DbResult<i64> {
+        if let Some((sql, args)) = &pass.kept_total {
+            note_path("kept total");
+            return tx
+                .prepare_cached(sql)?
+                .query_row(params_from_iter(args.iter()), |r| r.get(0));
+        }
         tx.prepare_cached(&format!(
             "SELECT count(*) FROM {} WHERE {}",
             pass.from_sql, pass.where_sql
@@ -1062,7 +1095,13 @@ mod tests {
         }
         // And each way of reading the page of a search or by-chat plan.
         let paths = PAGE_PATHS.with(|p| p.borrow().clone());
-        for path in ["walk", "walk to the end", "walk missed", "heap"] {
+        for path in [
+            "walk",
+            "walk to the end",
+            "walk missed",
+            "heap",
+            "kept total",
+        ] {
             assert!(paths.get(path) > Some(&20), "{paths:?}");
         }
     }

@@ -39,7 +39,7 @@ pub type DbResult<T> = Result<T, DbError>;
 /// The schema, applied at start-up.
 const SCHEMA: &str = include_str!("../../schema.sql");
 /// `PRAGMA user_version` of a database `SCHEMA` has brought up to date.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Version 2 added the trigram search index `messages_fts` (schema.sql
 /// creates it, empty); an older database also indexes the messages it holds.
@@ -111,6 +111,17 @@ const COLUMNS_OF_7: [(&str, &str, &str); 1] = [(
 /// holds.
 const UPGRADE_TO_8: &str = "INSERT OR IGNORE INTO chat_search (phone) SELECT phone FROM chats;
      INSERT INTO chats_fts (chats_fts) VALUES ('optimize');";
+
+/// Columns version 9 added: each chat's incoming messages, counted.
+/// (Databases before version 8 have no `chat_search`; schema.sql creates it
+/// whole.)
+const COLUMNS_OF_9: [(&str, &str, &str); 1] =
+    [("chat_search", "incoming", "INTEGER NOT NULL DEFAULT 0")];
+
+/// Version 9 counts each chat's incoming messages (`chat_search.incoming`)
+/// for the rows it holds.
+const UPGRADE_TO_9: &str = "UPDATE chat_search SET incoming = (SELECT count(*) FROM messages
+         WHERE messages.phone = chat_search.phone AND direction = 'incoming');";
 
 /// Opens (creating if needed) the app database with the pragmas every
 /// connection needs: WAL, synchronous=FULL, foreign keys, a busy timeout.
@@ -229,6 +240,9 @@ pub fn migrate(conn: &Connection) -> DbResult<()> {
     if (1..7).contains(&version) {
         added.extend(COLUMNS_OF_7);
     }
+    if version == 8 {
+        added.extend(COLUMNS_OF_9);
+    }
     for (table, column, definition) in added {
         if !table_columns(&tx, table)?.iter().any(|c| c == column) {
             tx.execute_batch(&format!(
@@ -248,6 +262,9 @@ pub fn migrate(conn: &Connection) -> DbResult<()> {
     }
     if (1..8).contains(&version) {
         steps.push_str(UPGRADE_TO_8);
+    }
+    if (1..9).contains(&version) {
+        steps.push_str(UPGRADE_TO_9);
     }
     tx.execute_batch(&format!(
         "{SCHEMA}\n{steps}\nPRAGMA user_version = {SCHEMA_VERSION};"
@@ -366,6 +383,13 @@ mod testing {
         assert_eq!(
             phones("SELECT phone FROM chat_search ORDER BY 1"),
             phones("SELECT phone FROM chats ORDER BY 1")
+        );
+        assert_eq!(
+            counted("SELECT phone, incoming FROM chat_search WHERE incoming <> 0 ORDER BY 1"),
+            counted(
+                "SELECT phone, count(*) FROM messages WHERE direction = 'incoming'
+                 GROUP BY 1 ORDER BY 1"
+            )
         );
         let indexed: i64 = conn
             .query_row(
@@ -663,6 +687,63 @@ mod tests {
         let due = read_receipts_due(&conn, &["new".to_string()]).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].id, "new");
+    }
+
+    /// A version 8 database (no per-chat incoming counts) gains them, counted
+    /// from the rows it holds, and they follow later messages.
+    #[test]
+    fn upgrade_to_version_9_counts_each_chats_incoming_messages() {
+        let mut conn = open_memory().unwrap();
+        for (i, chat) in [
+            "4470001@s.whatsapp.net",
+            "4470001@s.whatsapp.net",
+            "4471002@s.whatsapp.net",
+        ]
+        .iter()
+        .enumerate()
+        {
+            store(
+                &mut conn,
+                &format!("m{i}"),
+                &incoming(&format!("W{i}"), chat, "hello"),
+                i as i64,
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "DROP TRIGGER messages_incoming_insert; DROP TRIGGER messages_incoming_delete;
+             DROP TRIGGER messages_incoming_update;
+             DROP TRIGGER chats_search_insert; DROP TRIGGER chats_search_delete;
+             CREATE TABLE old_search AS SELECT id, phone FROM chat_search;
+             DROP TABLE chat_search;
+             CREATE TABLE chat_search (id INTEGER PRIMARY KEY, phone TEXT NOT NULL UNIQUE);
+             INSERT INTO chat_search SELECT id, phone FROM old_search;
+             DROP TABLE old_search;
+             PRAGMA user_version = 8;",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        assert_kept_counts_are_exact(&conn);
+        let counts = |conn: &Connection| -> Vec<i64> {
+            conn.prepare("SELECT incoming FROM chat_search ORDER BY phone")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<DbResult<_>>()
+                .unwrap()
+        };
+        assert_eq!(counts(&conn), [2, 1]);
+        store(
+            &mut conn,
+            "m3",
+            &incoming("W3", "4471002@s.whatsapp.net", "hi"),
+            3,
+        )
+        .unwrap();
+        assert_eq!(counts(&conn), [2, 2]);
+        // Migrating again counts nothing twice.
+        migrate(&conn).unwrap();
+        assert_eq!(counts(&conn), [2, 2]);
     }
 
     /// A version 7 database (no chat index, no narrow text index) gains
