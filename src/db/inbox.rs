@@ -232,7 +232,7 @@ const CHAT_COST: i64 = 10;
 /// How to apply a phone filter.
 #[derive(Debug, PartialEq)]
 enum PhonePlan {
-    /// No chat matches: no message can.
+    /// No matching chat has an incoming message.
     NoChat,
     /// Few chats match: one pass over their entries in
     /// `messages_chat_inbox`, then only the page's rows; costs per matching
@@ -245,11 +245,16 @@ enum PhonePlan {
     Scan,
 }
 
+/// The incoming messages of the chats whose JID matches a pattern, from the
+/// kept counts: a LIKE over every chat.
+const SHORT_PHONE_TOTAL: &str =
+    "SELECT coalesce(sum(incoming), 0) FROM chat_search WHERE phone LIKE ?1 ESCAPE '\\'";
+
 /// Picks the cheaper way to filter by the phone `term`. With three or more
 /// characters, the trigram index of chat JIDs bounds the matching chats
-/// (the rarest trigram's frequency, remembered); a shorter term counts the
-/// matching chats' messages (both directions, an upper bound) in the
-/// `messages_chat` index after a LIKE over every chat.
+/// (the rarest trigram's frequency, remembered); for a shorter term the
+/// matching chats' kept counts of incoming messages are added up after a
+/// LIKE over every chat.
 fn phone_plan(conn: &Connection, term: &str, inbox: i64) -> DbResult<PhonePlan> {
     if let Some(c) = fts_candidates(conn, TrigramIndex::Chats, term)? {
         return Ok(if c.estimate.saturating_mul(CHAT_COST) <= inbox {
@@ -259,10 +264,7 @@ fn phone_plan(conn: &Connection, term: &str, inbox: i64) -> DbResult<PhonePlan> 
         });
     }
     let matching: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM messages
-             WHERE phone IN (SELECT phone FROM chats WHERE phone LIKE ?1 ESCAPE '\\')",
-        )?
+        .prepare_cached(SHORT_PHONE_TOTAL)?
         .query_row([like_pattern(term)], |r| r.get(0))?;
     Ok(if matching == 0 {
         PhonePlan::NoChat
@@ -345,13 +347,7 @@ pub fn inbox(conn: &Connection, q: &InboxQuery) -> DbResult<(Vec<Message>, i64)>
             PhonePlan::ByChat(None) => {
                 clauses.push(MATCHING_CHATS);
                 by_chat = true;
-                kept_total = unfiltered.then(|| {
-                    (
-                        "SELECT coalesce(sum(incoming), 0) FROM chat_search
-                         WHERE phone LIKE ?1 ESCAPE '\\'",
-                        vec![pattern.clone().into()],
-                    )
-                });
+                kept_total = unfiltered.then(|| (SHORT_PHONE_TOTAL, vec![pattern.clone().into()]));
             }
             PhonePlan::Scan => clauses.push("m.phone LIKE ? ESCAPE '\\'"),
         }
@@ -487,6 +483,10 @@ fn inbox_by_pass(conn: &Connection, q: &InboxQuery, pass: &Pass) -> DbResult<(Ve
             .unwrap_or(i64::MAX)
     };
     let worth_walking = |matches: i64| need(matches) <= WALK_ROWS as i64 / 2;
+    // A bound on the matches in the whole inbox: those of the status are
+    // about the status's share of them.
+    let inbox = inbox_count(&tx, None)?.max(1);
+    let share = |bound: i64| i128::from(bound) * i128::from(walked) / i128::from(inbox);
     let count = || -> DbResult<i64> {
         if let Some((sql, args)) = &pass.kept_total {
             note_path("kept total");
@@ -501,7 +501,9 @@ fn inbox_by_pass(conn: &Connection, q: &InboxQuery, pass: &Pass) -> DbResult<(Ve
         .query_row(params_from_iter(pass.args.iter()), |r| r.get(0))
     };
     let found = match pass.first {
-        First::Walk(bound) if bound.is_none_or(worth_walking) => {
+        First::Walk(bound)
+            if bound.is_none_or(|b| worth_walking(i64::try_from(share(b)).unwrap_or(i64::MAX))) =>
+        {
             walk_page(&tx, q, keep)?.map(|walk| match walk {
                 Walk::Whole(seqs) => {
                     let total = seqs.len() as i64;
