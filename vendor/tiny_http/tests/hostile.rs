@@ -223,12 +223,17 @@ fn a_client_that_never_reads_holds_no_handler_and_is_cut_off() {
     let started = Instant::now();
     let mut answered = 0;
     while let Some(rq) = server.recv_timeout(Duration::from_secs(5)).unwrap() {
+        let answer = Response::from_data(big.clone());
         let before = Instant::now();
-        rq.respond_detached(Response::from_data(big.clone()))
-            .unwrap();
+        rq.respond_detached(answer).unwrap();
+        // A respond that waited on this client would wait out the write
+        // deadline (`response_timeout`) once its buffers are full; one that
+        // hands the answer to the connection returns well before it, however
+        // busy the machine is.
         assert!(
-            before.elapsed() < Duration::from_millis(100),
-            "returns at once"
+            before.elapsed() < quick().response_timeout,
+            "returns without waiting on the client: {:?}",
+            before.elapsed()
         );
         answered += 1;
         assert!(started.elapsed() < Duration::from_secs(5));
