@@ -459,8 +459,9 @@ mod tests {
         total
     }
 
-    /// Pages of messages, chats, deliveries, audit rows and events, asked
-    /// for again and again, reuse their compiled statements.
+    /// Pages of messages (searched and filtered too), chats, deliveries,
+    /// audit rows and events, asked for again and again, reuse their
+    /// compiled statements.
     #[test]
     fn paged_queries_are_not_compiled_again_on_every_run() {
         let mut conn = open_memory().unwrap();
@@ -491,9 +492,15 @@ mod tests {
             status: Some(ReplyStatus::Unread),
             ..all.clone()
         };
+        let search = InboxQuery {
+            search: Some("hi".into()),
+            phone: Some("1".into()),
+            ..all.clone()
+        };
         for _ in 0..3 {
             assert_eq!(inbox(&conn, &all).unwrap().0.len(), 2);
             assert_eq!(inbox(&conn, &unread).unwrap().1, 3);
+            assert_eq!(inbox(&conn, &search).unwrap().1, 3);
             assert_eq!(
                 conversation_messages(&conn, "1@s", 1, 2).unwrap().0.len(),
                 2
