@@ -113,7 +113,10 @@ pub(super) fn conversation(doc: &mut Value, jid_or_number: &str) {
             "The name a document is sent with.") } }));
     reply["responses"]["400"] =
         err("missing message (and no file), not an incoming message, or a bad file");
-    reply["responses"]["413"] = err("the file is larger than MEDIA_MAX_BYTES");
+    reply["responses"]["413"] = err(
+        "the file is larger than MEDIA_MAX_BYTES, or the request body larger than \
+         MEDIA_MAX_BYTES as base64 plus 1 MiB (1 MiB when it carries no file)",
+    );
     reply["requestBody"]["content"]["multipart/form-data"] = json!({ "schema": { "type": "object", "properties": {
         "file": d(json!({ "type": "string", "format": "binary" }),
             "The file (its filename and content type are used; a type we cannot name goes as a document)."),
