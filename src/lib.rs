@@ -159,9 +159,31 @@ fn release_free_memory() {
     }
 }
 
+/// Gives glibc's allocator one arena for every thread, unless the operator
+/// chose a number with `MALLOC_ARENA_MAX`. By default glibc opens a new
+/// arena for each thread that finds the others' locked (up to 8 per core),
+/// and each arena keeps what its threads freed: sixteen connections of
+/// common-word searches at 100k messages left 16 arenas holding 39.6 MB,
+/// 5.1 MB of it in use, and took the peak to 48–52 MB. With one arena the
+/// peak was 38.5–39.1 MB, at the same CPU per request (each thread's
+/// cache of small blocks, glibc's tcache, takes most allocations without the
+/// arena's lock). Called before any thread starts; musl's allocator (the
+/// static build) has no arenas, so there this does nothing.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets the allocator's parameters under its own
+        // lock; no other thread of ours runs yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
+    }
+}
+
 /// `serve`: starts the server and runs until SIGTERM/SIGINT, or until a
 /// critical thread dies (then exits non-zero so the supervisor restarts us).
 fn serve(config: Config) -> Result<(), String> {
+    limit_malloc_arenas();
     let (signal_tx, signal_rx) = bounded::<i32>(4);
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
