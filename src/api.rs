@@ -135,7 +135,12 @@ fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
 pub fn reply(ctx: &mut Ctx, req: &Request, params: &[&str]) -> Result<Response, ApiError> {
     let parsed = crate::multipart::of(req, |head, content| {
         if head.name == "file" {
-            Ok(Some(store_file_part(ctx, head, content)?))
+            Ok(Some(ReplyFile::from_upload(
+                ctx,
+                head.content_type.as_deref(),
+                head.filename.as_deref(),
+                content,
+            )?))
         } else {
             Ok(None)
         }
@@ -234,28 +239,6 @@ fn reply_multipart(
     Ok(Response::ok(&replied.to_json()))
 }
 
-/// Streams a form's file part into `media/` as a reply's file: its content
-/// type if it names one (else `application/octet-stream`), its file name if
-/// it is a plain one. None for an empty part.
-pub fn store_file_part(
-    ctx: &Ctx,
-    head: &crate::multipart::PartHead,
-    content: &mut dyn Read,
-) -> Result<Option<ReplyFile>, ops::Error> {
-    let mime = head
-        .content_type
-        .clone()
-        .filter(|m| is_mime(m))
-        .unwrap_or_else(|| "application/octet-stream".into());
-    let filename = head.filename.clone().filter(|n| {
-        !n.is_empty()
-            && n.len() <= 255
-            && !n.contains(['/', '\\'])
-            && !n.chars().any(char::is_control)
-    });
-    ReplyFile::store(ctx, mime, filename, content)
-}
-
 /// The file of a JSON reply: `media_base64` with its `mime` and an
 /// optional `filename` (1 to 255 characters, no path), decoded as it is
 /// streamed into `media/`. The base64 text itself is part of the parsed
@@ -275,7 +258,7 @@ fn reply_file(ctx: &Ctx, body: &mut Map<String, Value>) -> Result<Option<ReplyFi
         return Ok(None);
     };
     let mime = match opt_string(body, "mime")? {
-        Some(m) if is_mime(&m) => m,
+        Some(m) if ops::messages::is_mime(&m) => m,
         Some(_) => {
             return Err(ApiError::bad(
                 "mime must be a media type such as image/jpeg",
@@ -320,21 +303,6 @@ impl<R: Read> Read for Base64Content<R> {
             )
         })
     }
-}
-
-/// `type/subtype`, optionally with parameters, as a content type is written.
-fn is_mime(m: &str) -> bool {
-    let base = m.split(';').next().unwrap_or("").trim();
-    let Some((kind, sub)) = base.split_once('/') else {
-        return false;
-    };
-    let token = |t: &str| {
-        !t.is_empty()
-            && t.len() <= 127
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-    };
-    token(kind) && token(sub) && m.len() <= 255 && !m.chars().any(char::is_control)
 }
 
 /// The `status` field of a body, as a reply status.

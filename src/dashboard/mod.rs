@@ -279,7 +279,12 @@ impl Form {
 /// Reads a form POST and checks its CSRF token (constant time): 403 without it.
 fn read_form(ctx: &Ctx, req: &Request) -> Result<Form, ApiError> {
     let parsed = crate::multipart::of(req, |head, content| {
-        Ok(crate::api::store_file_part(ctx, head, content))
+        Ok(ops::messages::ReplyFile::from_upload(
+            ctx,
+            head.content_type.as_deref(),
+            head.filename.as_deref(),
+            content,
+        ))
     });
     let form = match parsed {
         None => Form(req.form()?, None),

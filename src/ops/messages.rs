@@ -582,6 +582,21 @@ fn deliver_reply(
     Ok(replied(&row))
 }
 
+/// `type/subtype`, optionally with parameters, as a content type is written.
+pub fn is_mime(m: &str) -> bool {
+    let base = m.split(';').next().unwrap_or("").trim();
+    let Some((kind, sub)) = base.split_once('/') else {
+        return false;
+    };
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 127
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    token(kind) && token(sub) && m.len() <= 255 && !m.chars().any(char::is_control)
+}
+
 /// A file a reply carries, already streamed into `media/` from the
 /// request (hashed on the way, never whole in memory). Unless a reply row
 /// takes it (`keep`), the file is removed when this is dropped: a refused,
@@ -633,6 +648,27 @@ impl ReplyFile {
             filename,
         };
         Ok((file.size() > 0).then_some(file))
+    }
+
+    /// A form's file part as a reply's file: its content type if it names
+    /// one (else `application/octet-stream`), its file name if it is a
+    /// plain one (1 to 255 characters, no path, no control characters).
+    pub fn from_upload(
+        ctx: &Ctx,
+        content_type: Option<&str>,
+        filename: Option<&str>,
+        content: &mut dyn std::io::Read,
+    ) -> Result<Option<ReplyFile>, Error> {
+        let mime = content_type
+            .filter(|m| is_mime(m))
+            .unwrap_or("application/octet-stream");
+        let filename = filename.filter(|n| {
+            !n.is_empty()
+                && n.len() <= 255
+                && !n.contains(['/', '\\'])
+                && !n.chars().any(char::is_control)
+        });
+        ReplyFile::store(ctx, mime.into(), filename.map(Into::into), content)
     }
 
     pub fn size(&self) -> u64 {
