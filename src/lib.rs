@@ -159,23 +159,27 @@ fn release_free_memory() {
     }
 }
 
-/// Gives glibc's allocator one arena for every thread, unless the operator
-/// chose a number with `MALLOC_ARENA_MAX`. By default glibc opens a new
-/// arena for each thread that finds the others' locked (up to 8 per core),
-/// and each arena keeps what its threads freed: sixteen connections of
-/// common-word searches at 100k messages left 16 arenas holding 39.6 MB,
-/// 5.1 MB of it in use, and took the peak to 48–52 MB. With one arena the
-/// peak was 38.5–39.1 MB, at the same CPU per request (each thread's
-/// cache of small blocks, glibc's tcache, takes most allocations without the
-/// arena's lock). Called before any thread starts; musl's allocator (the
-/// static build) has no arenas, so there this does nothing.
+/// Gives glibc's allocator one arena per core, unless the operator chose a
+/// number with `MALLOC_ARENA_MAX`. By default glibc opens a new arena for
+/// each thread that finds the others' locked (up to 8 per core), and each
+/// arena keeps what its threads freed: sixteen connections of common-word
+/// searches at 100k messages left 16 arenas holding 39.6 MB, 5.1 MB of it in
+/// use, and took the peak to 47–52 MB. One arena for all threads kept the
+/// peak at 38–39 MB but made the workers queue on its lock: an inbox page
+/// cost 344–466 µs of CPU instead of 200–253 µs on an otherwise idle
+/// 2-core machine. One per core (no more threads can run at once) peaked at
+/// 42–46 MB at the CPU of the default (BENCHMARKS.md, "Memory"). Called
+/// before any thread starts; musl's allocator (the static build) has no
+/// arenas, so there this does nothing.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = i32::try_from(cores).unwrap_or(i32::MAX);
         // SAFETY: mallopt only sets the allocator's parameters under its own
         // lock; no other thread of ours runs yet.
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 1);
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
         }
     }
 }
