@@ -19,7 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 VENV=target/tools/kubernetes-validate
-if [ ! -x "$VENV/bin/kubernetes-validate" ]; then
+# A tool that no longer runs (the checkout moved: a venv's scripts name
+# their Python by absolute path) is installed again.
+if ! "$VENV/bin/kubernetes-validate" --help >/dev/null 2>&1; then
+    rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet 'kubernetes-validate>=1.37,<2'
 fi
