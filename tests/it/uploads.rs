@@ -60,6 +60,25 @@ fn media_entries(s: &TestServer) -> Vec<String> {
     names
 }
 
+/// Nothing was sent, no reply row stored beside the one incoming message
+/// from Alice, and no file left in `media/`.
+fn assert_nothing_sent_stored_or_left(s: &TestServer) {
+    assert!(sent_media(s).is_empty(), "nothing sent");
+    let chat = s
+        .get(&format!("/api/v1/conversations/{ALICE}/messages"))
+        .json();
+    assert_eq!(
+        chat["messages"].as_array().unwrap().len(),
+        1,
+        "nothing stored"
+    );
+    assert_eq!(
+        media_entries(s),
+        Vec::<String>::new(),
+        "no file left behind"
+    );
+}
+
 fn post_multipart(s: &TestServer, path: &str, content_type: &str, body: &[u8]) -> Resp {
     s.request(
         "POST",
@@ -237,20 +256,7 @@ fn a_file_over_media_max_bytes_is_413_with_nothing_stored_or_sent() {
     );
     assert_eq!(r.status, 413);
 
-    assert!(sent_media(&s).is_empty());
-    let chat = s
-        .get(&format!("/api/v1/conversations/{ALICE}/messages"))
-        .json();
-    assert_eq!(
-        chat["messages"].as_array().unwrap().len(),
-        1,
-        "nothing stored"
-    );
-    assert_eq!(
-        media_entries(&s),
-        Vec::<String>::new(),
-        "no file left behind"
-    );
+    assert_nothing_sent_stored_or_left(&s);
 }
 
 #[test]
@@ -278,20 +284,7 @@ fn a_malformed_upload_is_400_with_nothing_stored_or_sent() {
     let r = s.post(&path, &json!({ "media_base64": b64, "mime": "image/png" }));
     assert_eq!(r.status, 400, "{}", r.text);
     assert_eq!(r.json()["error"], "media_base64 is not valid base64");
-    assert!(sent_media(&s).is_empty());
-    let chat = s
-        .get(&format!("/api/v1/conversations/{ALICE}/messages"))
-        .json();
-    assert_eq!(
-        chat["messages"].as_array().unwrap().len(),
-        1,
-        "nothing stored"
-    );
-    assert_eq!(
-        media_entries(&s),
-        Vec::<String>::new(),
-        "no file left behind"
-    );
+    assert_nothing_sent_stored_or_left(&s);
 }
 
 #[test]
