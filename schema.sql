@@ -495,6 +495,40 @@ BEGIN
     ON CONFLICT (phone) DO UPDATE SET incoming = incoming + 1;
 END;
 
+-- Two numbers that grow whenever an incoming message changes in a way that
+-- can change which inbox filters it matches: `n` for its text, chat, time,
+-- direction or seq, a deletion, or an insert anywhere but after the newest
+-- seq; `status_n` for its reply status. While they stay the same, the only
+-- change to the inbox is new messages at the end, so a total counted before
+-- stays exact once the messages after it are added: the server keeps the
+-- totals of filtered pages this way (src/db/inbox/totals.rs), and a total
+-- with no status filter outlives status changes. Version 10.
+CREATE TABLE IF NOT EXISTS inbox_changes (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    n        INTEGER NOT NULL,
+    status_n INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO inbox_changes (id, n, status_n) VALUES (1, 0, 0);
+CREATE TRIGGER IF NOT EXISTS messages_changes_insert AFTER INSERT ON messages
+WHEN NEW.direction = 'incoming' AND NEW.seq < (SELECT max(seq) FROM messages) BEGIN
+    UPDATE inbox_changes SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_changes_delete AFTER DELETE ON messages
+WHEN OLD.direction = 'incoming' BEGIN
+    UPDATE inbox_changes SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_changes_update AFTER UPDATE ON messages
+WHEN (OLD.direction = 'incoming' OR NEW.direction = 'incoming')
+    AND (OLD.seq IS NOT NEW.seq OR OLD.direction IS NOT NEW.direction
+        OR OLD.message IS NOT NEW.message OR OLD.phone IS NOT NEW.phone
+        OR OLD.created_at IS NOT NEW.created_at) BEGIN
+    UPDATE inbox_changes SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS messages_status_changes AFTER UPDATE OF reply_status ON messages
+WHEN NEW.direction = 'incoming' AND OLD.reply_status IS NOT NEW.reply_status BEGIN
+    UPDATE inbox_changes SET status_n = status_n + 1;
+END;
+
 -- Display names of chats (a group's subject), as WhatsApp reports them.
 CREATE TABLE IF NOT EXISTS chat_names (
     -- Chat JID (messages.phone).

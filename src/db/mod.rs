@@ -39,7 +39,7 @@ pub type DbResult<T> = Result<T, DbError>;
 /// The schema, applied at start-up.
 const SCHEMA: &str = include_str!("../../schema.sql");
 /// `PRAGMA user_version` of a database `SCHEMA` has brought up to date.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Version 2 added the trigram search index `messages_fts` (schema.sql
 /// creates it, empty); an older database also indexes the messages it holds.

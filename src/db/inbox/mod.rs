@@ -11,6 +11,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
+use totals::Totals;
+
+mod totals;
 
 /// Filters of an inbox page. `status` None means every status.
 #[derive(Debug, Clone, Default)]
@@ -479,6 +482,15 @@ fn inbox_by_pass(conn: &Connection, q: &InboxQuery, pass: &Pass) -> DbResult<(Ve
         .saturating_mul(limit);
     let keep = offset.saturating_add(limit);
     let tx = read_snapshot(conn)?;
+    let totals = Totals::at(&tx, q)?;
+    // A total kept from an earlier page of the same filters (`totals`) is
+    // as good as a count.
+    let kept = totals.kept(&tx, q)?;
+    let first = if kept.is_some() {
+        First::Count
+    } else {
+        pass.first
+    };
     // Entries the walk's index holds; `need` of them are read to find `keep`
     // matches among `matches`, if they are spread evenly.
     let walked = inbox_count(&tx, q.status)?.max(1);
@@ -495,6 +507,9 @@ fn inbox_by_pass(conn: &Connection, q: &InboxQuery, pass: &Pass) -> DbResult<(Ve
     let inbox = inbox_count(&tx, None)?.max(1);
     let share = |bound: i64| i128::from(bound) * i128::from(walked) / i128::from(inbox);
     let count = || -> DbResult<i64> {
+        if let Some(total) = kept {
+            return Ok(total);
+        }
         if let Some((sql, args)) = &pass.kept_total {
             note_path("kept total");
             return tx
@@ -507,7 +522,7 @@ fn inbox_by_pass(conn: &Connection, q: &InboxQuery, pass: &Pass) -> DbResult<(Ve
         ))?
         .query_row(params_from_iter(pass.args.iter()), |r| r.get(0))
     };
-    let found = match pass.first {
+    let found = match first {
         First::Walk(bound)
             if bound.is_none_or(|b| worth_walking(i64::try_from(share(b)).unwrap_or(i64::MAX))) =>
         {
@@ -540,6 +555,7 @@ fn inbox_by_pass(conn: &Connection, q: &InboxQuery, pass: &Pass) -> DbResult<(Ve
             heap_pass(&tx, pass, keep)?
         }
     };
+    totals.keep(total);
     let mut by_seq = tx.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq = ?1"
     ))?;
