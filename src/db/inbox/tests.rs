@@ -589,3 +589,32 @@ fn a_status_change_keeps_totals_without_a_status_filter() {
     assert_eq!(kept(), before + 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Totals of very long terms are not kept: what is kept stays small
+/// whatever clients search for.
+#[test]
+fn a_long_search_term_keeps_no_total() {
+    let dir = std::env::temp_dir().join(format!("wa-inbox-{}", crate::auth::uuid_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut conn = connect(&dir.join("app.db")).unwrap();
+    migrate(&conn).unwrap();
+    let long = "refund ".repeat(40);
+    store(&mut conn, "m1", &incoming("w1", "1@s", &long), 1);
+    let kept = || PAGE_PATHS.with(|p| p.borrow().get("total kept").copied().unwrap_or(0));
+    let search = |term: &str| InboxQuery {
+        search: Some(term.into()),
+        page: 1,
+        limit: 2,
+        ..Default::default()
+    };
+    let before = kept();
+    for _ in 0..2 {
+        assert_eq!(inbox(&conn, &search(long.trim_end())).unwrap().1, 1);
+    }
+    assert_eq!(kept(), before);
+    for _ in 0..2 {
+        assert_eq!(inbox(&conn, &search("refund refund")).unwrap().1, 1);
+    }
+    assert_eq!(kept(), before + 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -55,6 +55,9 @@ impl Mark {
 
 /// Most totals kept (then it starts afresh); each is a few hundred bytes.
 const KEPT_MAX: usize = 1024;
+/// Filters with a longer search or phone term are not kept, so the kept
+/// totals stay under a megabyte whatever is searched.
+const TERM_MAX: usize = 256;
 
 /// The kept totals, for every worker (each has its own connection to the
 /// same file). In-memory databases are not kept: they have no name to tell
@@ -86,7 +89,10 @@ impl Totals {
                     last_seq: r.get(2)?,
                 })
             })?;
-        let filters = tx.path().filter(|p| !p.is_empty()).map(|db| Filters {
+        let short = |term: &Option<String>| term.as_ref().is_none_or(|t| t.len() <= TERM_MAX);
+        let keepable = short(&q.search) && short(&q.phone);
+        let db = tx.path().filter(|p| keepable && !p.is_empty());
+        let filters = db.map(|db| Filters {
             db: db.to_string(),
             status: q.status,
             search: q.search.clone(),
