@@ -255,15 +255,15 @@ const READ_RECEIPTS_DUE: &str =
 pub fn read_receipts_due(conn: &Connection, ids: &[String]) -> DbResult<Vec<ReadDue>> {
     let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
     conn.prepare_cached(READ_RECEIPTS_DUE)?
-    .query_map([list], |r| {
-        Ok(ReadDue {
-            id: r.get(0)?,
-            chat: r.get(1)?,
-            sender: r.get(2)?,
-            wa_id: r.get(3)?,
-        })
-    })?
-    .collect()
+        .query_map([list], |r| {
+            Ok(ReadDue {
+                id: r.get(0)?,
+                chat: r.get(1)?,
+                sender: r.get(2)?,
+                wa_id: r.get(3)?,
+            })
+        })?
+        .collect()
 }
 
 /// WhatsApp was told these messages were read.

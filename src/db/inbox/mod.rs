@@ -570,6 +570,46 @@ fn inbox_by_pass(conn: &Connection, q: &InboxQuery, pass: &Pass) -> DbResult<(Ve
     Ok((rows, total))
 }
 
+/// The plain query's filters over `messages m`, each with its arguments in
+/// order: `range`, the direction, status and dates (what an index of the
+/// inbox can bound), and `checks`, the LIKEs of the search and the phone.
+struct PlainFilters {
+    range: Vec<&'static str>,
+    range_args: Vec<rusqlite::types::Value>,
+    checks: Vec<&'static str>,
+    check_args: Vec<rusqlite::types::Value>,
+}
+
+fn plain_filters(q: &InboxQuery) -> PlainFilters {
+    let mut f = PlainFilters {
+        range: vec!["m.direction = 'incoming'"],
+        range_args: Vec::new(),
+        checks: Vec::new(),
+        check_args: Vec::new(),
+    };
+    if let Some(status) = q.status {
+        f.range.push("m.reply_status = ?");
+        f.range_args.push(status.as_str().to_string().into());
+    }
+    if let Some(from) = q.from {
+        f.range.push("m.created_at >= ?");
+        f.range_args.push(from.into());
+    }
+    if let Some(until) = q.until {
+        f.range.push("m.created_at < ?");
+        f.range_args.push(until.into());
+    }
+    if let Some(term) = &q.search {
+        f.checks.push("m.message LIKE (SELECT ?) ESCAPE '\\'");
+        f.check_args.push(like_pattern(term).into());
+    }
+    if let Some(phone) = &q.phone {
+        f.checks.push("m.phone LIKE (SELECT ?) ESCAPE '\\'");
+        f.check_args.push(like_pattern(phone).into());
+    }
+    f
+}
+
 /// What `walk_page` found: the seqs of the newest matches, newest first.
 enum Walk {
     /// The first `keep` matches; there may be more.
@@ -585,44 +625,24 @@ enum Walk {
 /// index of the text. None when `WALK_ROWS` entries did not hold them: the
 /// matches are too sparse for this plan.
 fn walk_page(conn: &Connection, q: &InboxQuery, keep: usize) -> DbResult<Option<Walk>> {
-    let mut range = vec!["m.direction = 'incoming'"];
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut checks = Vec::new();
-    if let Some(term) = &q.search {
-        checks.push("m.message LIKE (SELECT ?) ESCAPE '\\'");
-        args.push(like_pattern(term).into());
-    }
-    if let Some(phone) = &q.phone {
-        checks.push("m.phone LIKE (SELECT ?) ESCAPE '\\'");
-        args.push(like_pattern(phone).into());
-    }
+    let filters = plain_filters(q);
     let index = match q.status {
-        Some(status) => {
-            range.push("m.reply_status = ?");
-            args.push(status.as_str().to_string().into());
-            "messages_inbox_status"
-        }
+        Some(_) => "messages_inbox_status",
         None => "messages_inbox_all",
     };
-    if let Some(from) = q.from {
-        range.push("m.created_at >= ?");
-        args.push(from.into());
-    }
-    if let Some(until) = q.until {
-        range.push("m.created_at < ?");
-        args.push(until.into());
-    }
-    let check = if checks.is_empty() {
+    let check = if filters.checks.is_empty() {
         "1".to_string()
     } else {
-        checks.join(" AND ")
+        filters.checks.join(" AND ")
     };
+    let range = filters.range.join(" AND ");
+    // The checks come first in the statement's text, so their arguments do.
+    let args = filters.check_args.iter().chain(&filters.range_args);
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT m.seq, {check} FROM messages m INDEXED BY {index} WHERE {}
-         ORDER BY m.created_at DESC, m.seq DESC",
-        range.join(" AND ")
+        "SELECT m.seq, {check} FROM messages m INDEXED BY {index} WHERE {range}
+         ORDER BY m.created_at DESC, m.seq DESC"
     ))?;
-    let mut rows = stmt.query(params_from_iter(args.iter()))?;
+    let mut rows = stmt.query(params_from_iter(args))?;
     let mut seqs = Vec::with_capacity(keep.min(WALK_ROWS));
     let mut walked = 0;
     while seqs.len() < keep {

@@ -188,6 +188,17 @@ const PIECES: [&str; 26] = [
     "42",
 ];
 
+/// A database in a file of its own (kept totals are kept per file; an
+/// in-memory database has no name to keep them under), and its directory,
+/// which the test removes.
+fn file_db() -> (std::path::PathBuf, Connection) {
+    let dir = std::env::temp_dir().join(format!("wa-inbox-{}", crate::auth::uuid_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conn = connect(&dir.join("app.db")).unwrap();
+    migrate(&conn).unwrap();
+    (dir, conn)
+}
+
 fn random_text(rng: &mut Rng) -> String {
     (0..rng.below(9)).map(|_| rng.pick(&PIECES)).collect()
 }
@@ -234,12 +245,8 @@ fn reference_inbox(conn: &Connection, q: &InboxQuery) -> (Vec<String>, i64) {
 #[test]
 fn inbox_fast_paths_match_the_plain_query() {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
-    // A file, so that totals are kept (`totals`): in-memory databases have
-    // no name to keep them under.
-    let dir = std::env::temp_dir().join(format!("wa-inbox-{}", crate::auth::uuid_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut conn = connect(&dir.join("app.db")).unwrap();
-    migrate(&conn).unwrap();
+    // A file, so that totals are kept.
+    let (dir, mut conn) = file_db();
     let phones = [
         "15551@s.whatsapp.net",
         "15552@s.whatsapp.net",
@@ -516,10 +523,7 @@ fn inbox_fast_paths_match_the_plain_query() {
 /// kept totals must be counted again, not added to.
 #[test]
 fn a_kept_total_is_counted_again_after_an_insert_below_the_newest_seq() {
-    let dir = std::env::temp_dir().join(format!("wa-inbox-{}", crate::auth::uuid_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut conn = connect(&dir.join("app.db")).unwrap();
-    migrate(&conn).unwrap();
+    let (dir, mut conn) = file_db();
     for i in 1..=5 {
         store(
             &mut conn,
@@ -554,10 +558,7 @@ fn a_kept_total_is_counted_again_after_an_insert_below_the_newest_seq() {
 /// total is counted again.
 #[test]
 fn a_status_change_keeps_totals_without_a_status_filter() {
-    let dir = std::env::temp_dir().join(format!("wa-inbox-{}", crate::auth::uuid_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut conn = connect(&dir.join("app.db")).unwrap();
-    migrate(&conn).unwrap();
+    let (dir, mut conn) = file_db();
     for i in 1..=5 {
         store(
             &mut conn,
@@ -594,10 +595,7 @@ fn a_status_change_keeps_totals_without_a_status_filter() {
 /// whatever clients search for.
 #[test]
 fn a_long_search_term_keeps_no_total() {
-    let dir = std::env::temp_dir().join(format!("wa-inbox-{}", crate::auth::uuid_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut conn = connect(&dir.join("app.db")).unwrap();
-    migrate(&conn).unwrap();
+    let (dir, mut conn) = file_db();
     let long = "refund ".repeat(40);
     store(&mut conn, "m1", &incoming("w1", "1@s", &long), 1);
     let kept = || PAGE_PATHS.with(|p| p.borrow().get("total kept").copied().unwrap_or(0));

@@ -13,7 +13,7 @@
 //! kept total plus the matches among those new messages is exact; when it
 //! has moved, the total is counted again in full.
 
-use super::{InboxQuery, like_pattern, note_path};
+use super::{InboxQuery, note_path, plain_filters};
 use crate::db::DbResult;
 use crate::status::ReplyStatus;
 use rusqlite::{Connection, params_from_iter};
@@ -148,31 +148,19 @@ impl Totals {
 /// filters over that range of the table's own order (NOT INDEXED, so that
 /// no index of a filter, say the status's, is walked whole instead).
 fn count_after(tx: &Connection, q: &InboxQuery, seq: i64) -> DbResult<i64> {
-    let mut clauses = vec!["m.seq > ?", "m.direction = 'incoming'"];
-    let mut args: Vec<rusqlite::types::Value> = vec![seq.into()];
-    if let Some(status) = q.status {
-        clauses.push("m.reply_status = ?");
-        args.push(status.as_str().to_string().into());
-    }
-    if let Some(term) = &q.search {
-        clauses.push("m.message LIKE (SELECT ?) ESCAPE '\\'");
-        args.push(like_pattern(term).into());
-    }
-    if let Some(phone) = &q.phone {
-        clauses.push("m.phone LIKE (SELECT ?) ESCAPE '\\'");
-        args.push(like_pattern(phone).into());
-    }
-    if let Some(from) = q.from {
-        clauses.push("m.created_at >= ?");
-        args.push(from.into());
-    }
-    if let Some(until) = q.until {
-        clauses.push("m.created_at < ?");
-        args.push(until.into());
-    }
+    let f = plain_filters(q);
+    let clauses: Vec<&str> = ["m.seq > ?"]
+        .into_iter()
+        .chain(f.range)
+        .chain(f.checks)
+        .collect();
+    let args = [seq.into()]
+        .into_iter()
+        .chain(f.range_args)
+        .chain(f.check_args);
     tx.prepare_cached(&format!(
         "SELECT count(*) FROM messages m NOT INDEXED WHERE {}",
         clauses.join(" AND ")
     ))?
-    .query_row(params_from_iter(args.iter()), |r| r.get(0))
+    .query_row(params_from_iter(args), |r| r.get(0))
 }
