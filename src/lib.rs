@@ -148,8 +148,8 @@ const TRIM_EVERY: Duration = Duration::from_secs(30);
 /// a search's matches) stays resident after the load that needed it: 8 s of
 /// common-word searches left 48.0 MB, the next trim 36.9 MB. (Under steady
 /// load the arenas refill within seconds; this is for the quiet after.)
-/// musl's allocator (the static build) returns memory by itself; there this
-/// does nothing.
+/// The static build's allocator (mimalloc) gives unused pages back by
+/// itself; there this does nothing.
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only takes the allocator's own locks; it is safe
@@ -169,8 +169,8 @@ fn release_free_memory() {
 /// cost 344–466 µs of CPU instead of 200–253 µs on an otherwise idle
 /// 2-core machine. One per core (no more threads can run at once) peaked at
 /// 42–46 MB at the CPU of the default (BENCHMARKS.md, "Memory"). Called
-/// before any thread starts; musl's allocator (the static build) has no
-/// arenas, so there this does nothing.
+/// before any thread starts; the static build's allocator (mimalloc, a
+/// heap per thread) has no arenas to limit, so there this does nothing.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

@@ -177,6 +177,13 @@ check "$(curl -s -H "$H" "$BASE/api/v1/status")" 'j["backend"] == "simulator"'
 "${ENGINE[@]}" healthcheck run "$NAME-1" || fail "the image's HEALTHCHECK does not pass"
 ids=$(process_ids "$NAME-1")
 [ "$ids" = "$uid $uid $gid $gid" ] || fail "the server runs as '$ids', not $uid:$gid"
+# The static binary's allocator keeps transparent huge pages off for the
+# process (src/main.rs), or its memory would be resident 2 MiB at a time.
+pid=$("${ENGINE[@]}" inspect --format '{{.State.Pid}}' "$NAME-1")
+if grep -q '^THP_enabled:' "/proc/$pid/status"; then
+    grep -q '^THP_enabled:[[:space:]]*0$' "/proc/$pid/status" ||
+        fail "transparent huge pages are on for the server: $(grep THP_enabled "/proc/$pid/status")"
+fi
 check "$(curl -s -H "$H" -H 'Content-Type: application/json' "$BASE/api/v1/simulator/messages" \
     -d '{"from":"15551234567@s.whatsapp.net","text":"Still here after a restart?","id":"container-test-1"}')" \
     'j["wa_id"] == "container-test-1"'
