@@ -268,10 +268,7 @@ fn reply_file(ctx: &Ctx, body: &mut Map<String, Value>) -> Result<Option<ReplyFi
     };
     let filename = opt_string(body, "filename")?;
     if let Some(name) = &filename
-        && (name.is_empty()
-            || name.len() > 255
-            || name.contains(['/', '\\'])
-            || name.chars().any(char::is_control))
+        && !ops::messages::is_plain_filename(name)
     {
         return Err(ApiError::bad(
             "filename must be 1 to 255 characters, without a path",

@@ -597,6 +597,12 @@ pub fn is_mime(m: &str) -> bool {
     token(kind) && token(sub) && m.len() <= 255 && !m.chars().any(char::is_control)
 }
 
+/// A file name a reply's document can be sent with: 1 to 255 bytes, no
+/// path, no control characters.
+pub fn is_plain_filename(n: &str) -> bool {
+    !n.is_empty() && n.len() <= 255 && !n.contains(['/', '\\']) && !n.chars().any(char::is_control)
+}
+
 /// A file a reply carries, already streamed into `media/` from the
 /// request (hashed on the way, never whole in memory). Unless a reply row
 /// takes it (`keep`), the file is removed when this is dropped: a refused,
@@ -652,7 +658,7 @@ impl ReplyFile {
 
     /// A form's file part as a reply's file: its content type if it names
     /// one (else `application/octet-stream`), its file name if it is a
-    /// plain one (1 to 255 characters, no path, no control characters).
+    /// plain one (`is_plain_filename`; else none).
     pub fn from_upload(
         ctx: &Ctx,
         content_type: Option<&str>,
@@ -662,12 +668,7 @@ impl ReplyFile {
         let mime = content_type
             .filter(|m| is_mime(m))
             .unwrap_or("application/octet-stream");
-        let filename = filename.filter(|n| {
-            !n.is_empty()
-                && n.len() <= 255
-                && !n.contains(['/', '\\'])
-                && !n.chars().any(char::is_control)
-        });
+        let filename = filename.filter(|n| is_plain_filename(n));
         ReplyFile::store(ctx, mime.into(), filename.map(Into::into), content)
     }
 
@@ -744,6 +745,25 @@ fn replied(row: &db::Message) -> Replied {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both ways a reply names its file (JSON `filename`, a form's file
+    /// part) take the same names.
+    #[test]
+    fn a_file_name_is_plain_or_not_taken() {
+        for name in ["invoice.pdf", "Factura nº 7.pdf", "x", &"a".repeat(255)] {
+            assert!(is_plain_filename(name), "{name}");
+        }
+        for name in [
+            "",
+            "../x.png",
+            "a/b.pdf",
+            "a\\b.pdf",
+            "a\nb.pdf",
+            &"a".repeat(256),
+        ] {
+            assert!(!is_plain_filename(name), "{name:?}");
+        }
+    }
 
     #[test]
     fn chats_are_named_by_number_or_jid() {
