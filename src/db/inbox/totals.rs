@@ -148,6 +148,13 @@ impl Totals {
 /// filters over that range of the table's own order (NOT INDEXED, so that
 /// no index of a filter, say the status's, is walked whole instead).
 fn count_after(tx: &Connection, q: &InboxQuery, seq: i64) -> DbResult<i64> {
+    let (sql, args) = count_after_sql(q, seq);
+    tx.prepare_cached(&sql)?
+        .query_row(params_from_iter(args), |r| r.get(0))
+}
+
+/// `count_after`'s statement and its arguments.
+pub(super) fn count_after_sql(q: &InboxQuery, seq: i64) -> (String, Vec<rusqlite::types::Value>) {
     let f = plain_filters(q);
     let clauses: Vec<&str> = ["m.seq > ?"]
         .into_iter()
@@ -157,10 +164,13 @@ fn count_after(tx: &Connection, q: &InboxQuery, seq: i64) -> DbResult<i64> {
     let args = [seq.into()]
         .into_iter()
         .chain(f.range_args)
-        .chain(f.check_args);
-    tx.prepare_cached(&format!(
-        "SELECT count(*) FROM messages m NOT INDEXED WHERE {}",
-        clauses.join(" AND ")
-    ))?
-    .query_row(params_from_iter(args), |r| r.get(0))
+        .chain(f.check_args)
+        .collect();
+    (
+        format!(
+            "SELECT count(*) FROM messages m NOT INDEXED WHERE {}",
+            clauses.join(" AND ")
+        ),
+        args,
+    )
 }
