@@ -183,17 +183,19 @@ struct Single {
 fn single_client(base: &str, path: &str) -> Result<Single, String> {
     let mut times = Vec::new();
     let mut total = 0;
-    let warm = format!("{base}{path}&endDate=2099-12-31");
-    api_get(&ureq::Agent::new_with_defaults(), &warm)?;
-    for _ in 0..4 {
-        // A fresh agent: a new connection each time, as curl makes.
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+    // A fresh agent for each request: a new connection each time, as curl
+    // makes.
+    let agent = || -> ureq::Agent {
+        ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
-            .into();
+            .into()
+    };
+    api_get(&agent(), &format!("{base}{path}&endDate=2099-12-31"))?;
+    for _ in 0..4 {
         let started = Instant::now();
-        let v = api_get(&agent, &format!("{base}{path}"))?;
+        let v = api_get(&agent(), &format!("{base}{path}"))?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         total = v["pagination"]["total"].as_i64().unwrap_or(-1);
     }
